@@ -1,0 +1,79 @@
+"""The public calls. Thin: each one builds an `Execution` and consumes it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from ._run import Execution, TaskStream
+from .config import CCExecutorConfig
+from .result import TaskResult
+
+__all__ = ["cc_execute", "cc_execute_sync", "cc_run", "cc_run_sync", "cc_stream"]
+
+_T = TypeVar("_T")
+
+
+def _config(config: CCExecutorConfig | None, overrides: dict[str, Any]) -> CCExecutorConfig:
+    return (config or CCExecutorConfig()).with_overrides(**overrides)
+
+
+def cc_stream(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskStream:
+    """Run `task` and yield its typed events live; `stream.result` holds the TaskResult after.
+
+    Raises `ConfigError` / `CLINotFoundError` at once if nothing can start.
+    Use it as `async with cc_stream(task) as stream: async for event in stream: ...`.
+    """
+    return TaskStream(Execution(task, _config(config, overrides)))
+
+
+async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskResult:
+    """Run `task` and return its `TaskResult`, successful or not.
+
+    Raises only when nothing could start (`ConfigError`, `CLINotFoundError`);
+    a task that started and failed has `success=False` and `error` set.
+    """
+    execution = Execution(task, _config(config, overrides))
+    batches = execution.batches()
+    try:
+        async for _ in batches:
+            pass
+    finally:
+        await batches.aclose()
+    assert execution.result is not None
+    return execution.result
+
+
+async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> str:
+    """Run `task` and return the final answer text; raise the typed `TaskFailedError` on failure.
+
+    The full `TaskResult` is on `error.result`.
+    """
+    result = await cc_run(task, config, **overrides)
+    result.raise_for_error()
+    return result.output
+
+
+def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        # Ctrl-C: asyncio.run cancels the task, whose cleanup ends the CLI and its
+        # tool processes, then raises KeyboardInterrupt here.
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError(
+        "cc_*_sync cannot run inside a running event loop; use `await cc_execute(...)` / "
+        "`await cc_run(...)` there instead"
+    )
+
+
+def cc_execute_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> str:
+    """`cc_execute` for scripts without an event loop."""
+    return _run_sync(cc_execute(task, config, **overrides))
+
+
+def cc_run_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskResult:
+    """`cc_run` for scripts without an event loop."""
+    return _run_sync(cc_run(task, config, **overrides))

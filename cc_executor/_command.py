@@ -1,0 +1,166 @@
+"""Config → command line + environment. Pure functions: no process is started here."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import CCExecutorConfig
+from .errors import CLINotFoundError, ConfigError
+
+# Every process a task starts inherits this variable; it is how the process layer
+# finds them again, wherever they were re-parented to (see _process.py).
+MARKER_VAR = "CC_EXECUTOR_EXECUTION"
+
+PINNED_CLI_VERSION = "2.1.328"
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+_ALWAYS_SECRET = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+# Inherited variables are masked only when long enough to be a credential, so a
+# stray KEY=1 in the environment does not blank every "1" of a transcript.
+_MIN_INHERITED_SECRET_LEN = 8
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    secrets: tuple[str, ...]
+
+    def masked_argv(self) -> list[str]:
+        return [mask(arg, self.secrets) for arg in self.argv]
+
+
+def find_cli(config: CCExecutorConfig, environ: Mapping[str, str] | None = None) -> str:
+    """`cli_path`, then $CC_EXECUTOR_CLI, then `claude` on PATH."""
+    environ = os.environ if environ is None else environ
+    for source, candidate in (
+        ("cli_path", str(config.cli_path) if config.cli_path else None),
+        ("CC_EXECUTOR_CLI", environ.get("CC_EXECUTOR_CLI")),
+    ):
+        if candidate:
+            path = Path(candidate).expanduser()
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+            found = shutil.which(candidate, path=environ.get("PATH"))
+            if found:
+                return found
+            raise CLINotFoundError(
+                f"The Claude Code CLI given by {source} ({candidate}) does not exist or is not "
+                f"executable. Fix the path, or install the CLI: "
+                f"npm install -g @anthropic-ai/claude-code@{PINNED_CLI_VERSION}"
+            )
+    found = shutil.which("claude", path=environ.get("PATH"))
+    if found:
+        return found
+    raise CLINotFoundError(
+        "The Claude Code CLI (`claude`) was not found on PATH. Install it with "
+        f"`npm install -g @anthropic-ai/claude-code@{PINNED_CLI_VERSION}`, or point "
+        "cli_path= or $CC_EXECUTOR_CLI at the executable."
+    )
+
+
+def build_command(
+    config: CCExecutorConfig,
+    execution_uuid: str,
+    environ: Mapping[str, str] | None = None,
+    euid: int | None = None,
+) -> Command:
+    environ = os.environ if environ is None else environ
+    cli = find_cli(config, environ)
+    cwd = (config.cwd or Path.cwd()).absolute()
+    if not cwd.is_dir():
+        raise ConfigError(
+            f"cwd {str(cwd)!r} is not an existing directory; create it or pass another cwd",
+            field="cwd",
+        )
+    env = {k: v for k, v in environ.items() if k != "CLAUDECODE"}
+    env.update(config.env)
+    env[MARKER_VAR] = execution_uuid
+    _check_root_bypass(config, env, os.geteuid() if euid is None else euid)
+    return Command(
+        argv=[cli, *build_args(config)],
+        env=env,
+        cwd=cwd,
+        secrets=secret_values(config.env, environ),
+    )
+
+
+def build_args(config: CCExecutorConfig) -> list[str]:
+    args = ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
+    args += ["--permission-mode", config.permission_mode]
+    optional: list[tuple[str, object]] = [
+        ("--model", config.model),
+        ("--fallback-model", config.fallback_model),
+        ("--max-turns", config.max_turns),
+        ("--max-budget-usd", config.max_budget_usd),
+        ("--system-prompt", config.system_prompt),
+        ("--append-system-prompt", config.append_system_prompt),
+        ("--mcp-config", config.mcp_config_arg()),
+        ("--resume", config.resume),
+    ]
+    for flag, value in optional:
+        if value is not None:
+            args += [flag, str(value)]
+    # Variadic flags take one value each time, so a tool name can never be
+    # mistaken for the prompt or the next flag.
+    for tool in config.allowed_tools or ():
+        args += ["--allowedTools", tool]
+    for tool in config.disallowed_tools or ():
+        args += ["--disallowedTools", tool]
+    for directory in config.add_dirs:
+        args += ["--add-dir", str(Path(directory).absolute())]
+    args += config.extra_args
+    return args
+
+
+def _check_root_bypass(config: CCExecutorConfig, env: Mapping[str, str], euid: int) -> None:
+    bypass = config.permission_mode == "bypassPermissions" or (
+        "--dangerously-skip-permissions" in config.extra_args
+    )
+    if bypass and euid == 0 and env.get("IS_SANDBOX") != "1":
+        raise ConfigError(
+            "permission_mode='bypassPermissions' is refused by the CLI when running as root. "
+            "Run as a normal user, or — only inside a sandbox you trust — opt in with "
+            "env={'IS_SANDBOX': '1'}, or use a narrower mode such as 'acceptEdits' with "
+            "allowed_tools.",
+            field="permission_mode",
+        )
+
+
+def secret_values(extra_env: Mapping[str, str], environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Values that must never reach a transcript, longest first."""
+    found: set[str] = set()
+    for name, value in extra_env.items():
+        if value and (name in _ALWAYS_SECRET or _SECRET_NAME.search(name)):
+            found.add(value)
+    for name, value in environ.items():
+        if not value:
+            continue
+        if name in _ALWAYS_SECRET or (
+            _SECRET_NAME.search(name) and len(value) >= _MIN_INHERITED_SECRET_LEN
+        ):
+            found.add(value)
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+MASK = "[REDACTED]"
+
+
+def mask(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def mask_bytes(data: bytes, secrets: tuple[bytes, ...]) -> bytes:
+    for secret in secrets:
+        if secret in data:
+            data = data.replace(secret, MASK.encode())
+    return data

@@ -1,0 +1,444 @@
+"""The process layer: spawn the CLI, read its output, watch it, end it and everything it started.
+
+How processes are tracked (and why not a child subreaper)
+---------------------------------------------------------
+The CLI runs each Bash tool command in a session of its own, and a command
+left in the background stops being the CLI's descendant once its shell exits
+(Linux re-parents it to pid 1). Walking the CLI's process tree therefore misses
+exactly the processes that matter. Instead every task's environment carries a
+marker, ``CC_EXECUTOR_EXECUTION=<execution_uuid>``, which every process it
+starts inherits; ``/proc/<pid>/environ`` finds them all, whatever their parent,
+session or process group. A descendant walk from the CLI is added on top, for
+the rare program that scrubs its environment while the CLI is still alive.
+
+A child subreaper (``PR_SET_CHILD_SUBREAPER``) would also catch orphans, but it
+changes the whole host process for good: every orphan of every library in it
+becomes our child, and ours to reap. The marker has no such side effect. Its
+limit: a process that clears its own environment *and* detaches from the tree
+escapes it. Off Linux (no /proc) only the CLI's process group is ended.
+
+Ending a task: SIGTERM to the CLI (it ends its own tool processes), `kill_grace`
+seconds, then SIGKILL to the CLI, its process group and every marked process;
+then wait until they are gone. After a normal exit, leftover marked processes
+get SIGTERM, a short grace and SIGKILL, unless ``keep_background_processes``.
+
+If the Python process dies, even by SIGKILL, the kernel sends the CLI SIGTERM
+(``PR_SET_PDEATHSIG``); the CLI then ends its own tool processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+
+from ._command import MARKER_VAR, Command
+from ._log import logger
+from .result import StopReason
+
+__all__ = ["CLIProcess", "find_marked_processes", "process_alive"]
+
+_IS_LINUX = sys.platform.startswith("linux")
+_CHUNK = 1 << 20
+_STREAM_LIMIT = 1 << 20
+MAX_LINE_BYTES = 256 << 20
+STDERR_TAIL_BYTES = 64 << 10
+_EOF_GRACE = 2.0  # seconds to wait for stdout EOF once the CLI has exited
+_SWEEP_GRACE = 1.0  # SIGTERM → SIGKILL for leftovers after a normal exit
+_GONE_TIMEOUT = 5.0
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    if not _IS_LINUX:
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:  # runs in the child between fork and exec
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class CLIProcess:
+    """One running CLI process with its watchdog. Created by `start`."""
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        command: Command,
+        marker: str,
+        *,
+        timeout: float,
+        idle_timeout: float | None,
+        kill_grace: float,
+        result_exit_grace: float,
+        keep_background: bool,
+    ) -> None:
+        self._proc = proc
+        self.pid = proc.pid
+        self._command = command
+        self._marker = f"{MARKER_VAR}={marker}".encode()
+        self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
+        self._deadline = now + timeout
+        self._idle_timeout = idle_timeout
+        self._kill_grace = kill_grace
+        self._result_exit_grace = result_exit_grace
+        self._keep_background = keep_background
+        self.last_output = now
+        self._result_at: float | None = None
+        self.stopped_by: StopReason | None = None  # set once, by whoever ends the CLI
+        self._stderr = bytearray()
+        self._wake = asyncio.Event()
+        self._known_pids: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._terminating: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        command: Command,
+        stdin: bytes,
+        marker: str,
+        *,
+        timeout: float,
+        idle_timeout: float | None,
+        kill_grace: float,
+        result_exit_grace: float,
+        keep_background: bool,
+    ) -> CLIProcess:
+        proc = await asyncio.create_subprocess_exec(
+            *command.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=command.cwd,
+            env=command.env,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, not the CLI
+            preexec_fn=_pdeathsig_preexec(),  # only prctl: safe between fork and exec
+            limit=_STREAM_LIMIT,
+        )
+        logger.debug("started CLI pid {} in {}", proc.pid, command.cwd)
+        self = cls(
+            proc,
+            command,
+            marker,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
+            kill_grace=kill_grace,
+            result_exit_grace=result_exit_grace,
+            keep_background=keep_background,
+        )
+        self._tasks = [
+            asyncio.create_task(self._write_stdin(stdin)),
+            asyncio.create_task(self._read_stderr()),
+            asyncio.create_task(self._watch()),
+        ]
+        return self
+
+    # -- reading ---------------------------------------------------------------
+
+    async def blocks(self) -> AsyncIterator[tuple[bytes, bool]]:
+        """Yield `(block, parse)`: `block` is one or more complete lines ending in b"\\n".
+
+        `parse` is False for pieces of a line longer than MAX_LINE_BYTES, which
+        are passed on (for the transcript) but not parsed.
+        """
+        stdout = self._proc.stdout
+        assert stdout is not None
+        pending = bytearray()
+        oversized = False
+        loop_time = self._loop.time
+        while True:
+            data = await stdout.read(_CHUNK)
+            if not data:
+                break
+            self.last_output = loop_time()
+            cut = data.rfind(b"\n")
+            if oversized:
+                head = data if cut < 0 else data[: data.find(b"\n") + 1]
+                yield head, False
+                if cut < 0:
+                    continue
+                oversized = False
+                data = data[len(head) :]
+                cut = data.rfind(b"\n")
+            if cut < 0:
+                pending += data
+                if len(pending) > MAX_LINE_BYTES:
+                    logger.warning("a stdout line exceeds {} bytes; not parsing it", MAX_LINE_BYTES)
+                    yield bytes(pending), False
+                    pending.clear()
+                    oversized = True
+                continue
+            if pending:
+                pending += data[: cut + 1]
+                block = bytes(pending)
+                pending.clear()
+            else:
+                block = data[: cut + 1] if cut + 1 < len(data) else data
+            pending += data[cut + 1 :]
+            yield block, True
+        if pending:  # a last line without a newline
+            yield bytes(pending) + b"\n", not oversized
+
+    async def _read_stderr(self) -> None:
+        stderr = self._proc.stderr
+        assert stderr is not None
+        tail = self._stderr
+        while data := await stderr.read(_CHUNK):
+            tail += data
+            if len(tail) > 2 * STDERR_TAIL_BYTES:
+                del tail[: len(tail) - STDERR_TAIL_BYTES]
+
+    @property
+    def stderr_tail(self) -> str:
+        return bytes(self._stderr[-STDERR_TAIL_BYTES:]).decode("utf-8", "replace")
+
+    async def _write_stdin(self, data: bytes) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write(data)
+            await stdin.drain()
+            stdin.close()
+            await stdin.wait_closed()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            logger.debug("CLI closed stdin early: {}", exc)
+
+    # -- watching --------------------------------------------------------------
+
+    def result_seen(self) -> None:
+        """The CLI printed its result: from now on it has `result_exit_grace` s to exit."""
+        if self._result_at is None:
+            self._result_at = self._loop.time()
+            self._wake.set()
+
+    def request_stop(self, reason: StopReason) -> None:
+        """End the CLI as soon as possible (from the reading side, e.g. on a 401)."""
+        if self.stopped_by is None:
+            self.stopped_by = reason
+        self._wake.set()
+
+    async def _watch(self) -> None:
+        exited = asyncio.ensure_future(self._proc.wait())
+        exited_at: float | None = None
+        try:
+            while self.stopped_by is None:
+                now = self._loop.time()
+                checks: list[tuple[float, StopReason | None]] = [(self._deadline, "timeout")]
+                if self._idle_timeout is not None and exited_at is None:
+                    checks.append((self.last_output + self._idle_timeout, "idle_timeout"))
+                if self._result_at is not None and exited_at is None:
+                    checks.append((self._result_at + self._result_exit_grace, "result_no_exit"))
+                if exited_at is not None:
+                    checks.append((exited_at + _EOF_GRACE, None))  # stdout EOF overdue
+                when, reason = min(checks, key=lambda check: check[0])
+                if now >= when:
+                    if reason is None:
+                        # The CLI is gone but something still holds its stdout open.
+                        logger.warning("stdout still open {}s after the CLI exited", _EOF_GRACE)
+                        self._feed_eof()
+                        return
+                    self.stopped_by = reason
+                    break
+                self._wake.clear()
+                waker = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait(
+                    {waker, exited} if exited_at is None else {waker},
+                    timeout=when - now,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                waker.cancel()
+                if exited.done() and exited_at is None:
+                    exited_at = self._loop.time()
+            logger.info("ending CLI pid {}: {}", self.pid, self.stopped_by)
+            await self.terminate()
+        finally:
+            exited.cancel()
+
+    def _feed_eof(self) -> None:
+        if self._proc.stdout is not None:
+            self._proc.stdout.feed_eof()
+
+    # -- ending ----------------------------------------------------------------
+
+    def terminate(self) -> asyncio.Task[None]:
+        """End the CLI and every process of the task. Idempotent; returns the one task doing it."""
+        if self._terminating is None:
+            self._terminating = asyncio.ensure_future(self._terminate())
+        return self._terminating
+
+    async def _terminate(self) -> None:
+        self._known_pids |= self._task_pids()
+        if self._proc.returncode is None:
+            _signal(self.pid, signal.SIGTERM)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._proc.wait()), self._kill_grace)
+        pids = self._known_pids | self._task_pids()
+        if self._proc.returncode is None:
+            pids.add(self.pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+        await self._proc.wait()
+        await _wait_gone(pids, _GONE_TIMEOUT)
+        self._feed_eof()
+
+    async def wait(self) -> int:
+        """Wait for the CLI to exit, end what it left behind, and return its exit code."""
+        code = await self._proc.wait()
+        if self._terminating is not None or self.stopped_by is not None:
+            await self.terminate()
+        else:
+            await self._sweep_leftovers()
+        await self._close_tasks()
+        return code
+
+    async def _sweep_leftovers(self) -> None:
+        leftovers = self._task_pids()
+        if not leftovers:
+            return
+        if self._keep_background:
+            logger.info(
+                "keeping {} background process(es) of the task: {}", len(leftovers), leftovers
+            )
+            return
+        logger.info("ending {} process(es) the task left running: {}", len(leftovers), leftovers)
+        for pid in leftovers:
+            _signal(pid, signal.SIGTERM)
+        remaining = await _wait_gone(leftovers, _SWEEP_GRACE)
+        remaining |= self._task_pids()
+        for pid in remaining:
+            _signal(pid, signal.SIGKILL)
+        await _wait_gone(remaining, _GONE_TIMEOUT)
+
+    async def _close_tasks(self) -> None:
+        # The stderr reader gets a moment to take the last bytes after exit.
+        stdin_writer, stderr_reader, _watchdog = self._tasks
+        await asyncio.wait({stderr_reader}, timeout=_EOF_GRACE)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Cancel-path cleanup: end everything, then close the helper tasks."""
+        if self.stopped_by is None:
+            self.stopped_by = "cancelled"
+        await self.terminate()
+        await self._close_tasks()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    def _task_pids(self) -> set[int]:
+        pids = find_marked_processes(self._marker)
+        if self._proc.returncode is None:
+            pids |= _descendants(self.pid)
+        pids.discard(self.pid)
+        pids.discard(os.getpid())
+        return pids
+
+
+# -- /proc helpers -------------------------------------------------------------------
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _proc_pids() -> list[int]:
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return []
+
+
+def find_marked_processes(marker: bytes) -> set[int]:
+    """Pids whose environment holds `marker` (b"NAME=value")."""
+    if not _IS_LINUX:
+        return set()
+    found = set()
+    me = os.getpid()
+    for pid in _proc_pids():
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if marker + b"\0" in environ or environ.endswith(marker):
+            if process_alive(pid):
+                found.add(pid)
+    return found
+
+
+def _descendants(root: int) -> set[int]:
+    if not _IS_LINUX:
+        return set()
+    children: dict[int, list[int]] = {}
+    for pid in _proc_pids():
+        ppid = _stat_field(pid, 1)
+        if ppid is not None:
+            children.setdefault(int(ppid), []).append(pid)
+    found: set[int] = set()
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def _stat_field(pid: int, index: int) -> str | None:
+    """Field `index` after the command name in /proc/<pid>/stat (0 = state, 1 = ppid)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields[index].decode() if len(fields) > index else None
+
+
+def process_alive(pid: int) -> bool:
+    """True if `pid` exists and is not a zombie."""
+    if _IS_LINUX:
+        state = _stat_field(pid, 0)
+        return state is not None and state not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _wait_gone(pids: set[int], timeout: float) -> set[int]:
+    """Wait until none of `pids` is alive; return those still alive at `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.005
+    alive = {p for p in pids if process_alive(p)}
+    while alive and loop.time() < deadline:
+        await asyncio.sleep(delay)  # polling: a non-child's exit cannot be awaited
+        delay = min(delay * 2, 0.1)
+        alive = {p for p in alive if process_alive(p)}
+    if alive:
+        logger.warning("processes still alive after {}s: {}", timeout, sorted(alive))
+    return alive

@@ -1,0 +1,195 @@
+"""`CCExecutorConfig`: every option of a run, validated once, frozen.
+
+Defaults are safe for an unattended run: the agent may edit files inside `cwd`
+(`permission_mode="acceptEdits"`) and nothing more; a denied tool fails the
+task; every process the task started is ended when it ends. Anything that
+widens what the agent may do is an option the caller writes down.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from .errors import ConfigError
+
+__all__ = ["CCExecutorConfig", "PermissionMode"]
+
+PermissionMode = Literal[
+    "acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"
+]
+
+# Flags the library sets itself; passing them through extra_args would break parsing.
+_RESERVED_FLAGS = frozenset(
+    {
+        "-p",
+        "--print",
+        "--output-format",
+        "--input-format",
+        "--verbose",
+        "--include-partial-messages",
+    }
+)
+
+
+class CCExecutorConfig(BaseModel):
+    """Options of one Claude Code run.
+
+    Any field can also be passed as a keyword to `cc_execute`, `cc_run` and
+    `cc_stream`, overriding the value in `config`. An unknown name or a bad value
+    raises `ConfigError` naming the field and what it accepts.
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+    )
+
+    # -- time limits --
+    timeout: float = Field(3600.0, gt=0, description="Total seconds before the task is ended.")
+    idle_timeout: float | None = Field(
+        900.0, gt=0, description="Seconds without any output line before the task is ended."
+    )
+    kill_grace: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds between SIGTERM (the CLI ends its own tools) and SIGKILL of the tree.",
+    )
+    result_exit_grace: float = Field(
+        3.0, ge=0, description="Seconds the CLI may take to exit after printing its result."
+    )
+
+    # -- what runs, where --
+    cli_path: Path | None = Field(
+        None, description="The `claude` executable; else $CC_EXECUTOR_CLI, else `claude` on PATH."
+    )
+    cwd: Path | None = Field(None, description="Working directory of the task (default: current).")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Variables merged over the inherited environment."
+    )
+
+    # -- the model and the agent --
+    model: str | None = None
+    fallback_model: str | None = None
+    permission_mode: PermissionMode = "acceptEdits"
+    allowed_tools: tuple[str, ...] | None = None
+    disallowed_tools: tuple[str, ...] | None = None
+    max_turns: int | None = Field(None, ge=1)
+    max_budget_usd: float | None = Field(None, gt=0)
+    system_prompt: str | None = None
+    append_system_prompt: str | None = None
+    mcp_config: str | Path | dict[str, Any] | None = Field(
+        None, description="Path to an MCP config file, a JSON string, or a dict."
+    )
+    add_dirs: tuple[Path, ...] = ()
+    resume: str | None = Field(None, description="Session id to resume (`--resume`).")
+    extra_args: tuple[str, ...] = Field((), description="More CLI flags, passed as given.")
+
+    # -- what the library does around the run --
+    stream_output: bool = Field(
+        False,
+        validation_alias=AliasChoices("stream_output", "stream"),
+        description="Print a live view (text, tool calls, retries, cost) to stderr.",
+    )
+    save_transcript: bool = True
+    transcript_dir: Path | None = Field(
+        None,
+        description="Transcript folder: default $CC_EXECUTOR_TRANSCRIPT_DIR, else ./transcripts.",
+    )
+    on_permission_denied: Literal["fail", "warn"] = "fail"
+    keep_background_processes: bool = Field(
+        False,
+        description=(
+            "Let processes a task left running in the background outlive it "
+            "(after a normal exit only; timeouts and cancellation always end them)."
+        ),
+    )
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise config_error(exc) from None
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_reserved_flags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arg in value:
+            flag = arg.split("=", 1)[0]
+            if flag in _RESERVED_FLAGS:
+                raise ValueError(
+                    f"{flag} is set by cc_executor itself (it reads stream-json); remove it"
+                )
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"invalid environment variable name {name!r}")
+        return value
+
+    def with_overrides(self, **overrides: Any) -> CCExecutorConfig:
+        """A copy with `overrides` applied and validated (ConfigError on a bad one)."""
+        if not overrides:
+            return self
+        unknown = [k for k in overrides if k not in _ACCEPTED_NAMES]
+        if unknown:
+            raise _unknown_field_error(unknown[0])
+        values: dict[str, Any] = {name: getattr(self, name) for name in self.model_fields_set}
+        if "stream" in overrides:
+            overrides["stream_output"] = overrides.pop("stream")
+        values.update(overrides)
+        return CCExecutorConfig(**values)
+
+    def resolved_transcript_dir(self) -> Path:
+        if self.transcript_dir is not None:
+            return self.transcript_dir
+        return Path(os.environ.get("CC_EXECUTOR_TRANSCRIPT_DIR") or "transcripts")
+
+    def mcp_config_arg(self) -> str | None:
+        if self.mcp_config is None:
+            return None
+        if isinstance(self.mcp_config, dict):
+            return json.dumps(self.mcp_config)
+        return str(self.mcp_config)
+
+
+_ACCEPTED_NAMES = frozenset(CCExecutorConfig.model_fields) | {"stream"}
+
+
+def _unknown_field_error(name: str) -> ConfigError:
+    close = difflib.get_close_matches(name, sorted(_ACCEPTED_NAMES), n=3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ConfigError(
+        f"Unknown option {name!r}.{hint} Valid options: {', '.join(sorted(_ACCEPTED_NAMES))}.",
+        field=name,
+    )
+
+
+def config_error(exc: ValidationError) -> ConfigError:
+    """Turn pydantic's ValidationError into a ConfigError naming the first bad field."""
+    err = exc.errors(include_url=False)[0]
+    name = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return _unknown_field_error(name)
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    lines = [f"Invalid value for {name!r}: {msg} (got {err.get('input')!r})."]
+    if len(exc.errors()) > 1:
+        lines.append(f"{len(exc.errors()) - 1} more problem(s):\n{exc}")
+    return ConfigError(" ".join(lines), field=name.split(".")[0])

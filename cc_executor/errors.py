@@ -1,0 +1,151 @@
+"""The exception tree of cc_executor.
+
+::
+
+    CCExecutorError
+    ├── ConfigError                 bad configuration; nothing was started
+    ├── CLINotFoundError            no `claude` executable; nothing was started
+    └── TaskFailedError             the task started and did not succeed   .result
+        ├── TaskTimeoutError        total timeout
+        │   └── IdleTimeoutError    no output for idle_timeout seconds
+        ├── ProcessCrashedError     exited or was killed without a result  .exit_code .stderr_tail
+        ├── APIError                the API refused the request            .status_code
+        │   ├── AuthenticationError 401 / 403
+        │   ├── RateLimitError      429
+        │   ├── OverloadedError     529
+        │   └── BadRequestError     400
+        ├── MaxTurnsError
+        ├── BudgetExceededError
+        └── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
+
+Every `TaskFailedError` carries the full `TaskResult` on `.result`, so nothing
+the CLI reported is lost when the call raises. The mapping from what the CLI
+printed to one of these classes lives in one place: `cc_executor.result.classify`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .result import TaskResult
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "CCExecutorError",
+    "CLINotFoundError",
+    "ConfigError",
+    "IdleTimeoutError",
+    "MaxTurnsError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "ProcessCrashedError",
+    "RateLimitError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+]
+
+
+class CCExecutorError(Exception):
+    """Root of every error cc_executor raises."""
+
+
+class ConfigError(CCExecutorError, ValueError):
+    """The configuration is invalid; `field` names the offending field when there is one."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class CLINotFoundError(CCExecutorError, FileNotFoundError):
+    """No usable `claude` executable was found."""
+
+
+class TaskFailedError(CCExecutorError):
+    """The task ran and did not succeed. `result` holds everything that was recorded."""
+
+    # Filled in by `TaskResult` right after the error is created; every raised
+    # TaskFailedError has it.
+    result: TaskResult
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.result.exit_code if hasattr(self, "result") else None
+
+    @property
+    def stderr_tail(self) -> str:
+        return self.result.stderr_tail if hasattr(self, "result") else ""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exceptions with keyword-only constructor arguments do not pickle by default.
+        return (_rebuild, (type(self), str(self), self.__dict__))
+
+
+def _rebuild(cls: type[TaskFailedError], message: str, state: dict[str, object]) -> TaskFailedError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class TaskTimeoutError(TaskFailedError):
+    """The task ran longer than `timeout` seconds and was ended."""
+
+    def __init__(self, message: str, *, timeout_s: float) -> None:
+        super().__init__(message)
+        self.timeout_s = timeout_s
+
+
+class IdleTimeoutError(TaskTimeoutError):
+    """The CLI printed nothing for `idle_timeout` seconds and was ended."""
+
+
+class ProcessCrashedError(TaskFailedError):
+    """The CLI exited, or was killed, without reporting a result."""
+
+
+class APIError(TaskFailedError):
+    """The Messages API refused the request; `status_code` is its HTTP status."""
+
+    def __init__(self, message: str, *, status_code: int | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class AuthenticationError(APIError):
+    """401 / 403: the credentials were refused. Never retried."""
+
+
+class RateLimitError(APIError):
+    """429: rate limited."""
+
+
+class OverloadedError(APIError):
+    """529: the API is overloaded."""
+
+
+class BadRequestError(APIError):
+    """400: the API rejected the request as invalid."""
+
+
+class MaxTurnsError(TaskFailedError):
+    """The task reached `max_turns` before finishing."""
+
+
+class BudgetExceededError(TaskFailedError):
+    """The task reached `max_budget_usd` before finishing."""
+
+
+class PermissionDeniedError(TaskFailedError):
+    """The CLI denied one or more tool calls and `on_permission_denied="fail"`."""
+
+    def __init__(self, message: str, *, tools: list[str]) -> None:
+        super().__init__(message)
+        self.tools = tools

@@ -1,0 +1,176 @@
+"""`TaskResult`, the record of one run, and `classify`, the one place that
+decides from what the CLI printed whether a run failed and how."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    IdleTimeoutError,
+    MaxTurnsError,
+    OverloadedError,
+    PermissionDeniedError,
+    ProcessCrashedError,
+    RateLimitError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
+from .events import ApiRetryEvent, PermissionDenial, ResultEvent
+
+__all__ = ["StopReason", "TaskResult", "ToolUse", "classify"]
+
+StopReason = Literal["timeout", "idle_timeout", "auth_failed", "result_no_exit", "cancelled"]
+"""Why the library ended the CLI itself (None when it exited on its own)."""
+
+
+class ToolUse(BaseModel):
+    """One tool call the model made, in order."""
+
+    name: str
+    input: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = None
+
+
+class TaskResult(BaseModel):
+    """Everything recorded about one run. `str(result)` is the final answer text."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    task: str
+    success: bool
+    output: str = ""
+    error: TaskFailedError | None = Field(default=None, exclude=True, repr=False)
+    subtype: str | None = None
+    is_error: bool | None = None
+    terminal_reason: str | None = None
+    session_id: str | None = None
+    num_turns: int | None = None
+    duration_s: float = 0.0
+    duration_api_ms: float | None = None
+    total_cost_usd: float | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    model_usage: dict[str, Any] = Field(default_factory=dict)
+    permission_denials: list[PermissionDenial] = Field(default_factory=list)
+    tool_uses: list[ToolUse] = Field(default_factory=list)
+    api_retries: list[ApiRetryEvent] = Field(default_factory=list)
+    exit_code: int | None = None
+    stderr_tail: str = ""
+    transcript_path: Path | None = None
+    execution_uuid: str
+    started_at: datetime
+    ended_at: datetime
+    stopped_by: StopReason | None = Field(
+        default=None, description="Set when the library ended the CLI itself, and why."
+    )
+    structured_output: Any = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def error_type(self) -> str | None:
+        """Class name of `error`, kept when the result is serialised."""
+        return type(self.error).__name__ if self.error is not None else None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def error_message(self) -> str | None:
+        return str(self.error) if self.error is not None else None
+
+    def __str__(self) -> str:
+        return self.output
+
+    def raise_for_error(self) -> TaskResult:
+        """Raise `error` if the task failed; return self otherwise."""
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+def classify(
+    *,
+    result: ResultEvent | None,
+    exit_code: int | None,
+    stopped_by: StopReason | None,
+    api_retries: list[ApiRetryEvent],
+    timeout_s: float,
+    idle_timeout_s: float | None,
+    on_permission_denied: Literal["fail", "warn"],
+    stderr_tail: str,
+) -> TaskFailedError | None:
+    """Decide whether a finished run failed and return the matching error, or None.
+
+    This is the only place that maps CLI output to exceptions.
+    """
+    if stopped_by == "timeout":
+        return TaskTimeoutError(
+            f"Task exceeded its timeout of {timeout_s:g} s", timeout_s=timeout_s
+        )
+    if stopped_by == "idle_timeout":
+        assert idle_timeout_s is not None
+        return IdleTimeoutError(
+            f"The CLI printed nothing for {idle_timeout_s:g} s (idle_timeout) and was ended",
+            timeout_s=idle_timeout_s,
+        )
+    if stopped_by == "auth_failed":
+        status = next((r.error_status for r in api_retries if r.error_status in (401, 403)), 401)
+        return AuthenticationError(
+            f"The API refused the credentials (HTTP {status}). Check ANTHROPIC_API_KEY "
+            "or log in with `claude`; the CLI was stopped instead of retrying for minutes.",
+            status_code=status,
+        )
+    if result is None:
+        detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else "no stderr"
+        return ProcessCrashedError(
+            f"The CLI exited with code {exit_code} without a result: {detail}"
+        )
+    failed = result.is_error or result.subtype != "success"
+    if failed:
+        return _result_error(result)
+    if exit_code not in (0, None) and stopped_by is None:
+        return ProcessCrashedError(
+            f"The CLI reported success but exited with code {exit_code}; not trusting it"
+        )
+    if result.permission_denials and on_permission_denied == "fail":
+        tools = sorted({d.tool_name for d in result.permission_denials})
+        names = ", ".join(tools)
+        return PermissionDeniedError(
+            f"The CLI denied {len(result.permission_denials)} tool call(s) ({names}); the "
+            f"model's answer may claim work that was not done. Allow them with "
+            f"allowed_tools=[{', '.join(repr(t) for t in tools)}] or a wider permission_mode, "
+            f'or pass on_permission_denied="warn" to accept the result anyway.',
+            tools=tools,
+        )
+    return None
+
+
+def _result_error(result: ResultEvent) -> TaskFailedError:
+    text = (result.result or "").strip() or "; ".join(str(e) for e in result.errors)
+    subtype, reason = result.subtype, result.terminal_reason
+    if subtype == "error_max_turns" or reason == "max_turns":
+        return MaxTurnsError(f"The task reached max_turns after {result.num_turns} turn(s)")
+    if subtype == "error_max_budget_usd" or reason in ("max_budget", "max_budget_usd"):
+        return BudgetExceededError(
+            f"The task reached max_budget_usd (spent ${result.total_cost_usd or 0:.4f})"
+        )
+    status = result.api_error_status
+    if status is not None or reason == "api_error":
+        message = text or f"API error {status}"
+        if status in (401, 403):
+            return AuthenticationError(message, status_code=status)
+        if status == 429:
+            return RateLimitError(message, status_code=status)
+        if status == 529:
+            return OverloadedError(message, status_code=status)
+        if status == 400:
+            return BadRequestError(message, status_code=status)
+        return APIError(message, status_code=status)
+    return TaskFailedError(
+        f"The CLI reported failure (subtype={subtype}, terminal_reason={reason}): {text[:500]}"
+    )
