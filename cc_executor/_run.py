@@ -185,7 +185,7 @@ class Execution:
         error = classify(
             result=res,
             exit_code=exit_code,
-            stopped_by=None if stopped_by == "result_no_exit" else stopped_by,
+            stopped_by=stopped_by,
             api_retries=self.api_retries,
             timeout_s=self.config.timeout,
             idle_timeout_s=self.config.idle_timeout,
