@@ -1,0 +1,169 @@
+"""Level 1: configuration, CLI lookup and the command line. No processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cc_executor import CCExecutorConfig, CLINotFoundError, ConfigError, cc_run, cc_stream
+from cc_executor._command import build_args, build_command, find_cli
+
+
+def test_seed_form_works_as_written() -> None:
+    config = CCExecutorConfig(
+        timeout=7200,
+        stream_output=True,
+        save_transcript=True,
+        transcript_dir=Path("/tmp/cc_executor_transcripts"),
+    )
+    assert config.timeout == 7200 and config.stream_output
+
+
+def test_defaults_are_safe() -> None:
+    config = CCExecutorConfig()
+    assert config.timeout == 3600
+    assert config.idle_timeout == 900
+    assert config.permission_mode == "acceptEdits"
+    assert config.on_permission_denied == "fail"
+    assert config.save_transcript and not config.stream_output
+    assert not config.keep_background_processes
+
+
+def test_config_is_frozen() -> None:
+    config = CCExecutorConfig()
+    with pytest.raises(Exception, match="frozen"):
+        config.timeout = 5  # type: ignore[misc]
+
+
+def test_unknown_option_names_the_field_and_the_valid_choices() -> None:
+    with pytest.raises(ConfigError) as info:
+        CCExecutorConfig(timout=5)
+    assert info.value.field == "timout"
+    assert "Did you mean 'timeout'" in str(info.value)
+    assert "idle_timeout" in str(info.value)
+
+
+async def test_unknown_override_raises_config_error() -> None:
+    with pytest.raises(ConfigError, match="Unknown option 'modle'"):
+        await cc_run("x", modle="sonnet")
+
+
+def test_bad_value_names_field_and_choices() -> None:
+    with pytest.raises(ConfigError) as info:
+        CCExecutorConfig().with_overrides(permission_mode="yolo")
+    assert info.value.field == "permission_mode"
+    assert "'acceptEdits'" in str(info.value) and "'plan'" in str(info.value)
+    with pytest.raises(ConfigError, match="timeout"):
+        CCExecutorConfig(timeout=-1)
+
+
+def test_stream_is_the_seed_name_for_stream_output() -> None:
+    assert CCExecutorConfig().with_overrides(stream=True).stream_output
+    assert CCExecutorConfig(stream=True).stream_output
+
+
+def test_overrides_keep_the_base_config() -> None:
+    base = CCExecutorConfig(model="opus", timeout=10)
+    merged = base.with_overrides(timeout=20)
+    assert merged.model == "opus" and merged.timeout == 20
+    assert base.timeout == 10
+
+
+def test_reserved_flags_in_extra_args_are_refused() -> None:
+    with pytest.raises(ConfigError, match="--output-format"):
+        CCExecutorConfig(extra_args=["--output-format=text"])
+
+
+def test_args_map_every_option() -> None:
+    config = CCExecutorConfig(
+        model="sonnet",
+        fallback_model="haiku",
+        permission_mode="plan",
+        allowed_tools=["Bash(git:*)", "Read"],
+        disallowed_tools=["WebFetch"],
+        max_turns=3,
+        max_budget_usd=1.5,
+        system_prompt="sys",
+        append_system_prompt="more",
+        mcp_config={"mcpServers": {}},
+        add_dirs=[Path("/tmp")],
+        resume="sess-1",
+        extra_args=["--effort", "high"],
+    )
+    args = build_args(config)
+    assert args[:5] == ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
+    pairs = list(zip(args, args[1:]))
+    for pair in [
+        ("--permission-mode", "plan"),
+        ("--model", "sonnet"),
+        ("--fallback-model", "haiku"),
+        ("--max-turns", "3"),
+        ("--max-budget-usd", "1.5"),
+        ("--system-prompt", "sys"),
+        ("--append-system-prompt", "more"),
+        ("--mcp-config", '{"mcpServers": {}}'),
+        ("--resume", "sess-1"),
+        ("--allowedTools", "Bash(git:*)"),
+        ("--allowedTools", "Read"),
+        ("--disallowedTools", "WebFetch"),
+        ("--add-dir", "/tmp"),
+        ("--effort", "high"),
+    ]:
+        assert pair in pairs
+
+
+def test_cli_lookup_order(tmp_path: Path) -> None:
+    def exe(name: str) -> Path:
+        path = tmp_path / name / "claude"
+        path.parent.mkdir()
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+        return path
+
+    explicit, from_env, on_path = exe("a"), exe("b"), exe("c")
+    environ = {"CC_EXECUTOR_CLI": str(from_env), "PATH": str(on_path.parent)}
+    assert find_cli(CCExecutorConfig(cli_path=explicit), environ) == str(explicit)
+    assert find_cli(CCExecutorConfig(), environ) == str(from_env)
+    assert find_cli(CCExecutorConfig(), {"PATH": str(on_path.parent)}) == str(on_path)
+
+
+def test_missing_cli_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(CLINotFoundError, match="npm install"):
+        find_cli(CCExecutorConfig(), {"PATH": str(tmp_path)})
+    with pytest.raises(CLINotFoundError, match="cli_path"):
+        find_cli(CCExecutorConfig(cli_path=tmp_path / "nope"), {"PATH": ""})
+
+
+async def test_cc_run_raises_cli_not_found_before_starting(tmp_path: Path) -> None:
+    with pytest.raises(CLINotFoundError):
+        await cc_run("x", cli_path=tmp_path / "missing", transcript_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_cwd_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cwd"):
+        cc_stream("x", cwd=tmp_path / "missing", cli_path="/bin/true")
+
+
+def test_root_with_bypass_permissions_explains_the_choices() -> None:
+    config = CCExecutorConfig(permission_mode="bypassPermissions", cli_path="/bin/true")
+    with pytest.raises(ConfigError) as info:
+        build_command(config, "u", environ=dict(os.environ), euid=0)
+    assert "IS_SANDBOX" in str(info.value) and "normal user" in str(info.value)
+    sandboxed = config.with_overrides(env={"IS_SANDBOX": "1"})
+    assert build_command(sandboxed, "u", environ=dict(os.environ), euid=0).argv
+    assert build_command(config, "u", environ=dict(os.environ), euid=1000).argv
+
+
+def test_environment_drops_claudecode_and_masks_secrets() -> None:
+    config = CCExecutorConfig(
+        cli_path="/bin/true", env={"MY_TOKEN": "tok-123", "PLAIN": "visible"}
+    )
+    environ = {"CLAUDECODE": "1", "ANTHROPIC_API_KEY": "sk-ant-xyz", "PATH": "/bin", "KEY": "1"}
+    command = build_command(config, "uuid-1", environ=environ, euid=1000)
+    assert "CLAUDECODE" not in command.env
+    assert command.env["PLAIN"] == "visible"
+    assert command.env["CC_EXECUTOR_EXECUTION"] == "uuid-1"
+    assert set(command.secrets) == {"tok-123", "sk-ant-xyz"}

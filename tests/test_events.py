@@ -1,0 +1,187 @@
+"""Level 1: parsing real CLI output and classifying it. No processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cc_executor import (
+    AuthenticationError,
+    BadRequestError,
+    MaxTurnsError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    TaskFailedError,
+    UnknownEvent,
+    parse_event,
+)
+from cc_executor.events import (
+    ApiRetryEvent,
+    AssistantEvent,
+    InitEvent,
+    InvalidLineError,
+    PermissionDeniedEvent,
+    ResultEvent,
+    StreamEvent,
+    TextBlock,
+    ToolUseBlock,
+    UnknownBlock,
+    UserEvent,
+)
+from cc_executor.result import classify
+
+from .conftest import FIXTURES
+
+
+def load(name: str) -> list[object]:
+    return [parse_event(line) for line in (FIXTURES / f"{name}.jsonl").read_bytes().splitlines()]
+
+
+def result_of(events: list[object]) -> ResultEvent | None:
+    found = [e for e in events if isinstance(e, ResultEvent)]
+    return found[-1] if found else None
+
+
+def classify_fixture(name: str, **kw: object) -> TaskFailedError | None:
+    events = load(name)
+    args: dict[str, object] = {
+        "result": result_of(events),
+        "exit_code": 0,
+        "stopped_by": None,
+        "api_retries": [e for e in events if isinstance(e, ApiRetryEvent)],
+        "timeout_s": 60.0,
+        "idle_timeout_s": 30.0,
+        "on_permission_denied": "fail",
+        "stderr_tail": "",
+    }
+    args.update(kw)
+    return classify(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.jsonl")), ids=lambda p: p.stem)
+def test_every_fixture_line_parses_to_a_known_event(path: Path) -> None:
+    for line in path.read_bytes().splitlines():
+        event = parse_event(line)
+        assert not isinstance(event, UnknownEvent), f"{path.name}: {line[:200]!r}"
+        assert event.type == json.loads(line)["type"]
+
+
+def test_init_event_fields() -> None:
+    init = load("tool_write_accept_edits")[0]
+    assert isinstance(init, InitEvent)
+    assert init.session_id and init.claude_code_version == "2.1.328"
+    assert "Write" in init.tools
+    assert init.model_extra is not None and "slash_commands" in init.model_extra
+
+
+def test_tool_use_and_tool_result_are_typed() -> None:
+    events = load("tool_write_accept_edits")
+    assistant = next(e for e in events if isinstance(e, AssistantEvent))
+    (tool,) = assistant.tool_uses
+    assert isinstance(tool, ToolUseBlock)
+    assert tool.name == "Write" and tool.input["file_path"] == "/workspace/hello.py"
+    assert any(isinstance(e, UserEvent) for e in events)
+
+
+def test_partial_messages_give_text_deltas_in_order() -> None:
+    events = load("partial_messages")
+    deltas = [e.text_delta for e in events if isinstance(e, StreamEvent) and e.text_delta]
+    assert "".join(deltas) == "one two three four"
+    assert len(deltas) == 4
+
+
+def test_unknown_type_and_subtype_keep_raw_data() -> None:
+    event = parse_event(b'{"type": "telemetry", "payload": {"a": 1}}')
+    assert isinstance(event, UnknownEvent)
+    assert event.raw == {"type": "telemetry", "payload": {"a": 1}}
+    event = parse_event('{"type": "system", "subtype": "compact_boundary", "x": 2}')
+    assert isinstance(event, UnknownEvent) and event.subtype == "compact_boundary"
+
+
+def test_unknown_content_block_does_not_hide_known_ones() -> None:
+    line = (
+        '{"type":"assistant","message":{"content":['
+        '{"type":"server_tool_use","id":"a"},{"type":"text","text":"hi"}]}}'
+    )
+    event = parse_event(line)
+    assert isinstance(event, AssistantEvent)
+    assert isinstance(event.message.content[0], UnknownBlock)
+    assert isinstance(event.message.content[1], TextBlock)
+    assert event.text == "hi"
+
+
+@pytest.mark.parametrize("line", [b"not json", b"42", b"[1, 2]", b'{"type": ', b"\xff\xfe"])
+def test_non_object_lines_raise_invalid_line(line: bytes) -> None:
+    with pytest.raises(InvalidLineError):
+        parse_event(line)
+
+
+def test_permission_denied_fixture_is_a_failure_by_default() -> None:
+    events = load("permission_denied_default_mode")
+    assert any(isinstance(e, PermissionDeniedEvent) for e in events)
+    result = result_of(events)
+    assert result is not None and result.subtype == "success" and not result.is_error
+    err = classify_fixture("permission_denied_default_mode")
+    assert isinstance(err, PermissionDeniedError)
+    assert err.tools == ["Write"]
+    assert "allowed_tools=['Write']" in str(err)
+    assert classify_fixture("permission_denied_default_mode", on_permission_denied="warn") is None
+
+
+def test_success_subtype_with_is_error_is_a_failure() -> None:
+    err = classify_fixture("api_error_400", exit_code=1)
+    assert isinstance(err, BadRequestError)
+    assert err.status_code == 400
+    assert "scripted bad request" in str(err)
+
+
+def test_max_turns_fixture() -> None:
+    assert isinstance(classify_fixture("max_turns_exceeded", exit_code=1), MaxTurnsError)
+
+
+@pytest.mark.parametrize("name", ["api_error_500_then_ok", "api_error_529_then_ok"])
+def test_one_retry_then_success_is_success(name: str) -> None:
+    events = load(name)
+    assert len([e for e in events if isinstance(e, ApiRetryEvent)]) == 1
+    assert classify_fixture(name) is None
+
+
+def test_structured_output_is_carried() -> None:
+    result = result_of(load("structured_output"))
+    assert result is not None and result.structured_output == {"name": "Ada"}
+
+
+def test_auth_stop_maps_to_authentication_error_with_status() -> None:
+    err = classify_fixture("api_error_401_retries", stopped_by="auth_failed", exit_code=-15)
+    assert isinstance(err, AuthenticationError) and err.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(429, RateLimitError), (529, OverloadedError), (403, AuthenticationError), (400, BadRequestError)],
+)
+def test_api_error_status_maps_to_its_class(status: int, cls: type[Exception]) -> None:
+    result = ResultEvent.model_validate(
+        {
+            "type": "result",
+            "subtype": "success",
+            "is_error": True,
+            "terminal_reason": "api_error",
+            "api_error_status": status,
+            "result": f"API Error: {status}",
+        }
+    )
+    err = classify(
+        result=result,
+        exit_code=1,
+        stopped_by=None,
+        api_retries=[],
+        timeout_s=1,
+        idle_timeout_s=None,
+        on_permission_denied="fail",
+        stderr_tail="",
+    )
+    assert type(err) is cls
