@@ -34,6 +34,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from ._command import MARKER_VAR, Command
 from ._log import logger
@@ -98,7 +99,7 @@ class CLIProcess:
         self._result_at: float | None = None
         self.stopped_by: StopReason | None = None  # set once, by whoever ends the CLI
         self._stderr = bytearray()
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future[None] = self._loop.create_future()
         self._known_pids: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._terminating: asyncio.Task[None] | None = None
@@ -218,16 +219,24 @@ class CLIProcess:
     # -- watching --------------------------------------------------------------
 
     def result_seen(self) -> None:
-        """The CLI printed its result: from now on it has `result_exit_grace` s to exit."""
+        """The CLI printed a result: it now has `result_exit_grace` s of silence to exit.
+
+        The grace restarts with every later line, because a CLI with background
+        agents prints a second result when they finish.
+        """
         if self._result_at is None:
             self._result_at = self._loop.time()
-            self._wake.set()
+            self._poke()
 
     def request_stop(self, reason: StopReason) -> None:
         """End the CLI as soon as possible (from the reading side, e.g. on a 401)."""
         if self.stopped_by is None:
             self.stopped_by = reason
-        self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        if not self._wake.done():
+            self._wake.set_result(None)
 
     async def _watch(self) -> None:
         exited = asyncio.ensure_future(self._proc.wait())
@@ -236,11 +245,13 @@ class CLIProcess:
             while self.stopped_by is None:
                 now = self._loop.time()
                 checks: list[tuple[float, StopReason | None]] = [(self._deadline, "timeout")]
-                if self._idle_timeout is not None and exited_at is None:
-                    checks.append((self.last_output + self._idle_timeout, "idle_timeout"))
-                if self._result_at is not None and exited_at is None:
-                    checks.append((self._result_at + self._result_exit_grace, "result_no_exit"))
-                if exited_at is not None:
+                if exited_at is None:
+                    if self._idle_timeout is not None:
+                        checks.append((self.last_output + self._idle_timeout, "idle_timeout"))
+                    if self._result_at is not None:
+                        quiet_since = max(self._result_at, self.last_output)
+                        checks.append((quiet_since + self._result_exit_grace, "result_no_exit"))
+                else:
                     checks.append((exited_at + _EOF_GRACE, None))  # stdout EOF overdue
                 when, reason = min(checks, key=lambda check: check[0])
                 if now >= when:
@@ -251,14 +262,16 @@ class CLIProcess:
                         return
                     self.stopped_by = reason
                     break
-                self._wake.clear()
-                waker = asyncio.ensure_future(self._wake.wait())
+                if self._wake.done():
+                    self._wake = self._loop.create_future()
+                waiters: set[asyncio.Future[Any]] = {self._wake}
+                if exited_at is None:
+                    waiters.add(exited)
                 await asyncio.wait(
-                    {waker, exited} if exited_at is None else {waker},
+                    waiters,
                     timeout=when - now,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                waker.cancel()
                 if exited.done() and exited_at is None:
                     exited_at = self._loop.time()
             logger.info("ending CLI pid {}: {}", self.pid, self.stopped_by)

@@ -42,7 +42,8 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # defer_build: schemas are built on first use, which keeps `import cc_executor` fast.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 # --- content blocks -------------------------------------------------------------
@@ -224,6 +225,8 @@ class ResultEvent(_Event):
 class UnknownEvent(BaseModel):
     """A line of a type (or `system` subtype) this version does not model."""
 
+    model_config = ConfigDict(defer_build=True)
+
     type: str | None = None
     subtype: str | None = None
     raw: dict[str, Any]
@@ -255,7 +258,7 @@ Event = Annotated[
 ]
 """Any event of the stream: the known models above, or `UnknownEvent`."""
 
-_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+_adapter: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 
 
 class InvalidLineError(ValueError):

@@ -34,6 +34,8 @@ StopReason = Literal["timeout", "idle_timeout", "auth_failed", "result_no_exit",
 class ToolUse(BaseModel):
     """One tool call the model made, in order."""
 
+    model_config = ConfigDict(defer_build=True)
+
     name: str
     input: dict[str, Any] = Field(default_factory=dict)
     id: str | None = None
@@ -42,7 +44,7 @@ class ToolUse(BaseModel):
 class TaskResult(BaseModel):
     """Everything recorded about one run. `str(result)` is the final answer text."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
 
     task: str
     success: bool

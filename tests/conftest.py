@@ -47,9 +47,7 @@ def pidfile(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake_cli(
-    tmp_path: Path, transcripts: Path, pidfile: Path
-) -> Callable[..., CCExecutorConfig]:
+def fake_cli(tmp_path: Path, transcripts: Path, pidfile: Path) -> Callable[..., CCExecutorConfig]:
     """Config factory for runs against tests/fake_cli.py in a given mode."""
     wrapper = tmp_path / "claude"
     wrapper.write_text(

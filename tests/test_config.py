@@ -93,8 +93,14 @@ def test_args_map_every_option() -> None:
         extra_args=["--effort", "high"],
     )
     args = build_args(config)
-    assert args[:5] == ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
-    pairs = list(zip(args, args[1:]))
+    assert args[:5] == [
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+    ]
+    pairs = list(zip(args, args[1:], strict=False))
     for pair in [
         ("--permission-mode", "plan"),
         ("--model", "sonnet"),
@@ -158,9 +164,7 @@ def test_root_with_bypass_permissions_explains_the_choices() -> None:
 
 
 def test_environment_drops_claudecode_and_masks_secrets() -> None:
-    config = CCExecutorConfig(
-        cli_path="/bin/true", env={"MY_TOKEN": "tok-123", "PLAIN": "visible"}
-    )
+    config = CCExecutorConfig(cli_path="/bin/true", env={"MY_TOKEN": "tok-123", "PLAIN": "visible"})
     environ = {"CLAUDECODE": "1", "ANTHROPIC_API_KEY": "sk-ant-xyz", "PATH": "/bin", "KEY": "1"}
     command = build_command(config, "uuid-1", environ=environ, euid=1000)
     assert "CLAUDECODE" not in command.env

@@ -161,7 +161,12 @@ def test_auth_stop_maps_to_authentication_error_with_status() -> None:
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(429, RateLimitError), (529, OverloadedError), (403, AuthenticationError), (400, BadRequestError)],
+    [
+        (429, RateLimitError),
+        (529, OverloadedError),
+        (403, AuthenticationError),
+        (400, BadRequestError),
+    ],
 )
 def test_api_error_status_maps_to_its_class(status: int, cls: type[Exception]) -> None:
     result = ResultEvent.model_validate(

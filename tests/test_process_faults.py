@@ -286,15 +286,22 @@ async def test_breaking_out_of_a_stream_ends_the_process(fake_cli: Factory, pidf
 _SCRIPT = """
 import sys
 from cc_executor import cc_execute_sync
+env = {"FAKE_CLI_MODE": "stubborn_child_then_hang", "FAKE_CLI_PIDFILE": sys.argv[3]}
 cc_execute_sync("x", cli_path=sys.argv[1], cwd=sys.argv[2], transcript_dir=sys.argv[2],
-                env={{"FAKE_CLI_MODE": "stubborn_child_then_hang", "FAKE_CLI_PIDFILE": sys.argv[3]}},
-                kill_grace=0.5)
+                env=env, kill_grace=0.5)
 """
 
 
 def _start_script(tmp_path: Path, pidfile: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", _SCRIPT.format(), str(tmp_path / "claude"), str(tmp_path), str(pidfile)],
+        [
+            sys.executable,
+            "-c",
+            _SCRIPT,
+            str(tmp_path / "claude"),
+            str(tmp_path),
+            str(pidfile),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
