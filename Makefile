@@ -1,0 +1,41 @@
+# The two commands of the README:  make demo  ·  make test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI_VERSION := 2.1.328
+CLI := $(CURDIR)/.claude-cli/node_modules/.bin/claude
+export CC_EXECUTOR_CLI ?= $(CLI)
+
+.PHONY: install demo test lint bench
+
+install: $(VENV)/.installed $(CLI)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The pinned Claude Code CLI, in a project-local prefix (no global install).
+$(CLI):
+	npm install --prefix .claude-cli --no-audit --no-fund --loglevel=error \
+		@anthropic-ai/claude-code@$(CLI_VERSION)
+	$(CLI) --version
+
+demo: install
+	$(PY) examples/quickstart.py
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/bench_overhead.py
+	$(PY) bench/bench_stream.py 200
+	$(PY) bench/bench_parse.py
+	$(PY) bench/bench_memory.py 500
+	$(PY) bench/bench_import.py
