@@ -1,7 +1,7 @@
 """Quickstart: run one Claude Code task and read what came back.
 
     python examples/quickstart.py          # offline: the real CLI, a scripted model
-    python examples/quickstart.py --live   # the real model (needs ANTHROPIC_API_KEY or `claude` login)
+    python examples/quickstart.py --live   # the real model (ANTHROPIC_API_KEY or a `claude` login)
 
 Offline, the model's answers come from `cc_executor.testing.ScriptedModel`, a
 local Messages API on 127.0.0.1; the `claude` CLI itself is real and really
@@ -11,6 +11,7 @@ writes the file. Nothing leaves this machine.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +24,7 @@ TASK = "Create hello.py that prints 'Hello from cc_executor', then say what you 
 
 async def main(live: bool) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cc-quickstart-"))
-    transcripts = Path("transcripts").absolute()
+    transcripts = Path(os.getcwd(), "transcripts")
     config = CCExecutorConfig(cwd=workdir, transcript_dir=transcripts, timeout=600)
     model = None
     if not live:
