@@ -23,7 +23,7 @@ from ._process import CLIProcess
 from ._transcript import NullTranscript, Transcript
 from ._version import __version__
 from .config import CCExecutorConfig
-from .errors import ConfigError
+from .errors import CLINotFoundError, ConfigError
 from .events import (
     ApiRetryEvent,
     AssistantEvent,
@@ -82,12 +82,17 @@ class Execution:
         t0 = time.monotonic()
         transcript: Transcript | NullTranscript = NullTranscript()
         if config.save_transcript:
-            transcript = Transcript.create(
-                config.resolved_transcript_dir(),
-                self.execution_uuid,
-                started_at,
-                self.command.secrets,
-            )
+            directory = config.resolved_transcript_dir()
+            try:
+                transcript = Transcript.create(
+                    directory, self.execution_uuid, started_at, self.command.secrets
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot write transcripts to {str(directory)!r}: {exc}. Pass a writable "
+                    "transcript_dir, or save_transcript=False.",
+                    field="transcript_dir",
+                ) from exc
         transcript.record(
             "header",
             {
@@ -100,18 +105,25 @@ class Execution:
             },
         )
         proc: CLIProcess | None = None
-        status = "cancelled"
+        status = "not_started"
         try:
-            proc = await CLIProcess.start(
-                self.command,
-                self.task.encode("utf-8", "surrogateescape"),
-                self.execution_uuid,
-                timeout=config.timeout,
-                idle_timeout=config.idle_timeout,
-                kill_grace=config.kill_grace,
-                result_exit_grace=config.result_exit_grace,
-                keep_background=config.keep_background_processes,
-            )
+            try:
+                proc = await CLIProcess.start(
+                    self.command,
+                    self.task.encode("utf-8", "surrogateescape"),
+                    self.execution_uuid,
+                    timeout=config.timeout,
+                    idle_timeout=config.idle_timeout,
+                    kill_grace=config.kill_grace,
+                    result_exit_grace=config.result_exit_grace,
+                    keep_background=config.keep_background_processes,
+                )
+            except OSError as exc:
+                raise CLINotFoundError(
+                    f"Could not start the Claude Code CLI {self.command.argv[0]!r}: {exc}. "
+                    "Check that it is an executable `claude` (cli_path / $CC_EXECUTOR_CLI)."
+                ) from exc
+            status = "cancelled"
             async for block, parse in proc.blocks():
                 transcript.write(block)
                 if not parse:
