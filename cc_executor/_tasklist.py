@@ -25,7 +25,7 @@ _TASK = re.compile(
     re.IGNORECASE,
 )
 # "1. title" / "1) title" at the left margin (indented ones are sub-items of a body).
-_NUMBERED = re.compile(r"^\s{0,3}(?P<num>\d+)[.)]\s+(?P<title>\S.*?)\s*$")
+_NUMBERED = re.compile(r"^ ?(?P<num>\d+)[.)]\s+(?P<title>\S.*?)\s*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 
 
