@@ -62,7 +62,7 @@ class TaskSpec(BaseModel):
     ``TaskSpec(prompt="prompt", timeout=600)``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
     prompt: str
     name: str | None = None
