@@ -84,7 +84,14 @@ class Journal:
 
     @classmethod
     async def open(cls, state_dir: Path) -> Journal:
-        return await anyio.to_thread.run_sync(lambda: cls(state_dir.absolute() / DB_NAME))
+        try:
+            return await anyio.to_thread.run_sync(lambda: cls(state_dir.absolute() / DB_NAME))
+        except (OSError, sqlite3.Error) as exc:
+            raise errors.ConfigError(
+                f"cannot open the task-list journal in {str(state_dir)!r}: {exc}. Pass a "
+                "writable state_dir, or state_dir=None to run without a journal (no resume)",
+                field="state_dir",
+            ) from exc
 
     def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         """Run `statements` as one transaction, committed (and synced) on return."""

@@ -465,6 +465,13 @@ async def test_bad_lists_fail_before_any_step_starts(fake_cli: Factory, pidfile:
         assert info.value.field == field, (tasks, kwargs)
     assert not pidfile.exists()  # nothing started
 
+    blocked = pidfile.parent / "not-a-dir"
+    blocked.write_text("")
+    with pytest.raises(ConfigError) as info:
+        await cc_execute_list(["a"], config, state_dir=blocked / "state")
+    assert info.value.field == "state_dir" and "state_dir=None" in str(info.value)
+    assert not pidfile.exists()
+
     with pytest.raises(ConfigError, match="returned int"):
         await cc_execute_list(["a", lambda results: 42], config)
 
