@@ -22,6 +22,14 @@ from .errors import (
     TaskTimeoutError,
 )
 from .events import Event, UnknownEvent, parse_event
+from .pipeline import (
+    StepEvent,
+    TaskListResult,
+    TaskSpec,
+    cc_execute_list,
+    cc_execute_list_sync,
+    load_task_list,
+)
 from .result import TaskResult, ToolUse
 
 __all__ = [
@@ -40,17 +48,23 @@ __all__ = [
     "PermissionDeniedError",
     "ProcessCrashedError",
     "RateLimitError",
+    "StepEvent",
     "TaskFailedError",
+    "TaskListResult",
     "TaskResult",
+    "TaskSpec",
     "TaskStream",
     "TaskTimeoutError",
     "ToolUse",
     "UnknownEvent",
     "__version__",
     "cc_execute",
+    "cc_execute_list",
+    "cc_execute_list_sync",
     "cc_execute_sync",
     "cc_run",
     "cc_run_sync",
     "cc_stream",
+    "load_task_list",
     "parse_event",
 ]

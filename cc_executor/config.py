@@ -119,6 +119,18 @@ class CCExecutorConfig(BaseModel):
         ),
     )
 
+    # -- task lists (cc_execute_list; a single run ignores these) --
+    state_dir: Path | None = Field(
+        Path(".cc_executor"),
+        description="Folder of the task-list journal (state.db); None keeps no journal.",
+    )
+    max_total_cost_usd: float | None = Field(
+        None, gt=0, description="No step of a list starts once its steps cost this much."
+    )
+    max_total_duration: float | None = Field(
+        None, gt=0, description="No step of a list starts after this many seconds."
+    )
+
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)

@@ -193,6 +193,14 @@ def main() -> None:
                 }
             )
             time.sleep(10)
+    elif MODE == "span":
+        # Sleep a little and record when this process ran, for concurrency bounds.
+        start = time.time()
+        time.sleep(float(os.environ.get("FAKE_CLI_SLEEP", "0.3")))
+        with open(os.environ["FAKE_CLI_SPANS"], "a") as f:
+            f.write(json.dumps({"start": start, "end": time.time(), "cwd": os.getcwd()}) + "\n")
+        init()
+        result(f"span:{prompt}")
     elif MODE == "slow_lines":
         # A line every 0.2 s for ~2 s: output keeps flowing, so no idle timeout.
         init()
