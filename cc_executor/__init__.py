@@ -3,7 +3,7 @@
 from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
 from ._run import TaskStream
 from ._version import __version__
-from .config import CCExecutorConfig
+from .config import CCExecutorConfig, RetryBackoff
 from .errors import (
     APIError,
     AuthenticationError,
@@ -21,11 +21,12 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from .events import Event, UnknownEvent, parse_event
-from .result import TaskResult, ToolUse
+from .events import Event, RetryEvent, UnknownEvent, parse_event
+from .result import Attempt, TaskResult, ToolUse, is_transient
 
 __all__ = [
     "APIError",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
@@ -40,6 +41,8 @@ __all__ = [
     "PermissionDeniedError",
     "ProcessCrashedError",
     "RateLimitError",
+    "RetryBackoff",
+    "RetryEvent",
     "TaskFailedError",
     "TaskResult",
     "TaskStream",
@@ -52,5 +55,6 @@ __all__ = [
     "cc_run",
     "cc_run_sync",
     "cc_stream",
+    "is_transient",
     "parse_event",
 ]

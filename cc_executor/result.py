@@ -179,7 +179,7 @@ def classify(
         )
     failed = result.is_error or result.subtype != "success"
     if failed:
-        return _result_error(result, limit_reset_at or _reset_in_text(result.result))
+        return _result_error(result, limit_reset_at)
     if exit_code not in (0, None) and stopped_by is None:
         return ProcessCrashedError(
             f"The CLI reported success but exited with code {exit_code}; not trusting it"
@@ -207,11 +207,18 @@ def _result_error(result: ResultEvent, reset_at: datetime | None) -> TaskFailedE
             f"The task reached max_budget_usd (spent ${result.total_cost_usd or 0:.4f})"
         )
     status = result.api_error_status
+    text_reset = _reset_in_text(result.result)  # what older CLIs print for a usage limit
+    if text_reset is not None or result.api_error == "usage_limit_reached":
+        return RateLimitError(
+            text or "usage limit reached",
+            status_code=status or 429,
+            reset_at=reset_at or text_reset,
+        )
     if status is not None or reason == "api_error":
         message = text or f"API error {status}"
         if status in (401, 403):
             return AuthenticationError(message, status_code=status)
-        if status == 429 or result.api_error == "usage_limit_reached":
+        if status == 429:
             return RateLimitError(message, status_code=status, reset_at=reset_at)
         if status == 529:
             return OverloadedError(message, status_code=status)
