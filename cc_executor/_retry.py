@@ -26,16 +26,7 @@ import inspect
 import random
 from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
-
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_result,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._display import LiveView
 from ._log import logger
@@ -44,6 +35,9 @@ from .config import CCExecutorConfig
 from .errors import CCExecutorError, RateLimitError
 from .events import Event, RetryEvent
 from .result import Attempt, TaskResult, is_transient
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["RESUME_PROMPT", "RetryingRun"]
 
@@ -74,11 +68,6 @@ class RetryingRun:
         self._reason: Literal["backoff", "limit_reset"] = "backoff"
         self._resuming: str | None = None  # the session the next attempt continues
         self._view = LiveView() if config.stream_output else None
-        self._out_of_retries = stop_after_attempt(config.num_retries + 1)
-        backoff = config.retry_backoff
-        self._backoff = wait_exponential(multiplier=backoff.initial, max=backoff.max) + wait_random(
-            0, backoff.jitter
-        )
 
     @property
     def execution_uuid(self) -> str:
@@ -86,6 +75,20 @@ class RetryingRun:
         return self._execution.execution_uuid
 
     async def batches(self) -> AsyncGenerator[Sequence[Event | RetryEvent], None]:
+        # Imported here: `import cc_executor` stays fast (tenacity costs ~7 ms).
+        from tenacity import (
+            AsyncRetrying,
+            retry_if_result,
+            stop_after_attempt,
+            wait_exponential,
+            wait_random,
+        )
+
+        backoff = self.config.retry_backoff
+        self._out_of_retries = stop_after_attempt(self.config.num_retries + 1)
+        self._backoff = wait_exponential(multiplier=backoff.initial, max=backoff.max) + wait_random(
+            0, backoff.jitter
+        )
         retrying = AsyncRetrying(
             retry=retry_if_result(lambda result: is_transient(result.error)),
             stop=self._stop,
