@@ -3,7 +3,7 @@
 from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
 from ._run import TaskStream
 from ._version import __version__
-from .config import CCExecutorConfig
+from .config import CCExecutorConfig, RetryBackoff
 from .errors import (
     APIError,
     AuthenticationError,
@@ -21,7 +21,7 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from .events import Event, UnknownEvent, parse_event
+from .events import Event, RetryEvent, UnknownEvent, parse_event
 from .pipeline import (
     StepEvent,
     TaskListResult,
@@ -30,10 +30,11 @@ from .pipeline import (
     cc_execute_list_sync,
     load_task_list,
 )
-from .result import TaskResult, ToolUse
+from .result import Attempt, TaskResult, ToolUse, is_transient
 
 __all__ = [
     "APIError",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
@@ -49,6 +50,8 @@ __all__ = [
     "ProcessCrashedError",
     "RateLimitError",
     "StepEvent",
+    "RetryBackoff",
+    "RetryEvent",
     "TaskFailedError",
     "TaskListResult",
     "TaskResult",
@@ -66,5 +69,6 @@ __all__ = [
     "cc_run_sync",
     "cc_stream",
     "load_task_list",
+    "is_transient",
     "parse_event",
 ]

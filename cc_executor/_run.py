@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._command import Command, build_command, mask
 from ._display import LiveView
@@ -31,10 +31,11 @@ from .events import (
     InitEvent,
     InvalidLineError,
     ResultEvent,
+    RetryEvent,
     StreamEvent,
     parse_event,
 )
-from .result import TaskResult, ToolUse, classify
+from .result import TaskResult, ToolUse, classify, limit_reset_at
 
 __all__ = ["Execution", "TaskStream"]
 
@@ -61,10 +62,15 @@ async def uncancellable(awaitable: Awaitable[_T]) -> _T:
 class Execution:
     """State of one run. Create, iterate `batches()` once, then read `result`."""
 
-    def __init__(self, task: str, config: CCExecutorConfig) -> None:
+    def __init__(
+        self, task: str, config: CCExecutorConfig, *, prompt: str | None = None, attempt: int = 1
+    ) -> None:
         if not isinstance(task, str):
             raise ConfigError(f"task must be a str, got {type(task).__name__}", field="task")
         self.task = task
+        # What goes to the CLI's stdin: the task, or a retry's "continue" prompt.
+        self.prompt = task if prompt is None else prompt
+        self.attempt = attempt
         self.config = config
         self.execution_uuid = str(uuid.uuid4())
         self.command: Command = build_command(config, self.execution_uuid)
@@ -73,6 +79,7 @@ class Execution:
         self.tool_uses: list[ToolUse] = []
         self.api_retries: list[ApiRetryEvent] = []
         self.result_event: ResultEvent | None = None
+        self.limit_reset: datetime | None = None
         self.invalid_lines = 0
         self._view = LiveView() if config.stream_output else None
 
@@ -97,6 +104,8 @@ class Execution:
             "header",
             {
                 "task": self.task,
+                **({"prompt": self.prompt} if self.prompt != self.task else {}),
+                "attempt": self.attempt,
                 "execution_uuid": self.execution_uuid,
                 "argv": self.command.masked_argv(),
                 "cwd": str(self.command.cwd),
@@ -110,7 +119,7 @@ class Execution:
             try:
                 proc = await CLIProcess.start(
                     self.command,
-                    self.task.encode("utf-8", "surrogateescape"),
+                    self.prompt.encode("utf-8", "surrogateescape"),
                     self.execution_uuid,
                     timeout=config.timeout,
                     idle_timeout=config.idle_timeout,
@@ -167,6 +176,7 @@ class Execution:
         return events
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
+        self.limit_reset = limit_reset_at(event) or self.limit_reset
         if isinstance(event, AssistantEvent):
             for block in event.tool_uses:
                 self.tool_uses.append(ToolUse(name=block.name, input=block.input, id=block.id))
@@ -203,6 +213,7 @@ class Execution:
             idle_timeout_s=self.config.idle_timeout,
             on_permission_denied=self.config.on_permission_denied,
             stderr_tail=stderr_tail,
+            limit_reset_at=self.limit_reset,
         )
         if error is None and res is not None and res.permission_denials:
             logger.warning(
@@ -273,6 +284,18 @@ class Execution:
         }
 
 
+class Run(Protocol):
+    """What `TaskStream` iterates: one `Execution`, or every attempt of a task (`_retry`)."""
+
+    @property
+    def execution_uuid(self) -> str: ...
+
+    @property
+    def result(self) -> TaskResult | None: ...
+
+    def batches(self) -> AsyncGenerator[Sequence[Any], None]: ...
+
+
 class TaskStream:
     """What `cc_stream` returns: an async iterator of typed events, and the result after them.
 
@@ -288,10 +311,10 @@ class TaskStream:
     `async with`, call `await stream.aclose()` when you stop iterating early.
     """
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: Run) -> None:
         self._execution = execution
         self._batches = execution.batches()
-        self._pending: list[Event] = []
+        self._pending: Sequence[Event | RetryEvent] = []
         self._index = 0
 
     @property
@@ -311,7 +334,7 @@ class TaskStream:
     def __aiter__(self) -> TaskStream:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> Event | RetryEvent:
         while self._index >= len(self._pending):
             self._pending = await self._batches.__anext__()
             self._index = 0
@@ -319,7 +342,7 @@ class TaskStream:
         self._index += 1
         return event
 
-    async def batches(self) -> AsyncIterator[list[Event]]:
+    async def batches(self) -> AsyncIterator[Sequence[Event | RetryEvent]]:
         """The same events, a block of output at a time (less overhead per event)."""
         async for batch in self._batches:
             yield batch
