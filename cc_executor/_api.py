@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from ._history import record_history
 from ._run import Execution, TaskStream
 from .config import CCExecutorConfig
 from .result import TaskResult
@@ -42,6 +43,7 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     finally:
         await batches.aclose()
     assert execution.result is not None
+    await record_history(execution.result, execution.config)
     return execution.result
 
 

@@ -25,10 +25,13 @@ from .errors import (
 )
 from .events import ApiRetryEvent, PermissionDenial, ResultEvent
 
-__all__ = ["StopReason", "TaskResult", "ToolUse", "classify"]
+__all__ = ["StopReason", "TaskResult", "TimeoutSource", "ToolUse", "classify"]
 
 StopReason = Literal["timeout", "idle_timeout", "auth_failed", "result_no_exit", "cancelled"]
 """Why the library ended the CLI itself (None when it exited on its own)."""
+
+TimeoutSource = Literal["history", "agent", "heuristic", "explicit"]
+"""Where a run's timeout came from: given by the caller, or predicted (timeout="auto")."""
 
 
 class ToolUse(BaseModel):
@@ -73,6 +76,10 @@ class TaskResult(BaseModel):
         default=None, description="Set when the library ended the CLI itself, and why."
     )
     structured_output: Any = None
+    timeout_s: float | None = Field(default=None, description="The timeout the run had.")
+    timeout_source: TimeoutSource = Field(
+        default="explicit", description='Where timeout_s came from (see timeout="auto").'
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
