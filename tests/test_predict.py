@@ -245,7 +245,7 @@ def test_strategy_takes_timeouts_from_history_when_given() -> None:
         ["run the test suite for module 4", "say hello"], history=records([200.0] * 5)
     )
     assert [t.timeout_source for t in s.tasks] == ["history", "heuristic"]
-    assert s.tasks[0].timeout_s == 300  # 200 s × 1.5
+    assert s.tasks[0].timeout_s == round(200 * HISTORY_SAFETY, 1)
 
 
 def test_bad_inputs_raise_config_error_naming_the_field() -> None:
