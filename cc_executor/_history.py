@@ -61,7 +61,7 @@ _BUSY_TIMEOUT_MS = 30_000
 class HistoryRecord(BaseModel):
     """One finished task, as the history keeps it (JSON-serialisable)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     execution_uuid: str
     prompt_hash: str

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from ._history import HistoryRecord, load_candidates, normalize_prompt
 from ._log import logger
@@ -61,6 +61,8 @@ ComplexityLevel = Literal["simple", "moderate", "complex"]
 class TimeoutPrediction(BaseModel):
     """A predicted timeout and where it came from."""
 
+    model_config = ConfigDict(defer_build=True)
+
     seconds: float
     source: TimeoutSource
     reason: str
@@ -71,6 +73,8 @@ class TimeoutPrediction(BaseModel):
 class TaskComplexity(BaseModel):
     """`get_task_complexity`: how big a task looks, and why."""
 
+    model_config = ConfigDict(defer_build=True)
+
     level: ComplexityLevel
     estimated_seconds: float
     reasons: list[str]
@@ -78,6 +82,8 @@ class TaskComplexity(BaseModel):
 
 class TaskPlan(BaseModel):
     """One task of `suggest_execution_strategy`."""
+
+    model_config = ConfigDict(defer_build=True)
 
     index: int
     task: str
@@ -95,6 +101,8 @@ class TaskPlan(BaseModel):
 
 class ExecutionStrategy(BaseModel):
     """`suggest_execution_strategy`: a plan for a list of tasks (JSON-serialisable)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     tasks: list[TaskPlan]
     concurrent_groups: list[list[int]]
