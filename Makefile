@@ -6,9 +6,9 @@ CLI_VERSION := 2.1.328
 CLI := $(CURDIR)/.claude-cli/node_modules/.bin/claude
 export CC_EXECUTOR_CLI ?= $(CLI)
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench redis
 
-install: $(VENV)/.installed $(CLI)
+install: $(VENV)/.installed $(CLI) redis
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(CLI):
 	npm install --prefix .claude-cli --no-audit --no-fund --loglevel=error \
 		@anthropic-ai/claude-code@$(CLI_VERSION)
 	$(CLI) --version
+
+# redis-server for the Redis history tests (Debian package). They are never skipped.
+redis:
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server) \
+		|| { echo "redis-server is needed by the tests: install it (apt-get install -y redis-server, as root)" >&2; exit 1; }
 
 demo: install
 	$(PY) examples/quickstart.py
@@ -40,3 +45,4 @@ bench: install
 	$(PY) bench/bench_memory.py 500
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_pipeline.py 1000
+	$(PY) bench/bench_predict.py

@@ -1,6 +1,16 @@
 """cc_executor: run Claude Code tasks from Python, unattended, and trust what comes back."""
 
 from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
+from ._history import HistoryRecord, get_execution_history
+from ._predict import (
+    ExecutionStrategy,
+    TaskComplexity,
+    TaskPlan,
+    TimeoutPrediction,
+    get_task_complexity,
+    predict_timeout,
+    suggest_execution_strategy,
+)
 from ._run import TaskStream
 from ._version import __version__
 from .config import CCExecutorConfig, RetryBackoff
@@ -43,21 +53,26 @@ __all__ = [
     "CLINotFoundError",
     "ConfigError",
     "Event",
+    "ExecutionStrategy",
+    "HistoryRecord",
     "IdleTimeoutError",
     "MaxTurnsError",
     "OverloadedError",
     "PermissionDeniedError",
     "ProcessCrashedError",
     "RateLimitError",
-    "StepEvent",
     "RetryBackoff",
     "RetryEvent",
+    "StepEvent",
+    "TaskComplexity",
     "TaskFailedError",
     "TaskListResult",
+    "TaskPlan",
     "TaskResult",
     "TaskSpec",
     "TaskStream",
     "TaskTimeoutError",
+    "TimeoutPrediction",
     "ToolUse",
     "UnknownEvent",
     "__version__",
@@ -68,7 +83,11 @@ __all__ = [
     "cc_run",
     "cc_run_sync",
     "cc_stream",
-    "load_task_list",
+    "get_execution_history",
+    "get_task_complexity",
     "is_transient",
+    "load_task_list",
     "parse_event",
+    "predict_timeout",
+    "suggest_execution_strategy",
 ]

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from ._command import Command, build_command, mask
 from ._display import LiveView
 from ._log import logger
+from ._predict import predict_timeout
 from ._process import CLIProcess
 from ._transcript import NullTranscript, Transcript
 from ._version import __version__
@@ -35,7 +36,7 @@ from .events import (
     StreamEvent,
     parse_event,
 )
-from .result import TaskResult, ToolUse, classify, limit_reset_at
+from .result import TaskResult, TimeoutSource, ToolUse, classify, limit_reset_at
 
 __all__ = ["Execution", "TaskStream"]
 
@@ -81,10 +82,16 @@ class Execution:
         self.result_event: ResultEvent | None = None
         self.limit_reset: datetime | None = None
         self.invalid_lines = 0
+        # timeout="auto" is resolved when the run starts (it may read the history).
+        self.timeout_s: float | None = None if config.timeout == "auto" else config.timeout
+        self.timeout_source: TimeoutSource = "explicit"
         self._view = LiveView() if config.stream_output else None
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         config = self.config
+        if self.timeout_s is None:
+            prediction = await predict_timeout(self.task, config)
+            self.timeout_s, self.timeout_source = prediction.seconds, prediction.source
         started_at = datetime.now(timezone.utc)
         t0 = time.monotonic()
         transcript: Transcript | NullTranscript = NullTranscript()
@@ -109,6 +116,8 @@ class Execution:
                 "execution_uuid": self.execution_uuid,
                 "argv": self.command.masked_argv(),
                 "cwd": str(self.command.cwd),
+                "timeout_s": self.timeout_s,
+                "timeout_source": self.timeout_source,
                 "started_at": started_at.isoformat(),
                 "cc_executor_version": __version__,
             },
@@ -121,7 +130,7 @@ class Execution:
                     self.command,
                     self.prompt.encode("utf-8", "surrogateescape"),
                     self.execution_uuid,
-                    timeout=config.timeout,
+                    timeout=self.timeout_s,
                     idle_timeout=config.idle_timeout,
                     kill_grace=config.kill_grace,
                     result_exit_grace=config.result_exit_grace,
@@ -204,12 +213,13 @@ class Execution:
         if stopped_by == "result_no_exit":
             logger.warning("the CLI did not exit after its result; it was ended, the result stands")
         stderr_tail = mask(proc.stderr_tail, self.command.secrets)
+        assert self.timeout_s is not None
         error = classify(
             result=res,
             exit_code=exit_code,
             stopped_by=stopped_by,
             api_retries=self.api_retries,
-            timeout_s=self.config.timeout,
+            timeout_s=self.timeout_s,
             idle_timeout_s=self.config.idle_timeout,
             on_permission_denied=self.config.on_permission_denied,
             stderr_tail=stderr_tail,
@@ -246,6 +256,8 @@ class Execution:
             ended_at=ended_at,
             stopped_by=stopped_by,
             structured_output=res.structured_output if res else None,
+            timeout_s=self.timeout_s,
+            timeout_source=self.timeout_source,
         )
         if error is not None:
             error.result = result

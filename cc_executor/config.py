@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -97,7 +98,13 @@ class CCExecutorConfig(BaseModel):
     )
 
     # -- time limits --
-    timeout: float = Field(3600.0, gt=0, description="Total seconds before the task is ended.")
+    timeout: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        3600.0,
+        description=(
+            'Total seconds before the task is ended; "auto" predicts it from the history of '
+            "similar tasks (else the agent, else a heuristic)."
+        ),
+    )
     idle_timeout: float | None = Field(
         900.0, gt=0, description="Seconds without any output line before the task is ended."
     )
@@ -150,6 +157,21 @@ class CCExecutorConfig(BaseModel):
         description="Transcript folder: default $CC_EXECUTOR_TRANSCRIPT_DIR, else ./transcripts.",
     )
     on_permission_denied: Literal["fail", "warn"] = "fail"
+
+    # -- execution history and timeout prediction (state_dir: see task lists) --
+    history_url: str | None = Field(
+        None, description='Redis URL ("redis://host:6379/0") for a shared history, else SQLite.'
+    )
+    record_history: bool = Field(True, description="Record every finished task in the history.")
+    history_max_per_class: int = Field(
+        100, ge=1, description="Newest records kept per prompt class; older ones are dropped."
+    )
+    agent_predict_timeout: bool = Field(
+        False,
+        description='With timeout="auto" and no usable history: ask Claude for an estimate.',
+    )
+    auto_timeout_min: float = Field(60.0, gt=0, description='Lower bound of a "auto" timeout.')
+    auto_timeout_max: float = Field(3600.0, gt=0, description='Upper bound of a "auto" timeout.')
     keep_background_processes: bool = Field(
         False,
         description=(
@@ -158,10 +180,13 @@ class CCExecutorConfig(BaseModel):
         ),
     )
 
-    # -- task lists (cc_execute_list; a single run ignores these) --
+    # -- task lists; state_dir also holds the SQLite execution history --
     state_dir: Path | None = Field(
         Path(".cc_executor"),
-        description="Folder of the task-list journal (state.db); None keeps no journal.",
+        description=(
+            "Folder of the embedded state file state.db (task-list journal and SQLite "
+            "history); None keeps neither."
+        ),
     )
     max_total_cost_usd: float | None = Field(
         None, gt=0, description="No step of a list starts once its steps cost this much."
@@ -234,6 +259,34 @@ class CCExecutorConfig(BaseModel):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return (value,) if callable(value) else value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_number_or_auto(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if isinstance(value, bool) or not seconds > 0:
+            raise ValueError('must be a number of seconds > 0 or "auto"')
+        return seconds
+
+    @field_validator("auto_timeout_max")
+    @classmethod
+    def _bounds_ordered(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("auto_timeout_min")
+        if low is not None and value < low:
+            raise ValueError(f"must be >= auto_timeout_min ({low:g}); raise it or lower the min")
+        return value
+
+    @field_validator("history_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError('must be a Redis URL like "redis://127.0.0.1:6379/0" (or None)')
+        return value
 
     @field_validator("env")
     @classmethod

@@ -500,9 +500,14 @@ class _ListRun:
                 caps["max_budget_usd"] = left
         if self.config.max_total_duration is not None:
             left = self.config.max_total_duration - self._elapsed()
-            if left < config.timeout:
+            if config.timeout == "auto":  # the prediction is clamped to what is left
+                if left < config.auto_timeout_max:
+                    caps["auto_timeout_max"] = left
+                    caps["auto_timeout_min"] = min(config.auto_timeout_min, left)
+            elif left < config.timeout:
                 caps["timeout"] = left
-        return (config.with_overrides(**caps) if caps else config), "timeout" in caps
+        capped = "timeout" in caps or "auto_timeout_max" in caps
+        return (config.with_overrides(**caps) if caps else config), capped
 
     async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
         config, timeout_capped = self._step_config(i, spec)

@@ -39,6 +39,7 @@ __all__ = [
     "Attempt",
     "StopReason",
     "TaskResult",
+    "TimeoutSource",
     "ToolUse",
     "classify",
     "is_transient",
@@ -47,6 +48,9 @@ __all__ = [
 
 StopReason = Literal["timeout", "idle_timeout", "auth_failed", "result_no_exit", "cancelled"]
 """Why the library ended the CLI itself (None when it exited on its own)."""
+
+TimeoutSource = Literal["history", "agent", "heuristic", "explicit"]
+"""Where a run's timeout came from: given by the caller, or predicted (timeout="auto")."""
 
 
 class ToolUse(BaseModel):
@@ -117,6 +121,10 @@ class TaskResult(BaseModel):
     structured_output: Any = None
     attempts: list[Attempt] = Field(default_factory=list)
     """Every run of the CLI for this task, in order (one when nothing was retried)."""
+    timeout_s: float | None = Field(default=None, description="The timeout the run had.")
+    timeout_source: TimeoutSource = Field(
+        default="explicit", description='Where timeout_s came from (see timeout="auto").'
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

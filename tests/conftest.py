@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import socket
+import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,71 @@ if "CC_EXECUTOR_CLI" not in os.environ and PINNED_CLI.exists():
 # A test run must never write into the developer's ./transcripts.
 os.environ.pop("CC_EXECUTOR_TRANSCRIPT_DIR", None)
 os.environ.pop("CLAUDECODE", None)
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own directory: the default state dir (./.cc_executor,
+    the execution history) and ./transcripts never land in the developer's tree."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on loopback for the session; yields its base URL.
+
+    Missing is a failure, never a skip: CI must run the Redis tests.
+    """
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail(
+            "redis-server is not installed: `make redis` "
+            "(apt-get install -y redis-server) installs it"
+        )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start on port {port} (exit {proc.poll()})")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+_redis_db = itertools.cycle(range(16))
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """A Redis database of its own for this test (flushed), on the session's server."""
+    import redis
+
+    url = f"{redis_server}/{next(_redis_db)}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
 
 
 @pytest.fixture
