@@ -18,6 +18,7 @@ from .errors import (
     PermissionDeniedError,
     ProcessCrashedError,
     RateLimitError,
+    StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProcessCrashedError",
     "RateLimitError",
+    "StructuredOutputError",
     "TaskFailedError",
     "TaskResult",
     "TaskStream",

@@ -20,6 +20,8 @@ from ._command import Command, build_command, mask
 from ._display import LiveView
 from ._log import logger
 from ._process import CLIProcess
+from ._snapshot import FileChanges, FileTracker
+from ._structured import STRUCTURED_TOOL, StructuredCheck, check
 from ._transcript import NullTranscript, Transcript
 from ._version import __version__
 from .config import CCExecutorConfig
@@ -75,6 +77,13 @@ class Execution:
         self.result_event: ResultEvent | None = None
         self.invalid_lines = 0
         self._view = LiveView() if config.stream_output else None
+        self._files = FileTracker(
+            self.command.cwd,
+            config.add_dirs,
+            enabled=config.snapshot_files,
+            ignore=config.snapshot_ignore,
+            exclude=[config.resolved_transcript_dir()] if config.save_transcript else [],
+        )
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         config = self.config
@@ -101,7 +110,9 @@ class Execution:
         )
         proc: CLIProcess | None = None
         status = "cancelled"
+        changes = FileChanges()
         try:
+            await self._files.start()
             proc = await CLIProcess.start(
                 self.command,
                 self.task.encode("utf-8", "surrogateescape"),
@@ -122,6 +133,7 @@ class Execution:
                         self._view.show(events)
                     yield events
             exit_code = await proc.wait()
+            changes = await self._files.finish()
             status = "finished"
         except BaseException:
             if proc is not None:
@@ -132,7 +144,13 @@ class Execution:
             if status == "finished":
                 assert proc is not None
                 self.result = self._build_result(
-                    proc, exit_code, started_at, ended_at, time.monotonic() - t0, transcript
+                    proc,
+                    exit_code,
+                    started_at,
+                    ended_at,
+                    time.monotonic() - t0,
+                    transcript,
+                    changes,
                 )
             footer = self._footer(proc, status, started_at, ended_at, time.monotonic() - t0)
             transcript.record("footer", footer)
@@ -155,6 +173,7 @@ class Execution:
         return events
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
+        self._files.observe(event)
         if isinstance(event, AssistantEvent):
             for block in event.tool_uses:
                 self.tool_uses.append(ToolUse(name=block.name, input=block.input, id=block.id))
@@ -176,12 +195,14 @@ class Execution:
         ended_at: datetime,
         duration_s: float,
         transcript: Transcript | NullTranscript,
+        changes: FileChanges,
     ) -> TaskResult:
         res = self.result_event
         stopped_by = proc.stopped_by
         if stopped_by == "result_no_exit":
             logger.warning("the CLI did not exit after its result; it was ended, the result stands")
         stderr_tail = mask(proc.stderr_tail, self.command.secrets)
+        structured = self._check_structured(res, changes)
         error = classify(
             result=res,
             exit_code=exit_code,
@@ -191,6 +212,7 @@ class Execution:
             idle_timeout_s=self.config.idle_timeout,
             on_permission_denied=self.config.on_permission_denied,
             stderr_tail=stderr_tail,
+            structured=structured,
         )
         if error is None and res is not None and res.permission_denials:
             logger.warning(
@@ -223,6 +245,10 @@ class Execution:
             ended_at=ended_at,
             stopped_by=stopped_by,
             structured_output=res.structured_output if res else None,
+            structured=structured.value if structured is not None and error is None else None,
+            files_created=changes.created,
+            files_modified=changes.modified,
+            files_deleted=changes.deleted,
         )
         if error is not None:
             error.result = result
@@ -233,6 +259,20 @@ class Execution:
                 + (f" · transcript {result.transcript_path}" if result.transcript_path else "")
             )
         return result
+
+    def _check_structured(
+        self, res: ResultEvent | None, changes: FileChanges
+    ) -> StructuredCheck | None:
+        if res is None or not (self.config.return_json or self.config.json_schema is not None):
+            return None
+        attempts = [t.input for t in self.tool_uses if t.name == STRUCTURED_TOOL]
+        return check(
+            self.config,
+            res.structured_output,
+            attempts[-1] if attempts else None,
+            changes,
+            self.execution_uuid,
+        )
 
     def _footer(
         self,

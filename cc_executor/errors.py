@@ -16,7 +16,8 @@
         │   └── BadRequestError     400
         ├── MaxTurnsError
         ├── BudgetExceededError
-        └── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
+        ├── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
+        └── StructuredOutputError   answer missing or not valid   .raw .validation_errors
 
 Every `TaskFailedError` carries the full `TaskResult` on `.result`, so nothing
 the CLI reported is lost when the call raises. The mapping from what the CLI
@@ -25,7 +26,7 @@ printed to one of these classes lives in one place: `cc_executor.result.classify
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .result import TaskResult
@@ -44,6 +45,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProcessCrashedError",
     "RateLimitError",
+    "StructuredOutputError",
     "TaskFailedError",
     "TaskTimeoutError",
 ]
@@ -149,3 +151,17 @@ class PermissionDeniedError(TaskFailedError):
     def __init__(self, message: str, *, tools: list[str]) -> None:
         super().__init__(message)
         self.tools = tools
+
+
+class StructuredOutputError(TaskFailedError):
+    """The answer asked for with `return_json` / `json_schema` is missing or invalid.
+
+    `raw` is what the model gave (the CLI's `structured_output`, or the model's last
+    `StructuredOutput` call when the CLI passed none on; None if there was none);
+    `validation_errors` lists what is wrong, one `"<json pointer>: <message>"` each.
+    """
+
+    def __init__(self, message: str, *, raw: Any, validation_errors: list[str]) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.validation_errors = validation_errors
