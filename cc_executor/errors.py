@@ -87,13 +87,14 @@ class TaskFailedError(CCExecutorError):
 
     def __reduce__(self) -> tuple[object, ...]:
         # Exceptions with keyword-only constructor arguments do not pickle by default.
-        return (_rebuild, (type(self), str(self), self.__dict__))
+        # The state goes third, so pickle restores it after the object exists: `result`
+        # refers back to this error, and a cycle inside the arguments would lose it.
+        return (_rebuild, (type(self), str(self)), self.__dict__)
 
 
-def _rebuild(cls: type[TaskFailedError], message: str, state: dict[str, object]) -> TaskFailedError:
+def _rebuild(cls: type[TaskFailedError], message: str) -> TaskFailedError:
     err = cls.__new__(cls)
     Exception.__init__(err, message)
-    err.__dict__.update(state)
     return err
 
 

@@ -1,0 +1,201 @@
+"""files_created / files_modified / files_deleted: from snapshots and tool calls, verified.
+
+The real CLI against the scripted model for what a task does; the snapshot
+walker alone for what it must not touch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cc_executor import CCExecutorConfig, cc_run
+from cc_executor import _snapshot as snapshot
+from cc_executor.testing import ScriptedModel, text, tool_use
+
+
+@pytest.fixture
+def model(claude_cli: str) -> Iterator[ScriptedModel]:
+    with ScriptedModel() as m:
+        yield m
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    d = tmp_path / "work"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def config(model: ScriptedModel, workdir: Path, transcripts: Path) -> CCExecutorConfig:
+    return model.config(cwd=workdir, transcript_dir=transcripts, allowed_tools=["Bash"])
+
+
+def _bash(command: str) -> Any:
+    return tool_use("Bash", {"command": command, "description": "run"})
+
+
+def _write(path: Path, content: str, *, age_s: float = 3600) -> None:
+    """Create a file whose mtime lies `age_s` in the past (as if made well before the task)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    t = time.time() - age_s
+    os.utime(path, (t, t))
+
+
+async def test_modified_and_deleted_files_are_detected(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path
+) -> None:
+    _write(workdir / "keep.txt", "same")
+    _write(workdir / "append.txt", "one\n")
+    _write(workdir / "gone.txt", "bye")
+    _write(workdir / "src" / "app.py", "x = 1\n")
+    _write(workdir / "src" / "old" / "dead.py", "pass\n")
+    model.add(
+        tool_use("Read", {"file_path": str(workdir / "src" / "app.py")}),
+        tool_use(
+            "Edit",
+            {"file_path": str(workdir / "src" / "app.py"), "old_string": "1", "new_string": "2"},
+        ),
+        _bash("echo two >> append.txt && rm gone.txt && rm -r src/old && mkdir -p out"),
+        _bash("printf 'new' > out/made.txt"),
+        text("done"),
+    )
+    result = await cc_run("change things", config)
+    assert result.success, result.error
+    assert (workdir / "src" / "app.py").read_text() == "x = 2\n"
+    assert (workdir / "append.txt").read_text() == "one\ntwo\n"
+    assert result.files_created == ["out/made.txt"]
+    assert result.files_modified == ["append.txt", "src/app.py"]
+    assert result.files_deleted == ["gone.txt", "src/old/dead.py"]
+
+
+async def test_same_size_same_mtime_change_is_caught_by_the_hash(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path
+) -> None:
+    """A file written just before the run, changed within the same timestamp: only a hash tells."""
+    target = workdir / "racy.txt"
+    target.write_text("aaaa")
+    stamp = target.stat().st_mtime_ns
+    # The command restores the exact mtime (nanoseconds) after rewriting the same size.
+    secs, ns = divmod(stamp, 1_000_000_000)
+    model.add(
+        _bash(f"printf bbbb > racy.txt && touch -d @{secs}.{ns:09d} racy.txt"),
+        text("done"),
+    )
+    result = await cc_run("x", config)
+    assert result.success, result.error
+    assert target.read_text() == "bbbb"
+    assert target.stat().st_mtime_ns == stamp and target.stat().st_size == 4
+    assert result.files_modified == ["racy.txt"]
+
+
+async def test_ignored_directories_are_skipped_but_file_tools_still_count(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path
+) -> None:
+    _write(workdir / "node_modules" / "pkg" / "index.js", "old")
+    _write(workdir / "build" / "out.o", "obj")
+    model.add(
+        _bash(
+            "echo new > node_modules/pkg/index.js && "
+            "echo y > build/out.o && echo z > build/new.o && echo log > run.log"
+        ),
+        tool_use("Write", {"file_path": str(workdir / "node_modules" / "w.js"), "content": "w"}),
+        text("done"),
+    )
+    result = await cc_run(
+        "x",
+        config,
+        snapshot_ignore=["node_modules", "build", "*.log"],
+        transcript_dir=workdir / "tr",
+    )
+    assert result.success, result.error
+    assert (workdir / "node_modules" / "pkg" / "index.js").read_text() == "new\n"
+    assert (workdir / "run.log").exists()
+    # Only the file a tool wrote shows; the snapshot never looked inside the ignored
+    # directories, nor at the transcript written inside cwd.
+    assert result.transcript_path is not None and result.transcript_path.parent == workdir / "tr"
+    assert result.files_created == ["node_modules/w.js"]
+    assert result.files_modified == []
+    assert result.files_deleted == []
+
+
+async def test_add_dirs_outside_cwd_are_reported_with_absolute_paths(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    model.add(
+        tool_use("Write", {"file_path": str(other / "x.txt"), "content": "x"}),
+        _bash(f"echo y > {other / 'y.txt'}"),
+        text("done"),
+    )
+    result = await cc_run("x", config, add_dirs=[other])
+    assert result.success, result.error
+    assert result.files_created == [str(other / "x.txt"), str(other / "y.txt")]
+
+
+async def test_snapshots_off_leaves_only_verified_file_tool_calls(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path
+) -> None:
+    _write(workdir / "edit.txt", "a")
+    model.add(
+        tool_use("Write", {"file_path": str(workdir / "w.txt"), "content": "w"}),
+        _bash("echo b > bash.txt && rm edit.txt"),
+        tool_use("Write", {"file_path": str(workdir / "then_gone.txt"), "content": "w"}),
+        _bash("rm then_gone.txt"),
+        text("done"),
+    )
+    result = await cc_run("x", config, snapshot_files=False)
+    assert result.success, result.error
+    assert (workdir / "bash.txt").exists()
+    assert result.files_created == ["w.txt"]
+    assert result.files_modified == [] and result.files_deleted == []
+
+
+# --------------------------------------------------------------------------- the walker
+
+
+def test_walker_never_enters_ignored_or_excluded_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for rel in ["a.txt", "src/b.py", "node_modules/p/i.js", ".git/HEAD", "tr/t.jsonl", "x/.venv/c"]:
+        _write(tmp_path / rel, "x", age_s=0)
+    opened: list[str] = []
+    real_scandir = os.scandir
+
+    def spy(path: Any) -> Any:
+        opened.append(os.path.relpath(path, tmp_path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", spy)
+    ignore = snapshot._Ignore(["node_modules", ".venv"], exclude=[tmp_path / "tr"])
+    snap = snapshot.take_snapshot([str(tmp_path)], ignore)
+    assert sorted(opened) == [".", "src", "x"]
+    assert sorted(os.path.relpath(p, tmp_path) for p in snap.files) == ["a.txt", "src/b.py"]
+    # Files modified moments ago were hashed, for a change that keeps size and mtime.
+    assert set(snap.hashes) == set(snap.files)
+
+
+def test_walker_records_symlinks_without_following_them(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    _write(outside / "big.txt", "x" * 100)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "dir_link").symlink_to(outside)
+    (root / "dangling").symlink_to(tmp_path / "nowhere")
+    snap = snapshot.take_snapshot([str(root)], snapshot._Ignore([], exclude=[]))
+    assert sorted(os.path.relpath(p, root) for p in snap.files) == ["dangling", "dir_link"]
+
+
+def test_old_files_are_not_hashed(tmp_path: Path) -> None:
+    _write(tmp_path / "old.txt", "x", age_s=60)
+    _write(tmp_path / "new.txt", "x", age_s=0)
+    snap = snapshot.take_snapshot([str(tmp_path)], snapshot._Ignore([], exclude=[]))
+    assert list(snap.hashes) == [str(tmp_path / "new.txt")]
