@@ -40,9 +40,11 @@ from .events import AssistantEvent, Event, UserEvent
 __all__ = ["FileChanges", "FileTracker", "Snapshot", "diff", "take_snapshot"]
 
 # Files whose mtime is this close to (or after) the start of the first walk are
-# hashed: their timestamp may not move when they change again within the same
-# tick of the filesystem's clock (coarse kernel clock: ms; FAT: 2 s).
-RACY_WINDOW_NS = 2_000_000_000
+# hashed: a change within the same tick of the filesystem's clock could keep their
+# timestamp. Linux stamps files from its coarse clock (one tick: 1-10 ms); a whole
+# millisecond mtime suggests a coarse filesystem (FAT: 2 s, HFS+, SMB), given 2 s.
+RACY_WINDOW_NS = 50_000_000
+COARSE_RACY_WINDOW_NS = 2_000_000_000
 ALWAYS_IGNORED = ".git"
 # Tools that take a file_path but never change the file.
 _READ_ONLY_TOOLS = frozenset({"Read", "NotebookRead", "Glob", "Grep", "LS"})
@@ -113,14 +115,14 @@ def _hash(path: str) -> bytes | None:
 def _walk(roots: Sequence[str], ignore: _Ignore) -> dict[str, Stat]:
     files: dict[str, Stat] = {}
     stack = list(roots)
-    exclude = ignore.exclude
-    is_ignored = ignore.name
+    exclude, names, globs = ignore.exclude, ignore.names, ignore.globs
     while stack:
         directory = stack.pop()
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    if is_ignored(entry.name):
+                    name = entry.name
+                    if name in names or (globs and ignore.name(name)):
                         continue
                     try:
                         if entry.is_dir(follow_symlinks=False):
@@ -149,14 +151,15 @@ def _roots(paths: Iterable[Path]) -> list[str]:
 
 def take_snapshot(roots: Sequence[str], ignore: _Ignore, *, hash_racy: bool = True) -> Snapshot:
     """Walk `roots`; with `hash_racy` (the first walk), hash the files size and mtime
-    may not tell apart later (modified within RACY_WINDOW_NS of the walk)."""
+    may not tell apart later (modified within the racy window of the walk, or after)."""
     started_ns = time.time_ns()
     files = _walk(roots, ignore)
     hashes: dict[str, bytes | None] = {}
     if hash_racy:
-        threshold = started_ns - RACY_WINDOW_NS
+        fine = started_ns - RACY_WINDOW_NS
+        coarse = started_ns - COARSE_RACY_WINDOW_NS
         for path, (_size, mtime) in files.items():
-            if mtime >= threshold:
+            if mtime >= fine or (mtime >= coarse and mtime % 1_000_000 == 0):
                 hashes[path] = _hash(path)
     return Snapshot(files=files, hashes=hashes, started_ns=started_ns)
 
@@ -164,19 +167,13 @@ def take_snapshot(roots: Sequence[str], ignore: _Ignore, *, hash_racy: bool = Tr
 def diff(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str], list[str]]:
     """(created, modified, deleted) absolute paths between two snapshots."""
     old, new = before.files, after.files
-    created = [p for p in new if p not in old]
-    deleted = [p for p in old if p not in new]
-    modified: list[str] = []
-    for path, now in new.items():
-        was = old.get(path)
-        if was is None:
-            continue
-        if was != now:
+    created = list(new.keys() - old.keys())
+    deleted = list(old.keys() - new.keys())
+    # A created path gets its own stat back from .get, so it never counts as modified.
+    modified = [p for p, now in new.items() if old.get(p, now) != now]
+    for path, then in before.hashes.items():
+        if then is not None and new.get(path) == old[path] and _hash(path) not in (then, None):
             modified.append(path)
-        elif path in before.hashes:
-            then = before.hashes[path]
-            if then is not None and _hash(path) not in (then, None):
-                modified.append(path)
     return created, modified, deleted
 
 

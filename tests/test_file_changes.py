@@ -79,10 +79,13 @@ async def test_modified_and_deleted_files_are_detected(
 async def test_same_size_same_mtime_change_is_caught_by_the_hash(
     model: ScriptedModel, config: CCExecutorConfig, workdir: Path
 ) -> None:
-    """A file written just before the run, changed within the same timestamp: only a hash tells."""
+    """A file whose mtime is as late as the run's start (written in the same clock tick,
+    here stamped a second ahead so timing cannot matter) is rewritten with the same size
+    and the same mtime: only the hash taken before the run tells."""
     target = workdir / "racy.txt"
     target.write_text("aaaa")
-    stamp = target.stat().st_mtime_ns
+    stamp = time.time_ns() + 1_000_000_000 + 123
+    os.utime(target, ns=(stamp, stamp))
     # The command restores the exact mtime (nanoseconds) after rewriting the same size.
     secs, ns = divmod(stamp, 1_000_000_000)
     model.add(
@@ -166,7 +169,7 @@ def test_walker_never_enters_ignored_or_excluded_directories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for rel in ["a.txt", "src/b.py", "node_modules/p/i.js", ".git/HEAD", "tr/t.jsonl", "x/.venv/c"]:
-        _write(tmp_path / rel, "x", age_s=0)
+        _write(tmp_path / rel, "x", age_s=-1)
     opened: list[str] = []
     real_scandir = os.scandir
 
@@ -179,7 +182,7 @@ def test_walker_never_enters_ignored_or_excluded_directories(
     snap = snapshot.take_snapshot([str(tmp_path)], ignore)
     assert sorted(opened) == [".", "src", "x"]
     assert sorted(os.path.relpath(p, tmp_path) for p in snap.files) == ["a.txt", "src/b.py"]
-    # Files modified moments ago were hashed, for a change that keeps size and mtime.
+    # Files stamped as late as the walk are hashed, for a change that keeps size and mtime.
     assert set(snap.hashes) == set(snap.files)
 
 
@@ -194,8 +197,17 @@ def test_walker_records_symlinks_without_following_them(tmp_path: Path) -> None:
     assert sorted(os.path.relpath(p, root) for p in snap.files) == ["dangling", "dir_link"]
 
 
-def test_old_files_are_not_hashed(tmp_path: Path) -> None:
-    _write(tmp_path / "old.txt", "x", age_s=60)
-    _write(tmp_path / "new.txt", "x", age_s=0)
+def test_only_files_stamped_within_the_clock_granularity_are_hashed(tmp_path: Path) -> None:
+    now = time.time_ns()
+    stamps = {
+        "old.txt": now - 60 * 10**9,
+        "second_ago_fine.txt": now - 10**9 - 123_456,  # ns timestamps: 50 ms window
+        "second_ago_coarse.txt": (now // 10**9 - 1) * 10**9,  # whole seconds: 2 s window
+        "ahead.txt": now + 10**9,
+    }
+    for name, ns in stamps.items():
+        (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, ns=(ns, ns))
     snap = snapshot.take_snapshot([str(tmp_path)], snapshot._Ignore([], exclude=[]))
-    assert list(snap.hashes) == [str(tmp_path / "new.txt")]
+    hashed = sorted(os.path.basename(p) for p in snap.hashes)
+    assert hashed == ["ahead.txt", "second_ago_coarse.txt"]
