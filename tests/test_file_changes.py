@@ -171,13 +171,14 @@ def test_walker_never_enters_ignored_or_excluded_directories(
     for rel in ["a.txt", "src/b.py", "node_modules/p/i.js", ".git/HEAD", "tr/t.jsonl", "x/.venv/c"]:
         _write(tmp_path / rel, "x", age_s=-1)
     opened: list[str] = []
-    real_scandir = os.scandir
+    real_open = os.open
 
-    def spy(path: Any) -> Any:
-        opened.append(os.path.relpath(path, tmp_path))
-        return real_scandir(path)
+    def spy(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_DIRECTORY:
+            opened.append(os.path.relpath(path, tmp_path))
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(os, "scandir", spy)
+    monkeypatch.setattr(os, "open", spy)
     ignore = snapshot._Ignore(["node_modules", ".venv"], exclude=[tmp_path / "tr"])
     snap = snapshot.take_snapshot([str(tmp_path)], ignore)
     assert sorted(opened) == [".", "src", "x"]
@@ -211,3 +212,16 @@ def test_only_files_stamped_within_the_clock_granularity_are_hashed(tmp_path: Pa
     snap = snapshot.take_snapshot([str(tmp_path)], snapshot._Ignore([], exclude=[]))
     hashed = sorted(os.path.basename(p) for p in snap.hashes)
     assert hashed == ["ahead.txt", "second_ago_coarse.txt"]
+
+
+def test_special_files_never_block_the_snapshot(tmp_path: Path) -> None:
+    """A FIFO stamped as late as the walk would hang a naive hash (open waits for a writer)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    ahead = time.time_ns() + 10**9
+    os.utime(fifo, ns=(ahead, ahead))
+    (tmp_path / "link").symlink_to(fifo)
+    snap = snapshot.take_snapshot([str(tmp_path)], snapshot._Ignore([], exclude=[]))
+    # Both are racy; neither is read: a symlink and a FIFO are decided by size and mtime.
+    assert snap.hashes == {str(fifo): None, str(tmp_path / "link"): None}
+    assert sorted(snap.files) == [str(tmp_path / "link"), str(fifo)]
