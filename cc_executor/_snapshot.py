@@ -263,6 +263,7 @@ class FileTracker:
         modified: set[str] = set()
         deleted: set[str] = set()
         covered: list[str] = []
+        covered_real: list[str] = []
         if self._before is not None:
             after = take_snapshot(self._roots, self._ignore, hash_racy=False)
             c, m, d = diff(self._before, after)
@@ -270,10 +271,11 @@ class FileTracker:
             modified.update(m)
             deleted.update(d)
             covered = self._roots
+            covered_real = [os.path.realpath(r) for r in self._roots]
         for tool_id, kind in self._done.items():
             tool, path = self._calls[tool_id]
             real = os.path.realpath(path)
-            if self._ignore.covers(path, covered) or self._ignore.covers(real, covered):
+            if self._ignore.covers(path, covered) or self._ignore.covers(real, covered_real):
                 continue  # the snapshot saw it, and it has the last word
             if not os.path.lexists(path):
                 continue  # claimed, or written and removed again: not a change that stands
@@ -282,9 +284,9 @@ class FileTracker:
             elif path not in created:
                 modified.add(path)
         return FileChanges(
-            created=sorted(self._display(p) for p in created),
-            modified=sorted(self._display(p) for p in modified),
-            deleted=sorted(self._display(p) for p in deleted),
+            created=sorted({self._display(p) for p in created}),
+            modified=sorted({self._display(p) for p in modified}),
+            deleted=sorted({self._display(p) for p in deleted}),
         )
 
     def _absolute(self, path: str) -> str:

@@ -225,3 +225,20 @@ def test_special_files_never_block_the_snapshot(tmp_path: Path) -> None:
     # Both are racy; neither is read: a symlink and a FIFO are decided by size and mtime.
     assert snap.hashes == {str(fifo): None, str(tmp_path / "link"): None}
     assert sorted(snap.files) == [str(tmp_path / "link"), str(fifo)]
+
+
+async def test_cwd_through_a_symlink_lists_each_file_once(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path, tmp_path: Path
+) -> None:
+    """The CLI resolves cwd (it denies writes through the link's path), so the model names
+    files by the real path while the library walked the link: one entry each all the same."""
+    link = tmp_path / "link"
+    link.symlink_to(workdir)
+    model.add(
+        tool_use("Write", {"file_path": str(workdir / "real.txt"), "content": "r"}),
+        _bash("echo b > via_bash.txt"),
+        text("done"),
+    )
+    result = await cc_run("x", config, cwd=link)
+    assert result.success, result.error
+    assert result.files_created == ["real.txt", "via_bash.txt"]
