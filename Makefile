@@ -39,4 +39,5 @@ bench: install
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_memory.py 500
 	$(PY) bench/bench_import.py
+	$(PY) bench/bench_pipeline.py 1000
 	$(PY) bench/bench_snapshot.py 100000 7

@@ -3,7 +3,7 @@
 from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
 from ._run import TaskStream
 from ._version import __version__
-from .config import CCExecutorConfig
+from .config import CCExecutorConfig, RetryBackoff
 from .errors import (
     APIError,
     AuthenticationError,
@@ -22,11 +22,20 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from .events import Event, UnknownEvent, parse_event
-from .result import TaskResult, ToolUse
+from .events import Event, RetryEvent, UnknownEvent, parse_event
+from .pipeline import (
+    StepEvent,
+    TaskListResult,
+    TaskSpec,
+    cc_execute_list,
+    cc_execute_list_sync,
+    load_task_list,
+)
+from .result import Attempt, TaskResult, ToolUse, is_transient
 
 __all__ = [
     "APIError",
+    "Attempt",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
@@ -42,17 +51,26 @@ __all__ = [
     "ProcessCrashedError",
     "RateLimitError",
     "StructuredOutputError",
+    "StepEvent",
+    "RetryBackoff",
+    "RetryEvent",
     "TaskFailedError",
+    "TaskListResult",
     "TaskResult",
+    "TaskSpec",
     "TaskStream",
     "TaskTimeoutError",
     "ToolUse",
     "UnknownEvent",
     "__version__",
     "cc_execute",
+    "cc_execute_list",
+    "cc_execute_list_sync",
     "cc_execute_sync",
     "cc_run",
     "cc_run_sync",
     "cc_stream",
+    "load_task_list",
+    "is_transient",
     "parse_event",
 ]

@@ -1,4 +1,5 @@
-"""The public calls. Thin: each one builds an `Execution` and consumes it."""
+"""The public calls. Thin: each one builds a `RetryingRun` (every attempt of the task)
+and consumes it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from ._run import Execution, TaskStream
+from ._retry import RetryingRun
+from ._run import TaskStream
 from .config import CCExecutorConfig
 from .result import TaskResult
 
@@ -25,7 +27,7 @@ def cc_stream(task: str, config: CCExecutorConfig | None = None, **overrides: An
     Raises `ConfigError` / `CLINotFoundError` at once if nothing can start.
     Use it as `async with cc_stream(task) as stream: async for event in stream: ...`.
     """
-    return TaskStream(Execution(task, _config(config, overrides)))
+    return TaskStream(RetryingRun(task, _config(config, overrides)))
 
 
 async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskResult:
@@ -34,7 +36,7 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     Raises only when nothing could start (`ConfigError`, `CLINotFoundError`);
     a task that started and failed has `success=False` and `error` set.
     """
-    execution = Execution(task, _config(config, overrides))
+    execution = RetryingRun(task, _config(config, overrides))
     batches = execution.batches()
     try:
         async for _ in batches:

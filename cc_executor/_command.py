@@ -19,6 +19,10 @@ MARKER_VAR = "CC_EXECUTOR_EXECUTION"
 
 PINNED_CLI_VERSION = "2.1.328"
 
+# The CLI's own API retries (it reports each as system/api_retry). Set from
+# `cli_max_retries` unless `env` names it explicitly.
+CLI_RETRIES_VAR = "CLAUDE_CODE_MAX_RETRIES"
+
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 _ALWAYS_SECRET = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 # Inherited variables are masked only when long enough to be a credential, so a
@@ -81,6 +85,8 @@ def build_command(
             field="cwd",
         )
     env = {k: v for k, v in environ.items() if k != "CLAUDECODE"}
+    if config.cli_max_retries is not None and CLI_RETRIES_VAR not in config.env:
+        env[CLI_RETRIES_VAR] = str(config.cli_max_retries)
     env.update(config.env)
     env[MARKER_VAR] = execution_uuid
     _check_root_bypass(config, env, os.geteuid() if euid is None else euid)
@@ -97,7 +103,7 @@ def build_args(config: CCExecutorConfig) -> list[str]:
     args += ["--permission-mode", config.permission_mode]
     optional: list[tuple[str, object]] = [
         ("--model", config.model),
-        ("--fallback-model", config.fallback_model),
+        ("--fallback-model", config.fallback_model_arg()),
         ("--max-turns", config.max_turns),
         ("--max-budget-usd", config.max_budget_usd),
         ("--system-prompt", config.system_prompt),

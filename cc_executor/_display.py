@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import TextIO
 
 from .events import (
@@ -11,8 +13,11 @@ from .events import (
     AssistantEvent,
     Event,
     InitEvent,
+    ModelFallbackEvent,
     PermissionDeniedEvent,
+    RateLimitEvent,
     ResultEvent,
+    RetryEvent,
     StreamEvent,
 )
 
@@ -30,7 +35,7 @@ class LiveView:
             self._mid_line = False
         self._out.write(text + "\n")
 
-    def show(self, events: list[Event]) -> None:
+    def show(self, events: Sequence[Event | RetryEvent]) -> None:
         for event in events:
             if isinstance(event, StreamEvent):
                 delta = event.text_delta
@@ -51,6 +56,26 @@ class LiveView:
                     f"↻ API error {event.error_status} ({event.error}); CLI retry "
                     f"{event.attempt}/{event.max_retries} in {delay:.1f}s"
                 )
+            elif isinstance(event, RateLimitEvent) and event.rate_limit_info.status == "rejected":
+                info = event.rate_limit_info
+                when = f"resets {_clock(info.reset_at)}" if info.reset_at else "no reset time given"
+                self._line(f"⏸ usage limit reached ({info.rate_limit_type or 'limit'}); {when}")
+            elif isinstance(event, ModelFallbackEvent):
+                self._line(
+                    f"⇄ model {event.original_model} → {event.fallback_model} ({event.trigger})"
+                )
+            elif isinstance(event, RetryEvent):
+                how = (
+                    f"resuming session {event.session_id}" if event.session_id else "starting over"
+                )
+                why = (
+                    "waiting for the limit to reset" if event.reason == "limit_reset" else "backoff"
+                )
+                self._line(
+                    f"↻ attempt {event.attempt} failed: {event.error_type}; {why}, "
+                    f"attempt {event.attempt + 1} at {_clock(event.resume_at)} "
+                    f"(in {event.delay_s:.1f}s), {how}"
+                )
             elif isinstance(event, PermissionDeniedEvent):
                 self._line(f"✗ permission denied: {event.tool_name}")
             elif isinstance(event, ResultEvent):
@@ -65,3 +90,13 @@ class LiveView:
     def note(self, text: str) -> None:
         self._line(text)
         self._out.flush()
+
+
+def _clock(when: datetime | None) -> str:
+    """A time of day in UTC, with the date when it is not today."""
+    if when is None:
+        return "?"
+    when = when.astimezone(timezone.utc)
+    today = datetime.now(timezone.utc).date()
+    fmt = "%H:%M:%S UTC" if when.date() == today else "%Y-%m-%d %H:%M:%S UTC"
+    return when.strftime(fmt)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._command import Command, build_command, mask
 from ._display import LiveView
@@ -25,7 +25,7 @@ from ._structured import STRUCTURED_TOOL, StructuredCheck, check
 from ._transcript import NullTranscript, Transcript
 from ._version import __version__
 from .config import CCExecutorConfig
-from .errors import ConfigError
+from .errors import CLINotFoundError, ConfigError
 from .events import (
     ApiRetryEvent,
     AssistantEvent,
@@ -33,10 +33,11 @@ from .events import (
     InitEvent,
     InvalidLineError,
     ResultEvent,
+    RetryEvent,
     StreamEvent,
     parse_event,
 )
-from .result import TaskResult, ToolUse, classify
+from .result import TaskResult, ToolUse, classify, limit_reset_at
 
 __all__ = ["Execution", "TaskStream"]
 
@@ -63,10 +64,15 @@ async def uncancellable(awaitable: Awaitable[_T]) -> _T:
 class Execution:
     """State of one run. Create, iterate `batches()` once, then read `result`."""
 
-    def __init__(self, task: str, config: CCExecutorConfig) -> None:
+    def __init__(
+        self, task: str, config: CCExecutorConfig, *, prompt: str | None = None, attempt: int = 1
+    ) -> None:
         if not isinstance(task, str):
             raise ConfigError(f"task must be a str, got {type(task).__name__}", field="task")
         self.task = task
+        # What goes to the CLI's stdin: the task, or a retry's "continue" prompt.
+        self.prompt = task if prompt is None else prompt
+        self.attempt = attempt
         self.config = config
         self.execution_uuid = str(uuid.uuid4())
         self.command: Command = build_command(config, self.execution_uuid)
@@ -75,6 +81,7 @@ class Execution:
         self.tool_uses: list[ToolUse] = []
         self.api_retries: list[ApiRetryEvent] = []
         self.result_event: ResultEvent | None = None
+        self.limit_reset: datetime | None = None
         self.invalid_lines = 0
         self._view = LiveView() if config.stream_output else None
         self._files = FileTracker(
@@ -91,16 +98,23 @@ class Execution:
         t0 = time.monotonic()
         transcript: Transcript | NullTranscript = NullTranscript()
         if config.save_transcript:
-            transcript = Transcript.create(
-                config.resolved_transcript_dir(),
-                self.execution_uuid,
-                started_at,
-                self.command.secrets,
-            )
+            directory = config.resolved_transcript_dir()
+            try:
+                transcript = Transcript.create(
+                    directory, self.execution_uuid, started_at, self.command.secrets
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot write transcripts to {str(directory)!r}: {exc}. Pass a writable "
+                    "transcript_dir, or save_transcript=False.",
+                    field="transcript_dir",
+                ) from exc
         transcript.record(
             "header",
             {
                 "task": self.task,
+                **({"prompt": self.prompt} if self.prompt != self.task else {}),
+                "attempt": self.attempt,
                 "execution_uuid": self.execution_uuid,
                 "argv": self.command.masked_argv(),
                 "cwd": str(self.command.cwd),
@@ -109,20 +123,27 @@ class Execution:
             },
         )
         proc: CLIProcess | None = None
-        status = "cancelled"
+        status = "not_started"
         changes = FileChanges()
         try:
             await self._files.start()
-            proc = await CLIProcess.start(
-                self.command,
-                self.task.encode("utf-8", "surrogateescape"),
-                self.execution_uuid,
-                timeout=config.timeout,
-                idle_timeout=config.idle_timeout,
-                kill_grace=config.kill_grace,
-                result_exit_grace=config.result_exit_grace,
-                keep_background=config.keep_background_processes,
-            )
+            try:
+                proc = await CLIProcess.start(
+                    self.command,
+                    self.prompt.encode("utf-8", "surrogateescape"),
+                    self.execution_uuid,
+                    timeout=config.timeout,
+                    idle_timeout=config.idle_timeout,
+                    kill_grace=config.kill_grace,
+                    result_exit_grace=config.result_exit_grace,
+                    keep_background=config.keep_background_processes,
+                )
+            except OSError as exc:
+                raise CLINotFoundError(
+                    f"Could not start the Claude Code CLI {self.command.argv[0]!r}: {exc}. "
+                    "Check that it is an executable `claude` (cli_path / $CC_EXECUTOR_CLI)."
+                ) from exc
+            status = "cancelled"
             async for block, parse in proc.blocks():
                 transcript.write(block)
                 if not parse:
@@ -173,6 +194,7 @@ class Execution:
         return events
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
+        self.limit_reset = limit_reset_at(event) or self.limit_reset
         self._files.observe(event)
         if isinstance(event, AssistantEvent):
             for block in event.tool_uses:
@@ -212,6 +234,7 @@ class Execution:
             idle_timeout_s=self.config.idle_timeout,
             on_permission_denied=self.config.on_permission_denied,
             stderr_tail=stderr_tail,
+            limit_reset_at=self.limit_reset,
             structured=structured,
         )
         if error is None and res is not None and res.permission_denials:
@@ -301,6 +324,18 @@ class Execution:
         }
 
 
+class Run(Protocol):
+    """What `TaskStream` iterates: one `Execution`, or every attempt of a task (`_retry`)."""
+
+    @property
+    def execution_uuid(self) -> str: ...
+
+    @property
+    def result(self) -> TaskResult | None: ...
+
+    def batches(self) -> AsyncGenerator[Sequence[Any], None]: ...
+
+
 class TaskStream:
     """What `cc_stream` returns: an async iterator of typed events, and the result after them.
 
@@ -316,10 +351,10 @@ class TaskStream:
     `async with`, call `await stream.aclose()` when you stop iterating early.
     """
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: Run) -> None:
         self._execution = execution
         self._batches = execution.batches()
-        self._pending: list[Event] = []
+        self._pending: Sequence[Event | RetryEvent] = []
         self._index = 0
 
     @property
@@ -339,7 +374,7 @@ class TaskStream:
     def __aiter__(self) -> TaskStream:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> Event | RetryEvent:
         while self._index >= len(self._pending):
             self._pending = await self._batches.__anext__()
             self._index = 0
@@ -347,7 +382,7 @@ class TaskStream:
         self._index += 1
         return event
 
-    async def batches(self) -> AsyncIterator[list[Event]]:
+    async def batches(self) -> AsyncIterator[Sequence[Event | RetryEvent]]:
         """The same events, a block of output at a time (less overhead per event)."""
         async for batch in self._batches:
             yield batch

@@ -38,7 +38,7 @@ from typing import Any
 from ._log import logger
 from .events import AssistantEvent, Event, UserEvent
 
-__all__ = ["FileChanges", "FileTracker", "Snapshot", "diff", "take_snapshot"]
+__all__ = ["FileChanges", "FileTracker", "Snapshot", "combine", "diff", "take_snapshot"]
 
 # Files whose mtime is this close to (or after) the start of the first walk are
 # hashed: a change within the same tick of the filesystem's clock could keep their
@@ -60,6 +60,28 @@ class FileChanges:
     created: list[str] = field(default_factory=list)
     modified: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+
+
+def combine(runs: Iterable[FileChanges]) -> FileChanges:
+    """The net changes of runs that followed one another (the attempts of one task):
+    created then deleted is nothing, deleted then created is modified, created then
+    modified stays created."""
+    net: dict[str, str] = {}
+    for run in runs:
+        for path in run.created:
+            net[path] = "modified" if net.get(path) == "deleted" else "created"
+        for path in run.modified:
+            net[path] = "created" if net.get(path) == "created" else "modified"
+        for path in run.deleted:
+            if net.get(path) == "created":
+                del net[path]
+            else:
+                net[path] = "deleted"
+    return FileChanges(
+        created=sorted(p for p, s in net.items() if s == "created"),
+        modified=sorted(p for p, s in net.items() if s == "modified"),
+        deleted=sorted(p for p, s in net.items() if s == "deleted"),
+    )
 
 
 @dataclass

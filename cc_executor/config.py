@@ -11,8 +11,9 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -22,12 +23,13 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from ._structured import check_schema
 from .errors import ConfigError
 
-__all__ = ["CCExecutorConfig", "PermissionMode"]
+__all__ = ["CCExecutorConfig", "PermissionMode", "RetryBackoff"]
 
 PermissionMode = Literal[
     "acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"
@@ -44,6 +46,41 @@ _RESERVED_FLAGS = frozenset(
         "--include-partial-messages",
     }
 )
+
+
+class RetryBackoff(BaseModel):
+    """Waits between attempts after a transient failure: `initial` seconds, doubling
+    each retry up to `max`, plus a random 0..`jitter` seconds.
+
+    `retry_backoff=` also takes a number (the initial wait) or a tuple
+    `(initial, max, jitter)`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    initial: Annotated[float, Field(ge=0)] = 5.0
+    max: Annotated[float, Field(ge=0)] = 120.0
+    jitter: Annotated[float, Field(ge=0)] = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _simple_forms(cls, data: Any) -> Any:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return {"initial": data, "max": max(float(data), 120.0)}
+        if isinstance(data, (tuple, list)):
+            if len(data) != 3:
+                raise ValueError("give (initial, max, jitter) in seconds, e.g. (5, 120, 1)")
+            return dict(zip(("initial", "max", "jitter"), data, strict=True))
+        return data
+
+    @model_validator(mode="after")
+    def _max_not_below_initial(self) -> RetryBackoff:
+        if self.max < self.initial:
+            raise ValueError(f"max ({self.max:g}) must be >= initial ({self.initial:g})")
+        return self
+
+
+Callback = Callable[..., Any]
 
 
 class CCExecutorConfig(BaseModel):
@@ -86,7 +123,9 @@ class CCExecutorConfig(BaseModel):
 
     # -- the model and the agent --
     model: str | None = None
-    fallback_model: str | None = None
+    fallback_model: str | tuple[str, ...] | None = Field(
+        None, description="One model, or several in order (`--fallback-model a,b`)."
+    )
     permission_mode: PermissionMode = "acceptEdits"
     allowed_tools: tuple[str, ...] | None = None
     disallowed_tools: tuple[str, ...] | None = None
@@ -145,6 +184,50 @@ class CCExecutorConfig(BaseModel):
         description="File or directory names (globs allowed) the snapshot skips; .git always.",
     )
 
+    # -- task lists (cc_execute_list; a single run ignores these) --
+    state_dir: Path | None = Field(
+        Path(".cc_executor"),
+        description="Folder of the task-list journal (state.db); None keeps no journal.",
+    )
+    max_total_cost_usd: float | None = Field(
+        None, gt=0, description="No step of a list starts once its steps cost this much."
+    )
+    max_total_duration: float | None = Field(
+        None, gt=0, description="No step of a list starts after this many seconds."
+    )
+
+    # -- failures and retries --
+    num_retries: int = Field(
+        2, ge=0, description="Retries after a transient failure (0: one attempt only)."
+    )
+    retry_backoff: RetryBackoff = Field(
+        default_factory=RetryBackoff,
+        description="Wait between attempts: RetryBackoff, a number, or (initial, max, jitter).",
+    )
+    retry_strategy: Literal["resume", "restart"] = Field(
+        "resume",
+        description="resume: continue the failed attempt's session (--resume); restart: anew.",
+    )
+    max_limit_wait: float = Field(
+        6 * 3600.0,
+        ge=0,
+        description="Longest wait for a rate or usage limit's reset before failing.",
+    )
+    cli_max_retries: int | None = Field(
+        3,
+        ge=0,
+        description="CLAUDE_CODE_MAX_RETRIES for the CLI's own API retries; None: its default.",
+    )
+    success_callback: tuple[Callback, ...] = Field(
+        (), description="Called (sync or async) with the TaskResult of each successful task."
+    )
+    failure_callback: tuple[Callback, ...] = Field(
+        (), description="Called (sync or async) with the TaskResult of each failed task."
+    )
+    on_event: Callback | None = Field(
+        None, description="Called (sync or async) with every typed event, RetryEvent included."
+    )
+
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
@@ -161,6 +244,22 @@ class CCExecutorConfig(BaseModel):
                     f"{flag} is set by cc_executor itself (it reads stream-json); remove it"
                 )
         return value
+
+    @field_validator("fallback_model")
+    @classmethod
+    def _fallback_names(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("give a model name, or a list of them")
+        if isinstance(value, tuple) and (
+            not value or any(not n.strip() or "," in n for n in value)
+        ):
+            raise ValueError("give a list of model names, none empty or holding a comma")
+        return value
+
+    @field_validator("success_callback", "failure_callback", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if callable(value) else value
 
     @field_validator("env")
     @classmethod
@@ -229,6 +328,11 @@ class CCExecutorConfig(BaseModel):
         if self.transcript_dir is not None:
             return self.transcript_dir
         return Path(os.environ.get("CC_EXECUTOR_TRANSCRIPT_DIR") or "transcripts")
+
+    def fallback_model_arg(self) -> str | None:
+        if isinstance(self.fallback_model, tuple):
+            return ",".join(self.fallback_model)
+        return self.fallback_model
 
     def mcp_config_arg(self) -> str | None:
         if self.mcp_config is None:

@@ -11,7 +11,7 @@
         ├── ProcessCrashedError     exited or was killed without a result  .exit_code .stderr_tail
         ├── APIError                the API refused the request            .status_code
         │   ├── AuthenticationError 401 / 403
-        │   ├── RateLimitError      429
+        │   ├── RateLimitError      429, or a plan usage limit               .reset_at
         │   ├── OverloadedError     529
         │   └── BadRequestError     400
         ├── MaxTurnsError
@@ -21,7 +21,8 @@
 
 Every `TaskFailedError` carries the full `TaskResult` on `.result`, so nothing
 the CLI reported is lost when the call raises. The mapping from what the CLI
-printed to one of these classes lives in one place: `cc_executor.result.classify`.
+printed to one of these classes lives in one place: `cc_executor.result.classify`;
+which of them are worth a retry is decided next to it, in `cc_executor.result.is_transient`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .result import TaskResult
 
 __all__ = [
@@ -92,9 +95,12 @@ class TaskFailedError(CCExecutorError):
         return (_rebuild, (type(self), str(self)), self.__dict__)
 
 
-def _rebuild(cls: type[TaskFailedError], message: str) -> TaskFailedError:
+def _rebuild(
+    cls: type[TaskFailedError], message: str, state: dict[str, object] | None = None
+) -> TaskFailedError:
     err = cls.__new__(cls)
     Exception.__init__(err, message)
+    err.__dict__.update(state or {})
     return err
 
 
@@ -127,7 +133,16 @@ class AuthenticationError(APIError):
 
 
 class RateLimitError(APIError):
-    """429: rate limited."""
+    """429: rate limited, or the plan's usage limit is reached.
+
+    `reset_at` (an aware UTC datetime) is when the limit resets, when the API said so.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None, reset_at: datetime | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.reset_at = reset_at
 
 
 class OverloadedError(APIError):

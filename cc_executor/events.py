@@ -13,6 +13,7 @@ Every model keeps fields it does not declare (`extra="allow"`), reachable with
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -25,9 +26,13 @@ __all__ = [
     "Event",
     "InitEvent",
     "InvalidLineError",
+    "ModelFallbackEvent",
     "PermissionDenial",
     "PermissionDeniedEvent",
+    "RateLimitEvent",
+    "RateLimitInfo",
     "ResultEvent",
+    "RetryEvent",
     "StatusEvent",
     "StreamEvent",
     "TextBlock",
@@ -141,6 +146,42 @@ class PermissionDeniedEvent(_Event):
     message: str | None = None
 
 
+class ModelFallbackEvent(_Event):
+    """`system/model_fallback`: the CLI switched to a `fallback_model` (e.g. on overload)."""
+
+    type: Literal["system"]
+    subtype: Literal["model_fallback"]
+    trigger: str | None = None
+    original_model: str | None = None
+    fallback_model: str | None = None
+    content: str | None = None
+
+
+class RateLimitInfo(_Model):
+    """The plan's usage limit as the API reported it (`anthropic-ratelimit-unified-*`)."""
+
+    status: str | None = None
+    """`allowed`, `allowed_warning` or `rejected` (the limit is reached)."""
+    resets_at: int | None = Field(default=None, alias="resetsAt")
+    """Unix time (seconds) when the limit resets."""
+    rate_limit_type: str | None = Field(default=None, alias="rateLimitType")
+    utilization: float | None = None
+
+    @property
+    def reset_at(self) -> datetime | None:
+        if self.resets_at is None:
+            return None
+        seconds = self.resets_at / 1000 if self.resets_at > 10**11 else self.resets_at
+        return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+class RateLimitEvent(_Event):
+    """`rate_limit_event`: the plan's usage limit changed; `rejected` means it is reached."""
+
+    type: Literal["rate_limit_event"]
+    rate_limit_info: RateLimitInfo = Field(default_factory=RateLimitInfo)
+
+
 class AssistantMessage(_Model):
     id: str | None = None
     model: str | None = None
@@ -157,6 +198,8 @@ class AssistantEvent(_Event):
     parent_tool_use_id: str | None = None
     is_api_error_message: bool = False
     api_error_status: int | None = None
+    api_error: str | None = None
+    api_error_params: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -218,6 +261,7 @@ class ResultEvent(_Event):
     stop_reason: str | None = None
     api_error_status: int | None = None
     api_error_type: str | None = None
+    api_error: str | None = None
     errors: list[Any] = Field(default_factory=list)
     structured_output: Any = None
 
@@ -245,11 +289,15 @@ class UnknownEvent(BaseModel):
 
 
 _SystemEvent = Annotated[
-    Union[InitEvent, StatusEvent, ApiRetryEvent, PermissionDeniedEvent],  # noqa: UP007
+    Union[  # noqa: UP007
+        InitEvent, StatusEvent, ApiRetryEvent, PermissionDeniedEvent, ModelFallbackEvent
+    ],
     Field(discriminator="subtype"),
 ]
 _KnownEvent = Annotated[
-    Union[_SystemEvent, AssistantEvent, UserEvent, StreamEvent, ResultEvent],  # noqa: UP007
+    Union[  # noqa: UP007
+        _SystemEvent, AssistantEvent, UserEvent, StreamEvent, ResultEvent, RateLimitEvent
+    ],
     Field(discriminator="type"),
 ]
 Event = Annotated[
@@ -257,6 +305,33 @@ Event = Annotated[
     Field(union_mode="left_to_right"),
 ]
 """Any event of the stream: the known models above, or `UnknownEvent`."""
+
+
+class RetryEvent(BaseModel):
+    """Sent by cc_executor itself (never by the CLI) when a failed attempt will be retried.
+
+    It comes before the wait: `resume_at` says when the next attempt starts.
+    `cc_stream` yields it between the attempts' events, `on_event` receives it,
+    and `stream_output` prints it.
+    """
+
+    model_config = ConfigDict(defer_build=True)
+
+    type: Literal["cc_executor_retry"] = "cc_executor_retry"
+    attempt: int
+    """The attempt that failed (1 for the first)."""
+    error_type: str
+    error_message: str
+    reason: Literal["backoff", "limit_reset"]
+    """`limit_reset`: waiting until the time the API named; `backoff`: exponential backoff."""
+    delay_s: float
+    resume_at: datetime
+    reset_at: datetime | None = None
+    """When the usage or rate limit resets, if the API said so."""
+    strategy: Literal["resume", "restart"]
+    session_id: str | None = None
+    """The session the next attempt resumes (None when it starts fresh)."""
+
 
 _adapter: TypeAdapter[Event] = TypeAdapter(Event, config=ConfigDict(defer_build=True))
 

@@ -1,8 +1,10 @@
 """`TaskResult`, the record of one run, and `classify`, the one place that
-decides from what the CLI printed whether a run failed and how."""
+decides from what the CLI printed whether a run failed and how (with
+`is_transient` beside it: which failures are worth another attempt)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,12 +26,28 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from .events import ApiRetryEvent, PermissionDenial, ResultEvent
+from .events import (
+    ApiRetryEvent,
+    AssistantEvent,
+    Event,
+    PermissionDenial,
+    RateLimitEvent,
+    RateLimitInfo,
+    ResultEvent,
+)
 
 if TYPE_CHECKING:
     from ._structured import StructuredCheck
 
-__all__ = ["StopReason", "TaskResult", "ToolUse", "classify"]
+__all__ = [
+    "Attempt",
+    "StopReason",
+    "TaskResult",
+    "ToolUse",
+    "classify",
+    "is_transient",
+    "limit_reset_at",
+]
 
 StopReason = Literal["timeout", "idle_timeout", "auth_failed", "result_no_exit", "cancelled"]
 """Why the library ended the CLI itself (None when it exited on its own)."""
@@ -43,6 +61,30 @@ class ToolUse(BaseModel):
     name: str
     input: dict[str, Any] = Field(default_factory=dict)
     id: str | None = None
+
+
+class Attempt(BaseModel):
+    """One run of the CLI for a task; a retried task has several (`TaskResult.attempts`)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    number: int
+    """1 for the first attempt."""
+    success: bool
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+    cost_usd: float | None = None
+    """What this attempt cost alone; None when the CLI ended without reporting a cost."""
+    session_id: str | None = None
+    resumed_session: str | None = None
+    """The session this attempt continued (`--resume`), if it did."""
+    waited_s: float = 0.0
+    """Seconds waited before this attempt started (backoff or a limit's reset)."""
+    transcript_path: Path | None = None
+    execution_uuid: str
 
 
 class TaskResult(BaseModel):
@@ -89,6 +131,8 @@ class TaskResult(BaseModel):
     files_created: list[str] = Field(default_factory=list)
     files_modified: list[str] = Field(default_factory=list)
     files_deleted: list[str] = Field(default_factory=list)
+    attempts: list[Attempt] = Field(default_factory=list)
+    """Every run of the CLI for this task, in order (one when nothing was retried)."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -121,6 +165,7 @@ def classify(
     idle_timeout_s: float | None,
     on_permission_denied: Literal["fail", "warn"],
     stderr_tail: str,
+    limit_reset_at: datetime | None = None,
     structured: StructuredCheck | None = None,
 ) -> TaskFailedError | None:
     """Decide whether a finished run failed and return the matching error, or None.
@@ -151,7 +196,7 @@ def classify(
         )
     failed = result.is_error or result.subtype != "success"
     if failed:
-        return _result_error(result, structured)
+        return _result_error(result, limit_reset_at, structured)
     if exit_code not in (0, None) and stopped_by is None:
         return ProcessCrashedError(
             f"The CLI reported success but exited with code {exit_code}; not trusting it"
@@ -175,7 +220,9 @@ def classify(
     return None
 
 
-def _result_error(result: ResultEvent, structured: StructuredCheck | None) -> TaskFailedError:
+def _result_error(
+    result: ResultEvent, reset_at: datetime | None, structured: StructuredCheck | None
+) -> TaskFailedError:
     text = (result.result or "").strip() or "; ".join(str(e) for e in result.errors)
     subtype, reason = result.subtype, result.terminal_reason
     if subtype == "error_max_structured_output_retries" or (
@@ -193,12 +240,19 @@ def _result_error(result: ResultEvent, structured: StructuredCheck | None) -> Ta
             f"The task reached max_budget_usd (spent ${result.total_cost_usd or 0:.4f})"
         )
     status = result.api_error_status
+    text_reset = _reset_in_text(result.result)  # what older CLIs print for a usage limit
+    if text_reset is not None or result.api_error == "usage_limit_reached":
+        return RateLimitError(
+            text or "usage limit reached",
+            status_code=status or 429,
+            reset_at=reset_at or text_reset,
+        )
     if status is not None or reason == "api_error":
         message = text or f"API error {status}"
         if status in (401, 403):
             return AuthenticationError(message, status_code=status)
         if status == 429:
-            return RateLimitError(message, status_code=status)
+            return RateLimitError(message, status_code=status, reset_at=reset_at)
         if status == 529:
             return OverloadedError(message, status_code=status)
         if status == 400:
@@ -207,3 +261,51 @@ def _result_error(result: ResultEvent, structured: StructuredCheck | None) -> Ta
     return TaskFailedError(
         f"The CLI reported failure (subtype={subtype}, terminal_reason={reason}): {text[:500]}"
     )
+
+
+# Older CLIs end a run that hit the plan's usage limit with this text as the result.
+_USAGE_LIMIT_TEXT = re.compile(r"usage limit reached\|(\d{9,13})", re.IGNORECASE)
+
+
+def _reset_in_text(text: str | None) -> datetime | None:
+    match = _USAGE_LIMIT_TEXT.search(text or "")
+    if match is None:
+        return None
+    return RateLimitInfo(resetsAt=int(match.group(1))).reset_at
+
+
+def limit_reset_at(event: Event) -> datetime | None:
+    """When a limit the run hit resets, if `event` is the CLI passing on the API's word.
+
+    A `rate_limit_event` whose status is `rejected`, or the API-error message the
+    CLI writes when the plan's usage limit refused a request (its
+    `api_error_params.rate_limit_info`). `None` for any other event.
+    """
+    info: RateLimitInfo | None = None
+    if isinstance(event, RateLimitEvent):
+        info = event.rate_limit_info
+    elif isinstance(event, AssistantEvent) and event.api_error_params:
+        raw = event.api_error_params.get("rate_limit_info")
+        if isinstance(raw, dict):
+            info = RateLimitInfo.model_validate(raw)
+    if info is None or info.status != "rejected":
+        return None
+    return info.reset_at
+
+
+def is_transient(error: BaseException | None) -> bool:
+    """Whether another attempt may succeed where this one failed.
+
+    Transient: HTTP 429 (rate or usage limit), 529 and other 5xx, connection
+    errors (an `APIError` without a status), 408, a CLI that crashed or was
+    killed without a result (`ProcessCrashedError`), an `IdleTimeoutError`.
+    Everything else is permanent: 400, 401/403, other 4xx, max turns, budget,
+    permission denied, the total timeout, configuration errors, and any
+    `TaskFailedError` subclass not named here.
+    """
+    if isinstance(error, (AuthenticationError, BadRequestError)):
+        return False
+    if isinstance(error, APIError):
+        status = error.status_code
+        return status is None or status in (408, 429) or status >= 500
+    return isinstance(error, (ProcessCrashedError, IdleTimeoutError))

@@ -56,6 +56,8 @@ def fake_cli(tmp_path: Path, transcripts: Path, pidfile: Path) -> Callable[..., 
     wrapper.chmod(0o755)
 
     def make(mode: str, env: dict[str, str] | None = None, **overrides: Any) -> CCExecutorConfig:
+        # The fault tests look at one attempt; tests of retries ask for them.
+        overrides.setdefault("num_retries", 0)
         return CCExecutorConfig(
             cli_path=wrapper,
             transcript_dir=transcripts,

@@ -193,6 +193,26 @@ def main() -> None:
                 }
             )
             time.sleep(10)
+    elif MODE == "span":
+        # Sleep a little and record when this process ran, for concurrency bounds.
+        start = time.time()
+        time.sleep(float(os.environ.get("FAKE_CLI_SLEEP", "0.3")))
+        with open(os.environ["FAKE_CLI_SPANS"], "a") as f:
+            f.write(json.dumps({"start": start, "end": time.time(), "cwd": os.getcwd()}) + "\n")
+        init()
+        result(f"span:{prompt}")
+    elif MODE == "crash_with_session":
+        # First run: a session starts, work streams, then the CLI dies without a result.
+        # A run with --resume reports what it was given: its argv and prompt.
+        init()
+        if "--resume" not in sys.argv:
+            emit(
+                {"type": "stream_event", "event": {"type": "message_start"}, "session_id": SESSION}
+            )
+            sys.stderr.write("fatal: connection to the tool host lost\n")
+            sys.stderr.flush()
+            os._exit(3)
+        result(json.dumps({"argv": sys.argv[1:], "prompt": prompt}), total_cost_usd=0.002)
     elif MODE == "slow_lines":
         # A line every 0.2 s for ~2 s: output keeps flowing, so no idle timeout.
         init()

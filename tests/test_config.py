@@ -171,3 +171,18 @@ def test_environment_drops_claudecode_and_masks_secrets() -> None:
     assert command.env["PLAIN"] == "visible"
     assert command.env["CC_EXECUTOR_EXECUTION"] == "uuid-1"
     assert set(command.secrets) == {"tok-123", "sk-ant-xyz"}
+
+
+async def test_a_file_that_cannot_be_executed_is_cli_not_found(tmp_path: Path) -> None:
+    bogus = tmp_path / "claude"
+    bogus.write_bytes(b"\x00\x01 not a program")
+    bogus.chmod(0o755)
+    with pytest.raises(CLINotFoundError, match="Could not start"):
+        await cc_run("x", cli_path=bogus, transcript_dir=tmp_path / "t", cwd=tmp_path)
+
+
+async def test_unwritable_transcript_dir_is_a_config_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="transcript_dir"):
+        await cc_run("x", cli_path="/bin/true", transcript_dir=blocker / "sub", cwd=tmp_path)

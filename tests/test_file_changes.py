@@ -242,3 +242,12 @@ async def test_cwd_through_a_symlink_lists_each_file_once(
     result = await cc_run("x", config, cwd=link)
     assert result.success, result.error
     assert result.files_created == ["real.txt", "via_bash.txt"]
+
+
+def test_changes_of_successive_runs_combine_into_the_net_change() -> None:
+    runs = [
+        snapshot.FileChanges(created=["new", "tmp"], modified=["old"], deleted=["gone"]),
+        snapshot.FileChanges(created=["gone"], modified=["new"], deleted=["tmp", "old"]),
+    ]
+    net = snapshot.combine(runs)
+    assert net == snapshot.FileChanges(created=["new"], modified=["gone"], deleted=["old"])

@@ -218,7 +218,7 @@ async def test_idle_timeout_when_the_model_hangs(
     model: ScriptedModel, config: CCExecutorConfig
 ) -> None:
     model.add(hang())
-    result = await cc_run("x", config, idle_timeout=2, kill_grace=2)
+    result = await cc_run("x", config, idle_timeout=2, kill_grace=2, num_retries=0)
     assert result.stopped_by == "idle_timeout"
     assert type(result.error).__name__ == "IdleTimeoutError"
 

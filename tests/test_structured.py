@@ -26,7 +26,7 @@ from cc_executor import (
     cc_run,
 )
 from cc_executor.result import classify
-from cc_executor.testing import ScriptedModel, structured_output, text, tool_use
+from cc_executor.testing import ScriptedModel, http_error, structured_output, text, tool_use
 
 
 @pytest.fixture
@@ -278,3 +278,23 @@ def test_the_schema_goes_to_the_cli_as_json_schema() -> None:
     args = build_args(CCExecutorConfig(json_schema=Release))
     assert json.loads(args[args.index("--json-schema") + 1]) == Release.model_json_schema()
     assert "--json-schema" not in build_args(CCExecutorConfig())
+
+
+async def test_files_of_every_attempt_count_when_a_task_is_retried(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path
+) -> None:
+    """Attempt 1 writes a.txt and meets a 529; the resumed attempt 2 appends to it and
+    writes b.txt: the task created both, and the answer says so."""
+    model.add(
+        tool_use("Write", {"file_path": str(workdir / "a.txt"), "content": "one\n"}),
+        http_error(529, "Overloaded"),
+        tool_use("Bash", {"command": "echo two >> a.txt && echo b > b.txt", "description": "b"}),
+        structured_output({"result": "ok", "summary": "both"}),
+    )
+    result = await cc_run("x", config, return_json=True, cli_max_retries=0, retry_backoff=(0, 0, 0))
+    assert result.success, result.error
+    assert [a.error_type for a in result.attempts] == ["OverloadedError", None]
+    assert (workdir / "a.txt").read_text() == "one\ntwo\n"
+    assert result.files_created == ["a.txt", "b.txt"] and result.files_modified == []
+    assert result.structured["files_created"] == ["a.txt", "b.txt"]
+    assert result.structured["files_modified"] == []

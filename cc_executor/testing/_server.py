@@ -168,6 +168,7 @@ class HttpErrorTurn:
         retry_after: value of the ``Retry-After`` header (seconds), if any.
         times: how many consecutive main requests get this error; ``None``
             means every main request from now on (the script never moves past it).
+        headers: more response headers, as given.
     """
 
     status: int
@@ -175,6 +176,7 @@ class HttpErrorTurn:
     error_type: str
     retry_after: float | None = None
     times: int | None = 1
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -316,6 +318,7 @@ def http_error(
     error_type: str | None = None,
     retry_after: float | None = None,
     times: int | None = 1,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpErrorTurn:
     """Answer main requests with an HTTP error.
 
@@ -336,6 +339,8 @@ def http_error(
             request from now on gets it. Note the CLI retries some errors
             itself (5xx, 429, 401) and re-sends a 400 request several times, so
             each of those attempts uses one of the `times`.
+        headers: more response headers, e.g. the ``anthropic-ratelimit-unified-*``
+            headers with which the API tells a plan's usage limit and its reset.
     """
     if times is not None and times < 1:
         raise ValueError("times must be >= 1 or None")
@@ -351,6 +356,7 @@ def http_error(
         error_type=error_type,
         retry_after=retry_after,
         times=times,
+        headers=MappingProxyType(dict(headers or {})),
     )
 
 
@@ -691,7 +697,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._hang(turn.seconds)
             return
         if isinstance(turn, HttpErrorTurn):
-            extra: dict[str, str] = {}
+            extra: dict[str, str] = dict(turn.headers)
             if turn.retry_after is not None:
                 ra = turn.retry_after
                 extra["retry-after"] = str(int(ra)) if float(ra).is_integer() else str(ra)

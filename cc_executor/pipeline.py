@@ -1,0 +1,662 @@
+"""Task lists: `cc_execute_list` runs many tasks, each in a fresh CLI process and session,
+strictly one after another (or at most `max_concurrency` at a time), and records every
+step boundary in a SQLite journal so that a list killed mid-way resumes where it stopped.
+
+Resume: a list has a `run_id`. Each step's start and end are committed to the
+journal (`state_dir/state.db`, see `_journal.py`) before the list moves on.
+Running the same list again with the same `run_id` restores every step that
+finished successfully with the same prompt (compared by SHA-256) without
+running it, and runs the rest: in a sequential list, from the first step that
+did not finish successfully (failed, or started and never ended) or whose
+prompt changed, to the end; in a concurrent list, exactly the steps that did
+not finish successfully, since its steps are independent.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ._api import _run_sync, cc_run
+from ._log import logger
+from ._tasklist import load_task_list
+from .config import CCExecutorConfig, config_error
+from .errors import BudgetExceededError, CCExecutorError, ConfigError
+from .result import TaskResult
+
+if TYPE_CHECKING:
+    from ._journal import Journal, NullJournal, StepRecord
+
+__all__ = [
+    "StepEvent",
+    "TaskListResult",
+    "TaskSpec",
+    "cc_execute_list",
+    "cc_execute_list_sync",
+    "load_task_list",
+]
+
+# Options of the whole list: a step cannot override them.
+_LIST_FIELDS = frozenset({"state_dir", "max_total_cost_usd", "max_total_duration"})
+
+
+class TaskSpec(BaseModel):
+    """One step of a task list: its prompt, an optional name, and options for this step.
+
+    Every other keyword is a `CCExecutorConfig` field that overrides the list's
+    config for this step only (``timeout``, ``cwd``, ``model``,
+    ``allowed_tools``, …); they are checked here, so a typo raises
+    `ConfigError` before the list starts. `continue_session=True` continues the
+    previous step's session (``--resume <its session_id>``) instead of starting
+    a fresh one. ``TaskSpec("prompt", timeout=600)`` is short for
+    ``TaskSpec(prompt="prompt", timeout=600)``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
+
+    prompt: str
+    name: str | None = None
+    continue_session: bool = False
+
+    def __init__(self, prompt: str | None = None, /, **data: Any) -> None:
+        if prompt is not None:
+            data["prompt"] = prompt
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise config_error(exc) from None
+        overrides = self.overrides
+        for name in overrides:
+            if name in _LIST_FIELDS:
+                raise ConfigError(
+                    f"{name!r} applies to a whole task list, not to one step: pass it in the "
+                    "config or as a keyword of cc_execute_list",
+                    field=name,
+                )
+        if self.continue_session and "resume" in overrides:
+            raise ConfigError(
+                "continue_session=True resumes the previous step's session; do not also "
+                "pass resume=",
+                field="resume",
+            )
+        _default_config().with_overrides(**overrides)
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The config fields this step overrides."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+TaskFactory = Callable[[list[TaskResult]], "str | TaskSpec | Awaitable[str | TaskSpec]"]
+"""A step built at run time from the results so far (in step order)."""
+
+Task = str | TaskSpec | TaskFactory
+StepStatus = Literal["started", "success", "failed", "restored"]
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """What `on_step` receives when a step starts, ends, or is restored from the journal."""
+
+    run_id: str
+    index: int
+    """0-based, as in `TaskListResult.results`."""
+    total: int
+    name: str | None
+    label: str
+    """`name`, or the first line of the prompt."""
+    status: StepStatus
+    total_cost_usd: float
+    """Spent by the list so far, restored steps included."""
+    result: TaskResult | None = None
+    """Set when the step ended or was restored."""
+
+
+@dataclass
+class TaskListResult:
+    """The record of a task list. Iterates, indexes and measures like `results`.
+
+    `results[i]` is step i: the steps that ran or were restored always form the
+    start of the list (later ones are `skipped`). `error` says why the list did
+    not succeed: a `BudgetExceededError` when `max_total_cost_usd` /
+    `max_total_duration` stopped it, else the first failed step's error; None on
+    success.
+    """
+
+    results: list[TaskResult]
+    success: bool
+    failed_step: int | None
+    """Index of the first step that failed, or None."""
+    skipped: list[int]
+    """Indices of the steps that did not run."""
+    total_cost_usd: float
+    """Cost of every step in `results`, restored ones included."""
+    duration_s: float
+    """Wall-clock seconds of this call."""
+    run_id: str
+    error: CCExecutorError | None = None
+    restored: list[int] = field(default_factory=list)
+    """Indices of the steps taken from the journal instead of being run."""
+    labels: list[str] = field(default_factory=list)
+    """A short label per step (its name, or its prompt's first line), skipped ones included."""
+
+    def __iter__(self) -> Iterator[TaskResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskResult]: ...
+    def __getitem__(self, index: int | slice) -> TaskResult | list[TaskResult]:
+        return self.results[index]
+
+    def raise_for_error(self) -> TaskListResult:
+        """Raise `error` if the list did not succeed; return self otherwise."""
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def summary(self) -> str:
+        """One table: a row per step (status, cost, time, label), then the totals."""
+        rows = [("step", "status", "cost", "time", "task")]
+        restored = set(self.restored)
+        for i, label in enumerate(self.labels):
+            if i < len(self.results):
+                r = self.results[i]
+                status = "restored" if i in restored else ("success" if r.success else "failed")
+                if r.error is not None:
+                    label = f"{label} — {r.error_type}: {_first_line(str(r.error), 80)}"
+                cost, took = f"${r.total_cost_usd or 0:.4f}", f"{r.duration_s:.1f}s"
+            else:
+                status, cost, took = "skipped", "-", "-"
+            rows.append((str(i), status, cost, took, label))
+        ok = sum(1 for r in self.results if r.success)
+        verdict = f"{ok}/{len(self.labels)} ok · run {self.run_id}"
+        if self.error is not None and self.error is not self._step_error():
+            verdict += f" · {type(self.error).__name__}: {_first_line(str(self.error), 100)}"
+        rows.append(
+            ("total", "", f"${self.total_cost_usd:.4f}", f"{self.duration_s:.1f}s", verdict)
+        )
+        widths = [max(len(row[c]) for row in rows) for c in range(4)]
+        lines = [
+            "  ".join(
+                [row[0].rjust(widths[0])] + [row[c].ljust(widths[c]) for c in (1, 2, 3)] + [row[4]]
+            ).rstrip()
+            for row in rows
+        ]
+        rule = "-" * min(100, max(len(line) for line in lines))
+        return "\n".join([lines[0], rule, *lines[1:-1], rule, lines[-1]])
+
+    def _step_error(self) -> CCExecutorError | None:
+        if self.failed_step is not None and self.failed_step < len(self.results):
+            return self.results[self.failed_step].error
+        return None
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        ok = sum(1 for r in self.results if r.success)
+        return (
+            f"<TaskListResult run_id={self.run_id!r} success={self.success} "
+            f"{ok}/{len(self.labels)} ok failed_step={self.failed_step} "
+            f"cost=${self.total_cost_usd:.4f}>"
+        )
+
+
+async def cc_execute_list(
+    tasks: Iterable[Task],
+    config: CCExecutorConfig | None = None,
+    *,
+    sequential: bool = True,
+    stop_on_failure: bool = True,
+    run_id: str | None = None,
+    max_concurrency: int = 3,
+    on_step: Callable[[StepEvent], Any] | None = None,
+    **overrides: Any,
+) -> TaskListResult:
+    """Run `tasks` (prompts, `TaskSpec`s, or callables building one from the results so far).
+
+    Sequential (default): step N+1's CLI starts only after step N's CLI and
+    every process it started have exited and its transcript is closed; each
+    step is a fresh process and session unless its spec has
+    `continue_session=True`. `stop_on_failure=False` goes on after a failed
+    step. `sequential=False` runs at most `max_concurrency` steps at a time,
+    started in list order.
+
+    Every step boundary is committed to the journal in `state_dir`; calling
+    again with the same `run_id` restores the steps that finished and runs the
+    rest (see the module docstring). A `run_id` is generated when not given:
+    it is on the result and in the log, but pass your own to be able to resume
+    after a crash.
+
+    `on_step(event)` (sync or async) is called when a step starts, ends, or is
+    restored; an exception in it is logged and ignored.
+
+    Returns a `TaskListResult`; raises only what prevents a step from starting
+    at all (`ConfigError`, `CLINotFoundError`), and `CancelledError` when
+    cancelled, after every running step's processes are gone.
+    """
+    base = (config or _default_config()).with_overrides(**overrides)
+    items = _check_tasks(tasks, base, sequential=sequential)
+    if max_concurrency < 1:
+        raise ConfigError(
+            f"max_concurrency must be >= 1, got {max_concurrency}", field="max_concurrency"
+        )
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
+        raise ConfigError(f"run_id must be a non-empty str, got {run_id!r}", field="run_id")
+    journal = await _open_journal(base)
+    try:
+        run = _ListRun(
+            items,
+            base,
+            run_id or _new_run_id(),
+            journal=journal,
+            on_step=on_step,
+            stop_on_failure=stop_on_failure,
+            sequential=sequential,
+        )
+        await run.load()
+        if sequential:
+            await run.run_sequential()
+        else:
+            await run.run_concurrent(max_concurrency)
+        return run.outcome()
+    finally:
+        await journal.close()
+
+
+def cc_execute_list_sync(
+    tasks: Iterable[Task],
+    config: CCExecutorConfig | None = None,
+    *,
+    sequential: bool = True,
+    stop_on_failure: bool = True,
+    run_id: str | None = None,
+    max_concurrency: int = 3,
+    on_step: Callable[[StepEvent], Any] | None = None,
+    **overrides: Any,
+) -> TaskListResult:
+    """`cc_execute_list` for scripts without an event loop."""
+    return _run_sync(
+        cc_execute_list(
+            tasks,
+            config,
+            sequential=sequential,
+            stop_on_failure=stop_on_failure,
+            run_id=run_id,
+            max_concurrency=max_concurrency,
+            on_step=on_step,
+            **overrides,
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- internals
+
+
+class _ListRun:
+    """State of one call of cc_execute_list."""
+
+    def __init__(
+        self,
+        items: list[TaskSpec | TaskFactory],
+        config: CCExecutorConfig,
+        run_id: str,
+        *,
+        journal: Journal | NullJournal,
+        on_step: Callable[[StepEvent], Any] | None,
+        stop_on_failure: bool,
+        sequential: bool,
+    ) -> None:
+        self.items = items
+        self.config = config
+        self.run_id = run_id
+        self.journal = journal
+        self.on_step = on_step
+        self.stop_on_failure = stop_on_failure
+        self.sequential = sequential
+        self.labels = [_label(item) for item in items]
+        self.specs: dict[int, TaskSpec] = {}
+        self.results: dict[int, TaskResult] = {}
+        self.restored: list[int] = []
+        self.failed: list[int] = []
+        self.records: dict[int, StepRecord] = {}
+        self.spent = 0.0
+        self.t0 = time.monotonic()
+        self.stop = False
+        self.budget_error: BudgetExceededError | None = None
+        self.raised: Exception | None = None
+
+    async def load(self) -> None:
+        self.records = await self.journal.load(self.run_id)
+        logger.info(
+            "task list {}: {} step(s), {} recorded in the journal",
+            self.run_id,
+            len(self.items),
+            len(self.records),
+        )
+        if self.config.stream_output:
+            where = self.config.state_dir or "no journal"
+            _print(f"● task list {self.run_id} · {len(self.items)} step(s) · journal {where}")
+
+    async def run_sequential(self) -> None:
+        restoring = bool(self.records)
+        for i in range(len(self.items)):
+            if not restoring and self._check_budget(i):
+                return
+            spec = await self._spec(i)
+            if restoring:
+                if await self._restore(i, spec):
+                    continue
+                restoring = False
+                if self._check_budget(i):
+                    return
+            # drop_later: the journal's later steps were built on what this step redoes.
+            await self._run(i, spec, drop_later=True)
+            if self.stop:
+                return
+
+    async def run_concurrent(self, max_concurrency: int) -> None:
+        import anyio
+
+        slots = anyio.Semaphore(max_concurrency)
+
+        async def run_one(i: int, spec: TaskSpec) -> None:
+            try:
+                await self._run(i, spec, drop_later=False)
+            except Exception as exc:  # re-raised once the running steps ended
+                self.raised = self.raised or exc
+                self.stop = True
+            finally:
+                slots.release()
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(self.items)):
+                # Steps start in list order, so the steps that ran are a prefix.
+                await slots.acquire()
+                started = False
+                try:
+                    if self.stop:
+                        break
+                    spec = await self._spec(i)
+                    if await self._restore(i, spec):
+                        continue
+                    if self._check_budget(i):
+                        break
+                    tg.start_soon(run_one, i, spec)
+                    started = True
+                except Exception as exc:  # raised as is (not in an ExceptionGroup) below
+                    self.raised = self.raised or exc
+                    break
+                finally:
+                    if not started:
+                        slots.release()
+        if self.raised is not None:
+            raise self.raised
+
+    async def _spec(self, i: int) -> TaskSpec:
+        item = self.items[i]
+        if isinstance(item, TaskSpec):
+            self.specs[i] = item
+            return item
+        so_far = [self.results[j] for j in sorted(self.results)]
+        made = item(so_far)
+        if inspect.isawaitable(made):
+            made = await made
+        if isinstance(made, str):
+            made = TaskSpec(prompt=made)
+        if not isinstance(made, TaskSpec):
+            raise ConfigError(
+                f"step {i}: the callable {_label(item)} returned {type(made).__name__}; "
+                "it must return a str or a TaskSpec",
+                field="tasks",
+            )
+        _check_continue(i, made, sequential=self.sequential)
+        self.labels[i] = _label(made)
+        self.specs[i] = made
+        return made
+
+    async def _restore(self, i: int, spec: TaskSpec) -> bool:
+        record = self.records.get(i)
+        if record is None:
+            return False
+        if record.status != "success" or record.result is None:
+            how = "never ended" if record.status == "started" else record.status
+            logger.info("task list {}: step {} {} last time; running it", self.run_id, i, how)
+            return False
+        if record.prompt_hash != _prompt_hash(spec.prompt):
+            logger.warning(
+                "task list {}: the prompt of step {} ({}) changed since it ran; running it{}",
+                self.run_id,
+                i,
+                self.labels[i],
+                " and every step after it again" if self.sequential else " again",
+            )
+            return False
+        result = record.result
+        self.results[i] = result
+        self.restored.append(i)
+        self.spent += result.total_cost_usd or 0.0
+        logger.info("task list {}: step {} restored from the journal", self.run_id, i)
+        await self._emit(i, "restored", result)
+        return True
+
+    def _check_budget(self, i: int) -> bool:
+        """True (and `budget_error` set) if step i must not start: a budget is spent."""
+        limit_usd, limit_s = self.config.max_total_cost_usd, self.config.max_total_duration
+        message = None
+        if limit_usd is not None and self.spent >= limit_usd:
+            message = f"max_total_cost_usd={limit_usd:g} reached (spent ${self.spent:.4f})"
+        elif limit_s is not None and self._elapsed() >= limit_s:
+            message = f"max_total_duration={limit_s:g}s reached ({self._elapsed():.1f}s)"
+        if message is None:
+            return False
+        self.budget_error = self._budget_error(f"{message}; step {i} and later were not started")
+        logger.warning("task list {}: {}", self.run_id, self.budget_error)
+        return True
+
+    def _budget_error(self, message: str) -> BudgetExceededError:
+        error = BudgetExceededError(message)
+        if self.results:
+            error.result = self.results[max(self.results)]
+        return error
+
+    def _step_config(self, i: int, spec: TaskSpec) -> tuple[CCExecutorConfig, bool]:
+        """The step's config, with its `--max-budget-usd` and `timeout` capped at what the
+        list has left. The bool says whether the list's duration cut the timeout."""
+        overrides = spec.overrides
+        if spec.continue_session:
+            previous = self.results.get(i - 1)
+            session = previous.session_id if previous is not None else None
+            if session:
+                overrides["resume"] = session
+            else:
+                logger.warning(
+                    "task list {}: step {} asks to continue the previous session, but step {} "
+                    "has none; it starts a fresh session",
+                    self.run_id,
+                    i,
+                    i - 1,
+                )
+        config = self.config.with_overrides(**overrides)
+        caps: dict[str, Any] = {}
+        if self.config.max_total_cost_usd is not None:
+            left = self.config.max_total_cost_usd - self.spent
+            if config.max_budget_usd is None or left < config.max_budget_usd:
+                caps["max_budget_usd"] = left
+        if self.config.max_total_duration is not None:
+            left = self.config.max_total_duration - self._elapsed()
+            if left < config.timeout:
+                caps["timeout"] = left
+        return (config.with_overrides(**caps) if caps else config), "timeout" in caps
+
+    async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
+        config, timeout_capped = self._step_config(i, spec)
+        if config.stream_output:
+            _print(f"\n━━ step {i} ({i + 1}/{len(self.items)}) · {self.labels[i]}")
+        prompt_hash = _prompt_hash(spec.prompt)
+        await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
+        await self._emit(i, "started")
+        result = await cc_run(spec.prompt, config)
+        await self.journal.finish(self.run_id, i, result)
+        self.results[i] = result
+        self.spent += result.total_cost_usd or 0.0
+        if not result.success:
+            self.failed.append(i)
+            if timeout_capped and result.stopped_by == "timeout" and self.budget_error is None:
+                self.budget_error = self._budget_error(
+                    f"max_total_duration={self.config.max_total_duration:g}s reached "
+                    f"during step {i}, which was ended"
+                )
+            if self.stop_on_failure:
+                self.stop = True
+        await self._emit(i, "success" if result.success else "failed", result)
+        return result
+
+    async def _emit(self, i: int, status: StepStatus, result: TaskResult | None = None) -> None:
+        if self.on_step is None:
+            return
+        spec = self.specs.get(i)
+        event = StepEvent(
+            run_id=self.run_id,
+            index=i,
+            total=len(self.items),
+            name=spec.name if spec is not None else None,
+            label=self.labels[i],
+            status=status,
+            total_cost_usd=self.spent,
+            result=result,
+        )
+        try:
+            returned = self.on_step(event)
+            if inspect.isawaitable(returned):
+                await returned
+        except Exception:
+            logger.exception(
+                "task list {}: on_step raised at step {} ({}); the list goes on",
+                self.run_id,
+                i,
+                status,
+            )
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def outcome(self) -> TaskListResult:
+        n = len(self.items)
+        ran = sorted(self.results)
+        assert ran == list(range(len(ran))), ran  # the steps that ran are a prefix
+        failed_step = min(self.failed) if self.failed else None
+        error: CCExecutorError | None = self.budget_error
+        if error is None and failed_step is not None:
+            error = self.results[failed_step].error
+        skipped = list(range(len(ran), n))
+        return TaskListResult(
+            results=[self.results[i] for i in ran],
+            success=error is None and not skipped and failed_step is None,
+            failed_step=failed_step,
+            skipped=skipped,
+            total_cost_usd=self.spent,
+            duration_s=self._elapsed(),
+            run_id=self.run_id,
+            error=error,
+            restored=sorted(self.restored),
+            labels=list(self.labels),
+        )
+
+
+def _check_tasks(
+    tasks: Iterable[Task], config: CCExecutorConfig, *, sequential: bool
+) -> list[TaskSpec | TaskFactory]:
+    """Every step checked before the first one starts (callables: when they are called)."""
+    if isinstance(tasks, (str, bytes)) or not isinstance(tasks, Iterable):
+        raise ConfigError(
+            f"tasks must be a list of tasks, got {type(tasks).__name__}"
+            + (": wrap a single prompt in a list, [prompt]" if isinstance(tasks, str) else ""),
+            field="tasks",
+        )
+    items: list[TaskSpec | TaskFactory] = []
+    for i, task in enumerate(tasks):
+        if isinstance(task, str):
+            task = TaskSpec(prompt=task)
+        if isinstance(task, TaskSpec):
+            try:
+                config.with_overrides(**task.overrides)
+            except ConfigError as exc:
+                raise ConfigError(f"step {i}: {exc}", field=exc.field) from None
+            _check_continue(i, task, sequential=sequential)
+        elif not callable(task):
+            raise ConfigError(
+                f"step {i}: a task is a str, a TaskSpec or a callable returning one, "
+                f"got {type(task).__name__}",
+                field="tasks",
+            )
+        items.append(task)
+    return items
+
+
+def _check_continue(i: int, spec: TaskSpec, *, sequential: bool) -> None:
+    if not spec.continue_session:
+        return
+    if not sequential:
+        raise ConfigError(
+            f"step {i} has continue_session=True, which needs the previous step's session: "
+            "use sequential=True",
+            field="continue_session",
+        )
+    if i == 0:
+        raise ConfigError(
+            "step 0 has continue_session=True but there is no previous step; to resume an "
+            "earlier session pass resume=<session_id> instead",
+            field="continue_session",
+        )
+
+
+async def _open_journal(config: CCExecutorConfig) -> Journal | NullJournal:
+    from ._journal import Journal, NullJournal
+
+    if config.state_dir is None:
+        return NullJournal()
+    return await Journal.open(config.state_dir)
+
+
+def _prompt_hash(prompt: str) -> str:
+    return hashlib.sha256(prompt.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
+
+
+def _label(item: TaskSpec | TaskFactory) -> str:
+    if isinstance(item, TaskSpec):
+        return item.name or _first_line(item.prompt, 60)
+    return f"<{getattr(item, '__name__', 'callable')}>"
+
+
+def _first_line(text: str, limit: int) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _print(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@functools.cache
+def _default_config() -> CCExecutorConfig:
+    return CCExecutorConfig()
