@@ -89,7 +89,11 @@ class Execution:
             config.add_dirs,
             enabled=config.snapshot_files,
             ignore=config.snapshot_ignore,
-            exclude=[config.resolved_transcript_dir()] if config.save_transcript else [],
+            # The library's own files are not the task's changes.
+            exclude=[
+                *([config.resolved_transcript_dir()] if config.save_transcript else []),
+                *([config.state_dir] if config.state_dir is not None else []),
+            ],
         )
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:

@@ -251,3 +251,29 @@ def test_changes_of_successive_runs_combine_into_the_net_change() -> None:
     ]
     net = snapshot.combine(runs)
     assert net == snapshot.FileChanges(created=["new"], modified=["gone"], deleted=["old"])
+
+
+async def test_task_list_steps_do_not_list_the_librarys_own_files(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path
+) -> None:
+    """Each step lists its own files only, with the journal and transcripts inside cwd."""
+    from cc_executor import cc_execute_list
+
+    model.add(
+        tool_use("Write", {"file_path": str(workdir / "a.txt"), "content": "a"}),
+        text("one"),
+        _bash("echo b > b.txt"),
+        text("two"),
+    )
+    listing = await cc_execute_list(
+        ["write a", "write b"],
+        config,
+        state_dir=workdir / ".state",
+        transcript_dir=workdir / "transcripts",
+    )
+    assert listing.success, listing.error
+    assert (workdir / ".state" / "state.db").exists()
+    assert [(r.files_created, r.files_modified) for r in listing] == [
+        (["a.txt"], []),
+        (["b.txt"], []),
+    ]
