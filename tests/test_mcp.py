@@ -30,7 +30,7 @@ from cc_executor._command import MARKER_VAR
 from cc_executor._process import find_marked_processes
 from cc_executor.mcp import server_config
 from cc_executor.prompts import orchestrator_prompt
-from cc_executor.testing import ScriptedModel, hang, text, tool_use
+from cc_executor.testing import ScriptedModel, hang, structured_output, text, tool_use
 
 from .conftest import ROOT
 from .test_process_faults import process_state
@@ -241,9 +241,15 @@ async def test_execute_task_runs_the_cli_reports_each_tool_call_and_is_verifiabl
             "verify_execution", {"execution_uuid": report["execution_uuid"]}
         )
         history = await session.call_tool("get_execution_history", {})
+        model.add(
+            tool_use("Bash", {"command": "echo more >> hello.txt", "description": "append"}),
+            structured_output({"result": "appended", "summary": "Appended to hello.txt"}),
+        )
+        as_json = await session.call_tool(
+            "execute_task", {"task": "append to hello.txt", "cwd": "sub", "return_json": True}
+        )
     assert not result.is_error, _text(result)
     assert result.structured_content == report
-    assert target.read_text() == "hi\n"
     assert model.prompts[0] == "write hello.txt"
     assert report["success"] is True and report["output"] == "Wrote hello.txt"
     assert report["session_id"] and report["total_cost_usd"] > 0 and report["num_turns"] == 3
@@ -272,6 +278,19 @@ async def test_execute_task_runs_the_cli_reports_each_tool_call_and_is_verifiabl
     assert "succeeded" in check["summary"]
     assert history.structured_content is not None
     assert [r["execution_uuid"] for r in history.structured_content["result"]] == [uuid]
+    # Files changed come from the disk, relative to the task's cwd; return_json adds the
+    # checked structured answer.
+    assert (report["files_created"], report["files_modified"]) == (["hello.txt"], [])
+    second = _report(as_json)
+    assert not as_json.is_error and target.read_text() == "hi\nmore\n"
+    assert second["files_modified"] == ["hello.txt"]
+    assert second["structured"] == {
+        "result": "appended",
+        "summary": "Appended to hello.txt",
+        "files_created": [],
+        "files_modified": ["hello.txt"],
+        "execution_uuid": second["execution_uuid"],
+    }
 
 
 async def test_failures_are_tool_errors_with_the_typed_message_and_the_server_stays_up(

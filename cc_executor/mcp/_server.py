@@ -417,13 +417,13 @@ def _task_report(result: TaskResult, limit: int) -> dict[str, Any]:
         "session_id": result.session_id,
         "execution_uuid": result.execution_uuid,
         "transcript_path": str(result.transcript_path) if result.transcript_path else None,
-        "files_created": list(getattr(result, "files_created", [])),
-        "files_modified": list(getattr(result, "files_modified", [])),
-        "files_deleted": list(getattr(result, "files_deleted", [])),
+        "files_created": result.files_created,
+        "files_modified": result.files_modified,
+        "files_deleted": result.files_deleted,
         "attempts": max(len(result.attempts), 1),
     }
-    structured = getattr(result, "structured", None)
-    if structured is not None:
+    if result.structured is not None:
+        structured = result.structured
         report["structured"] = (
             structured.model_dump(mode="json") if isinstance(structured, BaseModel) else structured
         )
