@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,10 +26,11 @@ import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
-from cc_executor import cc_run, get_task_complexity
+from cc_executor import CCExecutorConfig, cc_run, get_task_complexity
 from cc_executor._command import MARKER_VAR
 from cc_executor._process import find_marked_processes
 from cc_executor.mcp import server_config
+from cc_executor.mcp._checks import verify_execution
 from cc_executor.prompts import orchestrator_prompt
 from cc_executor.testing import ScriptedModel, hang, structured_output, text, tool_use
 
@@ -505,8 +507,6 @@ async def test_verify_says_so_when_the_transcript_has_no_footer(
     tmp_path: Path, workdir: Path, model: ScriptedModel
 ) -> None:
     """A caller killed mid-run leaves a transcript without its footer."""
-    from cc_executor.mcp._checks import verify_execution
-
     model.add(text("done"))
     config = model.config(cwd=workdir, transcript_dir=tmp_path / "transcripts")
     result = await cc_run("x", config)
@@ -518,3 +518,32 @@ async def test_verify_says_so_when_the_transcript_has_no_footer(
     assert check.found and not check.ended and check.status is None
     assert check.cli_result is not None and check.cli_result["result"] == "done"
     assert "has no footer" in check.summary and "killed or crashed" in check.summary
+
+
+async def test_closing_the_server_mid_task_leaves_no_process(
+    tmp_path: Path, workdir: Path, model: ScriptedModel
+) -> None:
+    """The orchestrator goes away (stdin closed) while a task runs."""
+    model.add(hang())
+    progress = Progress()
+
+    async def call(session: ClientSession) -> None:
+        with contextlib.suppress(Exception):
+            await session.call_tool("execute_task", {"task": "hang"}, progress_callback=progress)
+
+    async with anyio.create_task_group() as tg:
+        async with mcp_server(tmp_path, workdir, model.env()) as session:
+            tg.start_soon(call, session)
+            deadline = time.monotonic() + 30
+            while not model.main_requests:
+                assert time.monotonic() < deadline, "the CLI never asked the model"
+                await anyio.sleep(0.05)
+            uuid = progress.messages[0].removeprefix("started · execution ")
+            pids = find_marked_processes(f"{MARKER_VAR}={uuid}".encode())
+            assert pids
+    # Once the connection is closed (the client waits for the server to exit), nothing of
+    # the task is left, and its transcript says it was cancelled: the server shut down
+    # cleanly instead of being killed.
+    assert {p: process_state(p) for p in pids} == {p: "gone" for p in pids}
+    check = await verify_execution(uuid, CCExecutorConfig(transcript_dir=workdir / "transcripts"))
+    assert (check.found, check.status) == (True, "cancelled")

@@ -94,12 +94,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", metavar="SECONDS", help='default timeout per task, or "auto" (default: 3600)'
     )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="cc_executor's log on stderr, which MCP clients keep (default: WARNING)",
+    )
     return parser
 
 
 def server_config(argv: Sequence[str] | None = None) -> CCExecutorConfig:
     """The `CCExecutorConfig` the server runs with, from its command line (see module doc)."""
-    args = _parser().parse_args(argv)
+    return _config(_parser().parse_args(argv))
+
+
+def _config(args: argparse.Namespace) -> CCExecutorConfig:
     fields: dict[str, Any] = _read_config_file(args.config) if args.config else {}
     for name in ("cwd", "transcript_dir", "state_dir", "permission_mode", "model", "timeout"):
         value = getattr(args, name)
@@ -137,10 +146,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     `argv`: the server's options (default: `sys.argv[1:]`); `--help` lists them.
     A bad option or a missing `mcp` package exits with status 2 and a message.
     """
+    args = _parser().parse_args(argv)
     try:
-        config = server_config(argv)
-        server = create_server(config)
+        server = create_server(_config(args))
     except (ConfigError, ModuleNotFoundError) as exc:
         print(f"cc_executor.mcp: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    _log_to_stderr(args.log_level)
     server.run("stdio")
+
+
+def _log_to_stderr(level: str) -> None:
+    """The library's log (off by default) on stderr: stdout carries the MCP protocol."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level=level)
+    logger.enable("cc_executor")

@@ -241,8 +241,7 @@ class _Tools:
                 await progress(f"started · execution {stream.execution_uuid}")
                 async for batch in stream.batches():
                     for event in batch:
-                        note = _describe(event)
-                        if note is not None:
+                        for note in _describe(event):
                             await progress(note)
             result = stream.result
         finally:
@@ -373,19 +372,18 @@ class _Progress:
             logger.debug("could not send a progress notification: {!r}", exc)
 
 
-def _describe(event: object) -> str | None:
-    """A progress line for the events worth one: tool calls, the session start, retries."""
+def _describe(event: object) -> list[str]:
+    """Progress lines for the events worth one: each tool call, the session start, retries."""
     if isinstance(event, AssistantEvent):
-        calls = [f"{b.name} {_tool_detail(b.input)}".rstrip() for b in event.tool_uses]
-        return "tool: " + "; ".join(calls) if calls else None
+        return [f"tool: {b.name} {_tool_detail(b.input)}".rstrip() for b in event.tool_uses]
     if isinstance(event, InitEvent):
-        return f"session {event.session_id}"
+        return [f"session {event.session_id}"]
     if isinstance(event, RetryEvent):
-        return (
+        return [
             f"attempt {event.attempt} failed ({event.error_type}); retrying in "
             f"{event.delay_s:.0f} s"
-        )
-    return None
+        ]
+    return []
 
 
 def _tool_detail(tool_input: dict[str, Any]) -> str:
