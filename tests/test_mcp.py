@@ -315,7 +315,7 @@ async def test_failures_are_tool_errors_with_the_typed_message_and_the_server_st
         )
         alive = await session.call_tool("check_executor_status", {})
     assert failed.is_error
-    assert _text(failed).startswith("MaxTurnsError (step 0): The task reached max_turns")
+    assert _text(failed).startswith("MaxTurnsError (step 1/1: x): The task reached max_turns")
     assert _report(failed)["steps"][0]["error_type"] == "MaxTurnsError"
     assert outside.is_error and _text(outside).startswith("ConfigError: cwd '../..' is outside")
     assert wider.is_error and "permission_mode" in _text(wider)
@@ -378,7 +378,7 @@ async def test_execute_task_list_reports_each_step_and_resumes_by_run_id(
         )
     assert failed.is_error
     headline = _text(failed).splitlines()
-    assert headline[0].startswith("MaxTurnsError (step 1):")
+    assert headline[0].startswith("MaxTurnsError (step 2/2: two):")
     assert headline[1] == "Resume with execute_task_list(same tasks, run_id='plan-1')."
     assert [s["status"] for s in _report(failed)["steps"]] == ["success", "failed"]
     assert first.notes == [
@@ -501,6 +501,15 @@ def test_bad_server_options_exit_2_with_the_problem(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "Unknown option 'timout'. Did you mean 'timeout'" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "cc_executor.mcp", "--cwd", str(tmp_path / "missing")],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "missing' is not an existing directory" in proc.stderr
 
 
 async def test_verify_says_so_when_the_transcript_has_no_footer(

@@ -103,6 +103,9 @@ def _tool_errors(fn: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R |
         except CCExecutorError as exc:
             logger.info("tool {} failed: {!r}", fn.__name__, exc)
             return _error(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug or an OS error: say what, keep serving
+            logger.exception("tool {} failed unexpectedly", fn.__name__)
+            return _error(f"{type(exc).__name__}: {exc} (unexpected; see the server's log)")
 
     return wrapper
 
@@ -116,6 +119,12 @@ class _Tools:
 
     def __init__(self, config: CCExecutorConfig) -> None:
         self.root = (config.cwd or Path.cwd()).resolve()
+        if not self.root.is_dir():
+            raise ConfigError(
+                f"cwd {str(self.root)!r} is not an existing directory; create it or start "
+                "the server with another --cwd",
+                field="cwd",
+            )
         self.config = config.with_overrides(cwd=self.root)
         self.running_tasks = 0
         self.running_task_lists = 0
@@ -472,7 +481,12 @@ def _list_result(outcome: TaskListResult) -> CallToolResult:
         return CallToolResult(
             content=[TextContent(type="text", text=body)], structured_content=report
         )
-    where = f" (step {outcome.failed_step})" if outcome.failed_step is not None else ""
+    failed = outcome.failed_step
+    where = (
+        f" (step {failed + 1}/{len(outcome.labels)}: {outcome.labels[failed]})"
+        if failed is not None
+        else ""
+    )
     headline = f"{report['error_type']}{where}: {report['error_message']}"
     resume = f"Resume with execute_task_list(same tasks, run_id={outcome.run_id!r})."
     return _error(f"{headline}\n{resume}\n\n{body}")
