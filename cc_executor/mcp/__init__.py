@@ -1,0 +1,165 @@
+"""cc_executor as an MCP server, for an orchestrating agent (Claude Code, or any MCP client).
+
+``python -m cc_executor.mcp [options]`` serves these tools over stdio:
+``check_executor_status``, ``get_task_complexity``, ``suggest_execution_strategy``,
+``execute_task``, ``execute_task_list``, ``get_execution_history`` and
+``verify_execution``; and the prompt ``cc_execute`` (the orchestrator prompt).
+Needs the optional extra: ``pip install 'cc_executor[mcp]'``.
+
+Where a run's options come from, lowest first:
+
+1. the library's defaults (`CCExecutorConfig`) and its environment variables:
+   ``CC_EXECUTOR_CLI`` (the ``claude`` executable), ``CC_EXECUTOR_TRANSCRIPT_DIR``;
+   every run inherits the server's environment (the ``env`` of its ``.mcp.json``
+   entry), so ``ANTHROPIC_API_KEY`` and friends set there reach the CLI;
+2. ``--config FILE``: a JSON or YAML mapping of `CCExecutorConfig` fields;
+3. the flags ``--cwd``, ``--transcript-dir``, ``--state-dir``,
+   ``--permission-mode``, ``--model``, ``--timeout``;
+4. per tool call, only what cannot widen the agent's permissions: the task, its
+   ``timeout``, ``model``, ``return_json``, and a ``cwd`` inside the server's
+   directory. Permission mode, allowed tools, env and CLI flags are fixed when
+   the server starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, get_args
+
+from ..config import CCExecutorConfig, PermissionMode
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+__all__ = ["create_server", "main", "server_config"]
+
+_MISSING_SDK = "The MCP server needs the `mcp` package: pip install 'cc_executor[mcp]'"
+
+
+def create_server(config: CCExecutorConfig | None = None) -> MCPServer[Any]:
+    """The MCP server bound to `config` (not started): `create_server(cfg).run("stdio")`."""
+    try:
+        from ._server import create_server as build
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == "mcp":
+            raise ModuleNotFoundError(_MISSING_SDK, name="mcp") from exc
+        raise
+    return build(config)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cc_executor.mcp",
+        description=(
+            "cc_executor's MCP server over stdio: run Claude Code tasks in fresh instances "
+            "for an orchestrating agent. Options not given here keep the library's defaults."
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="JSON or YAML mapping of CCExecutorConfig fields (the flags below override it)",
+    )
+    parser.add_argument(
+        "--cwd",
+        type=Path,
+        metavar="DIR",
+        help="where tasks run (default: the current directory); a tool call's cwd must be "
+        "inside it",
+    )
+    parser.add_argument(
+        "--transcript-dir",
+        type=Path,
+        metavar="DIR",
+        help="transcripts (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else ./transcripts)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="task-list journal and execution history (default: ./.cc_executor)",
+    )
+    parser.add_argument(
+        "--permission-mode",
+        choices=get_args(PermissionMode),
+        help="the CLI's permission mode for every task (default: acceptEdits)",
+    )
+    parser.add_argument("--model", help="model for every task unless a call names one")
+    parser.add_argument(
+        "--timeout", metavar="SECONDS", help='default timeout per task, or "auto" (default: 3600)'
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="cc_executor's log on stderr, which MCP clients keep (default: WARNING)",
+    )
+    return parser
+
+
+def server_config(argv: Sequence[str] | None = None) -> CCExecutorConfig:
+    """The `CCExecutorConfig` the server runs with, from its command line (see module doc)."""
+    return _config(_parser().parse_args(argv))
+
+
+def _config(args: argparse.Namespace) -> CCExecutorConfig:
+    fields: dict[str, Any] = _read_config_file(args.config) if args.config else {}
+    for name in ("cwd", "transcript_dir", "state_dir", "permission_mode", "model", "timeout"):
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = value
+    return CCExecutorConfig(**fields)
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read it: {exc}", field="config") from None
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise ConfigError(f"--config {path}: not valid: {exc}", field="config") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"--config {path}: must hold a mapping of CCExecutorConfig fields, e.g. "
+            '{"permission_mode": "acceptEdits", "max_budget_usd": 5}',
+            field="config",
+        )
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the MCP server over stdio until the client closes it (`python -m cc_executor.mcp`).
+
+    `argv`: the server's options (default: `sys.argv[1:]`); `--help` lists them.
+    A bad option or a missing `mcp` package exits with status 2 and a message.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        server = create_server(_config(args))
+    except (ConfigError, ModuleNotFoundError) as exc:
+        print(f"cc_executor.mcp: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    _log_to_stderr(args.log_level)
+    server.run("stdio")
+
+
+def _log_to_stderr(level: str) -> None:
+    """The library's log (off by default) on stderr: stdout carries the MCP protocol."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level=level)
+    logger.enable("cc_executor")
