@@ -433,6 +433,9 @@ def history(
         records = asyncio.run(get_execution_history(limit, state_dir=state_dir, history_url=redis))
     except CCExecutorError as exc:
         _fail(exc, as_json=json_output)
+    except Exception as exc:  # sqlite3 / Redis / OS errors: the store cannot be read
+        where = redis or state_dir / STATE_FILE
+        _fail(ConfigError(f"cannot read the history in {where}: {exc}"), as_json=json_output)
     if json_output:
         print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
         return
