@@ -28,7 +28,7 @@ redis:
 		|| { echo "redis-server is needed by the tests: install it (apt-get install -y redis-server, as root)" >&2; exit 1; }
 
 demo: install
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/cc-execute demo
 
 lint: install
 	$(PY) -m ruff check .

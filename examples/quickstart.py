@@ -1,7 +1,7 @@
 """Quickstart: run one Claude Code task and read what came back.
 
     python examples/quickstart.py          # offline: the real CLI, a scripted model
-    python examples/quickstart.py --live   # the real model (ANTHROPIC_API_KEY or a `claude` login)
+    python examples/quickstart.py --live   # the real model (needs credentials)
 
 Offline, the model's answers come from `cc_executor.testing.ScriptedModel`, a
 local Messages API on 127.0.0.1; the `claude` CLI itself is real and really

@@ -1,8 +1,8 @@
-"""Structured results: return_json, a JSON schema, a pydantic model — and the files a
-task really changed.
+"""JSON answers: `return_json=True`, or a JSON schema as a dict — and the files a task
+really changed.
 
-    python examples/structured.py          # offline: the real CLI, a scripted model
-    python examples/structured.py --live   # the real model (ANTHROPIC_API_KEY or a `claude` login)
+    python examples/return_json.py          # offline: the real CLI, a scripted model
+    python examples/return_json.py --live   # the real model (needs credentials)
 
 Offline, the model's answers come from `cc_executor.testing.ScriptedModel`; the
 `claude` CLI is real, really writes the files, and really checks the answers
@@ -16,19 +16,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from cc_executor import CCExecutorConfig, StructuredOutputError, cc_execute
 from cc_executor.testing import ScriptedModel, structured_output, tool_use
 
 
-class Inventory(BaseModel):
-    python_files: list[str]
-    total_lines: int
-
-
 async def main(live: bool) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="cc-structured-"))
+    workdir = Path(tempfile.mkdtemp(prefix="cc-return-json-"))
     (workdir / "app.py").write_text("print('app')\n")
     config = CCExecutorConfig(cwd=workdir, save_transcript=False, timeout=600)
     model = None
@@ -44,8 +37,6 @@ async def main(live: bool) -> int:
                 ),
                 # 2. json_schema as a dict.
                 structured_output({"language": "python", "files": 3}),
-                # 3. json_schema as a pydantic model.
-                structured_output({"python_files": ["app.py", "util.py"], "total_lines": 2}),
             ]
         ).start()
         config = model.config(cwd=workdir, save_transcript=False, timeout=600)
@@ -67,9 +58,6 @@ async def main(live: bool) -> int:
             },
         )
         print(f"json_schema=dict: {facts}")
-
-        inventory = await cc_execute("List the Python files.", config, json_schema=Inventory)
-        print(f"json_schema=Inventory: {inventory!r}")
         return 0
     except StructuredOutputError as err:
         print(f"No valid structured answer: {err.validation_errors} (raw: {err.raw!r})")

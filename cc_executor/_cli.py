@@ -1,0 +1,636 @@
+"""`cc-execute`: the command line (Typer for the arguments, Rich for the output).
+
+Subcommands: `run`, `list`, `doctor`, `history`, `show`, `demo`. Each is a
+function decorated with `@app.command()`; adding one is that function and, if
+it can fail, an `exit_code_for` of its error. Exit codes come from one table,
+`EXIT_CODES`, through one function, `exit_code_for`, and the `--help` text is
+built from the same table.
+
+Only the `cc-execute` script imports this module: `import cc_executor` loads
+neither Typer nor Rich.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console, JustifyMethod
+from rich.table import Table
+from rich.text import Text
+
+from ._version import __version__
+from .config import CCExecutorConfig
+from .errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    CCExecutorError,
+    CLINotFoundError,
+    ConfigError,
+    IdleTimeoutError,
+    MaxTurnsError,
+    OverloadedError,
+    PermissionDeniedError,
+    ProcessCrashedError,
+    RateLimitError,
+    StructuredOutputError,
+    TaskFailedError,
+    TaskTimeoutError,
+)
+from .pipeline import TaskListResult
+
+__all__ = ["EXIT_CODES", "app", "exit_code_for", "main"]
+
+EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
+    (0, None, "success"),
+    (1, TaskFailedError, "other failures: a list that did not finish, a failed doctor check"),
+    (2, ConfigError, "bad option, argument or input file; nothing ran"),
+    (3, CLINotFoundError, "no `claude` CLI found; nothing ran"),
+    (4, TaskTimeoutError, "the task ran past --timeout"),
+    (5, IdleTimeoutError, "the CLI printed nothing for idle_timeout"),
+    (6, ProcessCrashedError, "the CLI exited or was killed without a result"),
+    (7, APIError, "the API refused the request (other status, or no connection)"),
+    (8, AuthenticationError, "401/403: credentials refused"),
+    (9, RateLimitError, "429 or a plan's usage limit"),
+    (10, OverloadedError, "529: the API is overloaded"),
+    (11, BadRequestError, "400: the request was invalid"),
+    (12, MaxTurnsError, "--max-turns reached"),
+    (13, BudgetExceededError, "--max-budget / --max-cost reached"),
+    (14, PermissionDeniedError, "a tool call was denied"),
+    (15, StructuredOutputError, "the JSON answer is missing or invalid"),
+    (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
+)
+_CODE_OF: dict[type[BaseException], int] = {
+    cls: code for code, cls, _ in EXIT_CODES if cls is not None
+}
+
+
+def exit_code_for(error: BaseException | None) -> int:
+    """The exit code for `error`: its class's code, or its nearest base class's; 0 for None."""
+    if error is None:
+        return 0
+    for cls in type(error).__mro__:
+        if cls in _CODE_OF:
+            return _CODE_OF[cls]
+    return 1
+
+
+_EXIT_HELP = "\n".join(
+    ["[bold]Exit codes[/bold]"]
+    + [
+        f"{code:>3}  {cls.__name__ if cls else '-'}: {meaning}".replace("[", "\\[")
+        for code, cls, meaning in EXIT_CODES
+    ]
+)
+
+app = typer.Typer(
+    name="cc-execute",
+    help="Run Claude Code tasks and task lists unattended, and trust what comes back.",
+    epilog=_EXIT_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def main() -> None:
+    """The `cc-execute` console script."""
+    app(prog_name="cc-execute")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"cc-execute (cc_executor) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Run Claude Code tasks and task lists unattended, and trust what comes back."""
+
+
+def _fail(
+    error: BaseException, *, as_json: bool = False, extra: dict[str, Any] | None = None
+) -> NoReturn:
+    """Report `error` (stderr, or a JSON object on stdout with `as_json`) and exit with its code."""
+    code = exit_code_for(error)
+    if as_json:
+        record = {"error": type(error).__name__, "message": str(error), "exit_code": code}
+        print(json.dumps({**record, **(extra or {})}, ensure_ascii=False))
+    else:
+        err.print(Text(f"✗ {type(error).__name__}: {error}", style="red"))
+    raise typer.Exit(code)
+
+
+def _config(**overrides: Any) -> CCExecutorConfig:
+    """A config from the options that were given (None: not given)."""
+    return CCExecutorConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _timeout(value: str | None) -> float | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(
+            f'--timeout takes seconds or "auto", got {value!r}', field="timeout"
+        ) from None
+
+
+def _load_schema(path: Path) -> Any:
+    """A JSON schema from a .json file (or .yaml / .yml)."""
+    import yaml
+
+    try:
+        content = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return yaml.safe_load(content)
+        return json.loads(content)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--schema {path}: not a readable JSON schema: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ run
+
+_PERMISSION_HELP = "acceptEdits (default), auto, bypassPermissions, default, dontAsk, manual, plan."
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="The task for Claude Code; '-' reads it from stdin.")],
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Answer as JSON (return_json): result, summary, files_created, "
+            "files_modified, execution_uuid. A failure prints {error, message, exit_code, …}.",
+        ),
+    ] = False,
+    schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--schema",
+            help="A JSON (or YAML) schema file the answer must match; prints it as JSON.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    timeout: Annotated[str | None, typer.Option(help='Seconds, or "auto" (predicted).')] = None,
+    model: Annotated[str | None, typer.Option(help="The model, e.g. sonnet or opus.")] = None,
+    cwd: Annotated[
+        Path | None, typer.Option(help="Working directory of the task.", file_okay=False)
+    ] = None,
+    allow_tool: Annotated[
+        list[str] | None,
+        typer.Option("--allow-tool", help="Allow a tool (repeatable): Bash, 'Bash(git:*)', …"),
+    ] = None,
+    permission_mode: Annotated[str | None, typer.Option(help=_PERMISSION_HELP)] = None,
+    max_turns: Annotated[int | None, typer.Option(help="Stop after this many turns.")] = None,
+    max_budget: Annotated[
+        float | None, typer.Option(help="Stop once the task has cost this many USD.")
+    ] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="A live view of the run on stderr.")
+    ] = False,
+) -> None:
+    """Run one task; print its answer (or its JSON). The exit code says how it ended."""
+    from ._api import cc_run
+
+    as_json = json_output or schema is not None
+    if task == "-":
+        task = sys.stdin.read()
+    try:
+        config = _config(
+            timeout=_timeout(timeout),
+            model=model,
+            cwd=cwd,
+            allowed_tools=allow_tool or None,
+            permission_mode=permission_mode,
+            max_turns=max_turns,
+            max_budget_usd=max_budget,
+            stream_output=stream or None,
+            json_schema=_load_schema(schema) if schema is not None else None,
+            return_json=(json_output and schema is None) or None,
+        )
+        result = asyncio.run(cc_run(task, config))
+    except KeyboardInterrupt:
+        err.print("✗ interrupted: the task's CLI and every process it started were ended")
+        raise typer.Exit(130) from None
+    except CCExecutorError as exc:
+        _fail(exc, as_json=as_json)
+    facts = (
+        f"{result.num_turns or 0} turn(s) · {result.duration_s:.1f}s · "
+        f"${result.total_cost_usd or 0:.4f} · transcript {result.transcript_path or '-'}"
+    )
+    if result.error is not None:
+        err.print(Text(facts, style="dim"))
+        _fail(
+            result.error,
+            as_json=as_json,
+            extra={
+                "session_id": result.session_id,
+                "transcript_path": str(result.transcript_path or "") or None,
+            },
+        )
+    if as_json:
+        answer = result.structured
+        if hasattr(answer, "model_dump"):
+            answer = answer.model_dump(mode="json")
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+    else:
+        print(result.output)
+    err.print(Text(f"✓ {facts}", style="dim"))
+
+
+# ----------------------------------------------------------------------------- list
+
+
+@app.command("list")
+def list_command(
+    file: Annotated[
+        Path,
+        typer.Argument(help="A Markdown or YAML task list.", exists=True, dir_okay=False),
+    ],
+    run_id: Annotated[
+        str | None,
+        typer.Option(help="Resume this run: steps that finished are restored, the rest run."),
+    ] = None,
+    continue_on_failure: Annotated[
+        bool, typer.Option("--continue-on-failure", help="Run every step even after a failure.")
+    ] = False,
+    max_cost: Annotated[
+        float | None, typer.Option(help="USD: no step starts once the list has spent this much.")
+    ] = None,
+    cwd: Annotated[
+        Path | None, typer.Option(help="Working directory of the steps.", file_okay=False)
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="The model of every step.")] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Folder of the journal (default ./.cc_executor).")
+    ] = None,
+) -> None:
+    """Run a task list, one step after another, with a live progress view.
+
+    Ctrl-C stops it cleanly; `--run-id` resumes it where it stopped.
+    """
+    from .pipeline import _new_run_id, load_task_list
+
+    try:
+        specs = load_task_list(file)
+        config = _config(cwd=cwd, model=model, state_dir=state_dir, max_total_cost_usd=max_cost)
+    except CCExecutorError as exc:
+        _fail(exc)
+    run_id = run_id or _new_run_id()
+    resume = f"cc-execute list {shlex.quote(str(file))} --run-id {run_id}"
+    code, _ = _run_list(
+        specs,
+        config,
+        run_id=run_id,
+        title=f"task list {file}",
+        stop_on_failure=not continue_on_failure,
+        resume_hint=resume,
+    )
+    raise typer.Exit(code)
+
+
+def _run_list(
+    specs: list[Any],
+    config: CCExecutorConfig,
+    *,
+    run_id: str,
+    title: str,
+    stop_on_failure: bool = True,
+    resume_hint: str | None = None,
+    on_event: Any = None,
+) -> tuple[int, TaskListResult | None]:
+    """Run a list under the progress view and print its summary: (exit code, the result)."""
+    from ._progress import ListProgress
+    from .pipeline import cc_execute_list
+
+    view = ListProgress(out, total=len(specs), run_id=run_id, title=title, cwd=config.cwd)
+
+    def events(event: Any) -> None:
+        view.on_event(event)
+        if on_event is not None:
+            on_event(event)
+
+    try:
+        with view:
+            results = asyncio.run(
+                cc_execute_list(
+                    specs,
+                    config.with_overrides(on_event=events),
+                    run_id=run_id,
+                    stop_on_failure=stop_on_failure,
+                    on_step=view.on_step,
+                )
+            )
+    except KeyboardInterrupt:
+        step = view.current
+        where = f" during step {step.index + 1}/{len(specs)} ({step.label})" if step else ""
+        err.print(
+            Text(
+                f"✗ interrupted{where}: its CLI and every process it started were ended.",
+                style="red",
+            )
+        )
+        if resume_hint:
+            err.print(f"  Resume with: {resume_hint}")
+        return exit_code_for(KeyboardInterrupt()), None
+    except CCExecutorError as exc:
+        err.print(Text(f"✗ {type(exc).__name__}: {exc}", style="red"))
+        return exit_code_for(exc), None
+    out.print()
+    out.print(Text(results.summary()))
+    if results.success:
+        return 0, results
+    if resume_hint:
+        err.print(f"  Fix the cause, then resume with: {resume_hint}")
+    return (exit_code_for(results.error) if results.error is not None else 1), results
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+@app.command()
+def doctor(
+    json_output: Annotated[bool, typer.Option("--json", help="The checks as JSON.")] = False,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Folder of the state store (default ./.cc_executor).")
+    ] = None,
+) -> None:
+    """Check this machine: the CLI, authentication, transcript dir, state store.
+
+    Exits 1 when a required check fails; secrets are never printed.
+    """
+    from ._doctor import run_checks
+
+    try:
+        checks = run_checks(_config(state_dir=state_dir))
+    except CCExecutorError as exc:
+        _fail(exc, as_json=json_output)
+    failed = any(c.status == "fail" for c in checks)
+    if json_output:
+        print(json.dumps({"ok": not failed, "checks": [c.as_dict() for c in checks]}, indent=2))
+    else:
+        marks = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red")}
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            mark, style = marks[c.status]
+            line = Text.assemble((mark, f"bold {style}"), f" {c.name.ljust(width)}  {c.detail}")
+            if c.fix:
+                line.append(f"\n  {' ' * width}  fix: {c.fix}", style=style)
+            out.print(line)
+    raise typer.Exit(1 if failed else 0)
+
+
+# -------------------------------------------------------------------------- history
+
+
+@app.command()
+def history(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    state_dir: Annotated[Path, typer.Option(help="Folder of the SQLite history.")] = Path(
+        ".cc_executor"
+    ),
+    redis: Annotated[
+        str | None, typer.Option(help="Read the history from Redis (redis://host:6379/0).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="The records as JSON.")] = False,
+) -> None:
+    """Recent runs recorded by cc_run / cc_execute, as a table."""
+    from ._history import STATE_FILE, get_execution_history
+
+    if redis is None and not (state_dir / STATE_FILE).exists():
+        if json_output:
+            print("[]")
+        else:
+            out.print(f"No history yet: {state_dir / STATE_FILE} does not exist.")
+        raise typer.Exit(0)
+    try:
+        records = asyncio.run(get_execution_history(limit, state_dir=state_dir, history_url=redis))
+    except CCExecutorError as exc:
+        _fail(exc, as_json=json_output)
+    except Exception as exc:  # sqlite3 / Redis / OS errors: the store cannot be read
+        where = redis or state_dir / STATE_FILE
+        _fail(ConfigError(f"cannot read the history in {where}: {exc}"), as_json=json_output)
+    if json_output:
+        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        return
+    if not records:
+        out.print("No runs recorded yet.")
+        return
+    table = Table(title=f"{len(records)} most recent run(s), newest first")
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("started", "left"),
+        ("status", "left"),
+        ("time", "right"),
+        ("cost", "right"),
+        ("tokens in/out", "right"),
+        ("turns", "right"),
+        ("model", "left"),
+        ("task (normalized)", "left"),
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=name != "task (normalized)")
+    for r in records:
+        table.add_row(
+            r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            Text("✓ ok", style="green") if r.success else Text(f"✗ {r.error_type}", style="red"),
+            f"{r.duration_s:.1f}s",
+            f"${r.cost_usd or 0:.4f}",
+            f"{r.input_tokens or 0:,}/{r.output_tokens or 0:,}",
+            str(r.num_turns or 0),
+            r.model or "-",
+            r.normalized_prompt[:200],
+        )
+    out.print(table)
+
+
+# ----------------------------------------------------------------------------- show
+
+
+@app.command()
+def show(
+    transcript: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A transcript file (default: the newest in the transcript dir).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Replay a transcript readably: turns, tool calls, results, cost."""
+    from ._replay import replay
+
+    if transcript is None:
+        directory = CCExecutorConfig().resolved_transcript_dir()
+        found = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+        if not found:
+            _fail(ConfigError(f"no transcript in {directory}: give a transcript file"))
+        transcript = found[-1]
+    out.print(Text(f"transcript {transcript}", style="dim"))
+    try:
+        for line in replay(transcript):
+            out.print(line)
+    except (OSError, ValueError) as exc:
+        _fail(ConfigError(f"{transcript} is not a readable transcript: {exc}"))
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="The real model (needs credentials), not the scripted one."),
+    ] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="An empty or new folder for the demo (default: a new temp dir)."
+        ),
+    ] = None,
+) -> None:
+    """A real 3-step task list through the real CLI: write a project, run it, report.
+
+    Without --live the model is scripted (cc_executor.testing), so it needs no
+    credentials and no network.
+    """
+    from ._demo import demo_steps, scripted_model
+    from ._doctor import auth_source
+    from ._progress import tool_results
+    from .events import AssistantEvent, UserEvent
+
+    if directory is not None and directory.exists() and any(directory.iterdir()):
+        _fail(ConfigError(f"--dir {directory} is not empty: give a new or empty folder"))
+    root = (directory or Path(tempfile.mkdtemp(prefix="cc-execute-demo-"))).absolute()
+    project, transcripts, state = root / "project", root / "transcripts", root / "state"
+    project.mkdir(parents=True, exist_ok=True)
+    settings: dict[str, Any] = {
+        "cwd": project,
+        "transcript_dir": transcripts,
+        "state_dir": state,
+    }
+    model = None
+    if live:
+        source = auth_source(dict(os.environ))
+        if source is None:
+            _fail(
+                ConfigError(
+                    "--live needs credentials: export ANTHROPIC_API_KEY=…, or run `claude` and "
+                    "/login (without --live the demo needs none)"
+                )
+            )
+        out.print(f"Model: REAL ({source}); the list stops once it has cost $1.")
+        config = CCExecutorConfig(timeout=600, max_total_cost_usd=1.0, **settings)
+    else:
+        model = scripted_model(project)
+        config = model.config(timeout=120, **settings)
+        out.print(
+            Text(
+                "Model: SCRIPTED — cc_executor.testing.ScriptedModel answers on 127.0.0.1. The "
+                "claude CLI, its tools, the files and the processes are real; the model's "
+                "answers are not. `cc-execute demo --live` runs the same list on the real model.",
+                style="bold yellow",
+            )
+        )
+    bash_ids: dict[str, str] = {}
+    bash_runs: list[tuple[str, str]] = []
+
+    def watch_bash(event: Any) -> None:
+        if isinstance(event, AssistantEvent):
+            for tool in event.tool_uses:
+                if tool.name == "Bash":
+                    bash_ids[tool.id] = str(tool.input.get("command", ""))
+        elif isinstance(event, UserEvent):
+            for tool_use_id, text, _ in tool_results(event):
+                command = bash_ids.get(tool_use_id)
+                if command is not None:
+                    bash_runs.append((command, text.strip()))
+
+    from .pipeline import _new_run_id
+
+    run_id = _new_run_id()
+    try:
+        code, results = _run_list(
+            demo_steps(), config, run_id=run_id, title="demo", on_event=watch_bash
+        )
+    finally:
+        if model is not None:
+            model.close()
+    out.print()
+    out.print(Text(f"Files in {project} (written by the CLI's tools):", style="bold"))
+    for path in sorted(p for p in project.rglob("*") if p.is_file()):
+        out.print(f"  {str(path.relative_to(project)):<16} {path.stat().st_size:>6} bytes")
+    for command, printed in bash_runs:
+        out.print(Text.assemble(("Bash ran ", "bold"), f"`{command}`, which printed: {printed}"))
+    report = results[-1].structured if results and results.success else None
+    if report is not None:
+        out.print(Text("Report (return_json):", style="bold"))
+        out.print(Text(json.dumps(report, indent=2, ensure_ascii=False)))
+    files = sorted(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
+    out.print(Text(f"Transcripts: {transcripts} ({len(files)} file(s))", style="bold"))
+    if files:
+        out.print(f"  replay one: cc-execute show {shlex.quote(str(files[0]))}")
+    out.print(f"Journal and history: {state / 'state.db'} (run {run_id})")
+    if model is not None:
+        out.print(
+            Text(
+                "The model was SCRIPTED (no credentials, no network); everything else was real.",
+                style="bold yellow",
+            )
+        )
+    raise typer.Exit(code)
+
+
+if __name__ == "__main__":
+    main()
+
+
+# ----------------------------------------------------------------------------- orchestrators
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+def mcp(ctx: typer.Context) -> None:
+    """The MCP server for orchestrators, over stdio (`cc-execute mcp --help` lists its options).
+
+    Needs the extra: pip install 'cc_executor[mcp]'.
+    """
+    from .mcp import main as mcp_main
+
+    mcp_main(ctx.args)
+
+
+@app.command()
+def prompt() -> None:
+    """Print the orchestrator prompt cc_execute.md (when and how to use the executor)."""
+    from .prompts import orchestrator_prompt
+
+    sys.stdout.write(orchestrator_prompt())
