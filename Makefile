@@ -46,3 +46,4 @@ bench: install
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_pipeline.py 1000
 	$(PY) bench/bench_predict.py
+	$(PY) bench/bench_temporal.py 100
