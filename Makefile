@@ -46,4 +46,5 @@ bench: install
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_pipeline.py 1000
 	$(PY) bench/bench_predict.py
+	$(PY) bench/bench_snapshot.py 100000 7
 	$(PY) bench/bench_temporal.py 100

@@ -28,6 +28,7 @@ from .errors import (
     PermissionDeniedError,
     ProcessCrashedError,
     RateLimitError,
+    StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProcessCrashedError",
     "RateLimitError",
+    "StructuredOutputError",
     "RetryBackoff",
     "RetryEvent",
     "StepEvent",

@@ -49,13 +49,18 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     return execution.result
 
 
-async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> str:
-    """Run `task` and return the final answer text; raise the typed `TaskFailedError` on failure.
+async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> Any:
+    """Run `task` and return its answer; raise the typed `TaskFailedError` on failure.
 
-    The full `TaskResult` is on `error.result`.
+    The answer is the final text (`str`); with `return_json=True` or a dict
+    `json_schema` it is the checked `dict`, with a pydantic class as `json_schema`
+    an instance of it (`StructuredOutputError` when missing or invalid). The full
+    `TaskResult` is on `error.result`.
     """
     result = await cc_run(task, config, **overrides)
     result.raise_for_error()
+    if result.structured is not None:
+        return result.structured
     return result.output
 
 
@@ -73,7 +78,7 @@ def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
     )
 
 
-def cc_execute_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> str:
+def cc_execute_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> Any:
     """`cc_execute` for scripts without an event loop."""
     return _run_sync(cc_execute(task, config, **overrides))
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._structured import schema_arg
 from .config import CCExecutorConfig
 from .errors import CLINotFoundError, ConfigError
 
@@ -109,6 +110,7 @@ def build_args(config: CCExecutorConfig) -> list[str]:
         ("--append-system-prompt", config.append_system_prompt),
         ("--mcp-config", config.mcp_config_arg()),
         ("--resume", config.resume),
+        ("--json-schema", schema_arg(config)),
     ]
     for flag, value in optional:
         if value is not None:

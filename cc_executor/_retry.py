@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._display import LiveView
 from ._log import logger
 from ._run import Execution
+from ._snapshot import FileChanges, combine
 from .config import CCExecutorConfig
 from .errors import CCExecutorError, RateLimitError
 from .events import Event, RetryEvent
@@ -263,8 +264,22 @@ class RetryingRun:
             if result.total_cost_usd is not None and result.session_id:
                 reported[result.session_id] = result
         costs = [a.cost_usd for a in attempts if a.cost_usd is not None]
+        files = combine(
+            FileChanges(r.files_created, r.files_modified, r.files_deleted) for r in results
+        )
+        structured = last.structured
+        if self.config.return_json and isinstance(structured, dict):
+            structured = {
+                **structured,
+                "files_created": files.created,
+                "files_modified": files.modified,
+            }
         final = last.model_copy(
             update={
+                "files_created": files.created,
+                "files_modified": files.modified,
+                "files_deleted": files.deleted,
+                "structured": structured,
                 "attempts": attempts,
                 "started_at": results[0].started_at,
                 "duration_s": (last.ended_at - results[0].started_at).total_seconds(),

@@ -21,6 +21,8 @@ from ._display import LiveView
 from ._log import logger
 from ._predict import predict_timeout
 from ._process import CLIProcess
+from ._snapshot import FileChanges, FileTracker
+from ._structured import STRUCTURED_TOOL, StructuredCheck, check
 from ._transcript import NullTranscript, Transcript
 from ._version import __version__
 from .config import CCExecutorConfig
@@ -86,6 +88,17 @@ class Execution:
         self.timeout_s: float | None = None if config.timeout == "auto" else config.timeout
         self.timeout_source: TimeoutSource = "explicit"
         self._view = LiveView() if config.stream_output else None
+        self._files = FileTracker(
+            self.command.cwd,
+            config.add_dirs,
+            enabled=config.snapshot_files,
+            ignore=config.snapshot_ignore,
+            # The library's own files are not the task's changes.
+            exclude=[
+                *([config.resolved_transcript_dir()] if config.save_transcript else []),
+                *([config.state_dir] if config.state_dir is not None else []),
+            ],
+        )
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         config = self.config
@@ -124,7 +137,9 @@ class Execution:
         )
         proc: CLIProcess | None = None
         status = "not_started"
+        changes = FileChanges()
         try:
+            await self._files.start()
             try:
                 proc = await CLIProcess.start(
                     self.command,
@@ -152,6 +167,7 @@ class Execution:
                         self._view.show(events)
                     yield events
             exit_code = await proc.wait()
+            changes = await self._files.finish()
             status = "finished"
         except BaseException:
             if proc is not None:
@@ -162,7 +178,13 @@ class Execution:
             if status == "finished":
                 assert proc is not None
                 self.result = self._build_result(
-                    proc, exit_code, started_at, ended_at, time.monotonic() - t0, transcript
+                    proc,
+                    exit_code,
+                    started_at,
+                    ended_at,
+                    time.monotonic() - t0,
+                    transcript,
+                    changes,
                 )
             footer = self._footer(proc, status, started_at, ended_at, time.monotonic() - t0)
             transcript.record("footer", footer)
@@ -186,6 +208,7 @@ class Execution:
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
         self.limit_reset = limit_reset_at(event) or self.limit_reset
+        self._files.observe(event)
         if isinstance(event, AssistantEvent):
             for block in event.tool_uses:
                 self.tool_uses.append(ToolUse(name=block.name, input=block.input, id=block.id))
@@ -207,6 +230,7 @@ class Execution:
         ended_at: datetime,
         duration_s: float,
         transcript: Transcript | NullTranscript,
+        changes: FileChanges,
     ) -> TaskResult:
         res = self.result_event
         stopped_by = proc.stopped_by
@@ -214,6 +238,7 @@ class Execution:
             logger.warning("the CLI did not exit after its result; it was ended, the result stands")
         stderr_tail = mask(proc.stderr_tail, self.command.secrets)
         assert self.timeout_s is not None
+        structured = self._check_structured(res, changes)
         error = classify(
             result=res,
             exit_code=exit_code,
@@ -224,6 +249,7 @@ class Execution:
             on_permission_denied=self.config.on_permission_denied,
             stderr_tail=stderr_tail,
             limit_reset_at=self.limit_reset,
+            structured=structured,
         )
         if error is None and res is not None and res.permission_denials:
             logger.warning(
@@ -258,6 +284,10 @@ class Execution:
             structured_output=res.structured_output if res else None,
             timeout_s=self.timeout_s,
             timeout_source=self.timeout_source,
+            structured=structured.value if structured is not None and error is None else None,
+            files_created=changes.created,
+            files_modified=changes.modified,
+            files_deleted=changes.deleted,
         )
         if error is not None:
             error.result = result
@@ -268,6 +298,20 @@ class Execution:
                 + (f" · transcript {result.transcript_path}" if result.transcript_path else "")
             )
         return result
+
+    def _check_structured(
+        self, res: ResultEvent | None, changes: FileChanges
+    ) -> StructuredCheck | None:
+        if res is None or not (self.config.return_json or self.config.json_schema is not None):
+            return None
+        attempts = [t.input for t in self.tool_uses if t.name == STRUCTURED_TOOL]
+        return check(
+            self.config,
+            res.structured_output,
+            attempts[-1] if attempts else None,
+            changes,
+            self.execution_uuid,
+        )
 
     def _footer(
         self,

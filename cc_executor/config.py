@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._structured import check_schema
 from .errors import ConfigError
 
 __all__ = ["CCExecutorConfig", "PermissionMode", "RetryBackoff"]
@@ -180,6 +181,30 @@ class CCExecutorConfig(BaseModel):
         ),
     )
 
+    # -- structured answers and file changes --
+    return_json: bool = Field(
+        False,
+        description=(
+            "Answer as {result, summary, files_created, files_modified, execution_uuid}: "
+            "the model gives result and summary, the library the rest."
+        ),
+    )
+    json_schema: dict[str, Any] | type[BaseModel] | None = Field(
+        None,
+        description="A JSON schema (dict) or a pydantic model class the answer must match.",
+    )
+    snapshot_files: bool = Field(
+        True,
+        description=(
+            "Snapshot cwd and add_dirs before and after the run to find the files it "
+            "created, modified and deleted (False: from the file tools' calls only)."
+        ),
+    )
+    snapshot_ignore: tuple[str, ...] = Field(
+        (".git", "node_modules", "__pycache__", ".venv"),
+        description="File or directory names (globs allowed) the snapshot skips; .git always.",
+    )
+
     # -- task lists; state_dir also holds the SQLite execution history --
     state_dir: Path | None = Field(
         Path(".cc_executor"),
@@ -294,6 +319,48 @@ class CCExecutorConfig(BaseModel):
         for name in value:
             if not name or "=" in name or "\0" in name:
                 raise ValueError(f"invalid environment variable name {name!r}")
+        return value
+
+    @field_validator("json_schema", mode="before")
+    @classmethod
+    def _schema_kind(cls, value: Any) -> Any:
+        if value is None or isinstance(value, dict):
+            if value is not None:
+                check_schema(value)
+            return value
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return value
+        raise ValueError(
+            "json_schema takes a JSON schema as a dict or a pydantic model class "
+            f"(a subclass of pydantic.BaseModel), not {type(value).__name__}"
+        )
+
+    @field_validator("snapshot_ignore")
+    @classmethod
+    def _ignore_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not name or "/" in name or os.sep in name:
+                raise ValueError(
+                    f"{name!r} is not a file or directory name; give names or glob patterns "
+                    "such as 'build' or '*.log' (matched at any depth)"
+                )
+        return value
+
+    @field_validator("return_json", "json_schema")
+    @classmethod
+    def _one_answer_form(cls, value: Any, info: ValidationInfo) -> Any:
+        if not value:
+            return value
+        if info.field_name == "json_schema" and info.data.get("return_json"):
+            raise ValueError(
+                "return_json=True and json_schema= both given: choose one (return_json is the "
+                "built-in schema {result, summary} plus the files; json_schema is your own)"
+            )
+        if any(arg.split("=", 1)[0] == "--json-schema" for arg in info.data.get("extra_args", ())):
+            raise ValueError(
+                f"--json-schema in extra_args conflicts with {info.field_name}; "
+                "remove it from extra_args"
+            )
         return value
 
     def with_overrides(self, **overrides: Any) -> CCExecutorConfig:

@@ -16,7 +16,8 @@
         │   └── BadRequestError     400
         ├── MaxTurnsError
         ├── BudgetExceededError
-        └── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
+        ├── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
+        └── StructuredOutputError   answer missing or not valid   .raw .validation_errors
 
 Every `TaskFailedError` carries the full `TaskResult` on `.result`, so nothing
 the CLI reported is lost when the call raises. The mapping from what the CLI
@@ -26,7 +27,7 @@ which of them are worth a retry is decided next to it, in `cc_executor.result.is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -47,6 +48,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProcessCrashedError",
     "RateLimitError",
+    "StructuredOutputError",
     "TaskFailedError",
     "TaskTimeoutError",
 ]
@@ -88,13 +90,17 @@ class TaskFailedError(CCExecutorError):
 
     def __reduce__(self) -> tuple[object, ...]:
         # Exceptions with keyword-only constructor arguments do not pickle by default.
-        return (_rebuild, (type(self), str(self), self.__dict__))
+        # The state goes third, so pickle restores it after the object exists: `result`
+        # refers back to this error, and a cycle inside the arguments would lose it.
+        return (_rebuild, (type(self), str(self)), self.__dict__)
 
 
-def _rebuild(cls: type[TaskFailedError], message: str, state: dict[str, object]) -> TaskFailedError:
+def _rebuild(
+    cls: type[TaskFailedError], message: str, state: dict[str, object] | None = None
+) -> TaskFailedError:
     err = cls.__new__(cls)
     Exception.__init__(err, message)
-    err.__dict__.update(state)
+    err.__dict__.update(state or {})
     return err
 
 
@@ -161,3 +167,17 @@ class PermissionDeniedError(TaskFailedError):
     def __init__(self, message: str, *, tools: list[str]) -> None:
         super().__init__(message)
         self.tools = tools
+
+
+class StructuredOutputError(TaskFailedError):
+    """The answer asked for with `return_json` / `json_schema` is missing or invalid.
+
+    `raw` is what the model gave (the CLI's `structured_output`, or the model's last
+    `StructuredOutput` call when the CLI passed none on; None if there was none);
+    `validation_errors` lists what is wrong, one `"<json pointer>: <message>"` each.
+    """
+
+    def __init__(self, message: str, *, raw: Any, validation_errors: list[str]) -> None:
+        super().__init__(message)
+        self.raw = raw
+        self.validation_errors = validation_errors

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -22,6 +22,7 @@ from .errors import (
     PermissionDeniedError,
     ProcessCrashedError,
     RateLimitError,
+    StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
 )
@@ -34,6 +35,9 @@ from .events import (
     RateLimitInfo,
     ResultEvent,
 )
+
+if TYPE_CHECKING:
+    from ._structured import StructuredCheck
 
 __all__ = [
     "Attempt",
@@ -118,7 +122,19 @@ class TaskResult(BaseModel):
     stopped_by: StopReason | None = Field(
         default=None, description="Set when the library ended the CLI itself, and why."
     )
-    structured_output: Any = None
+    structured_output: Any = Field(
+        default=None, description="The CLI's raw structured_output, as it printed it."
+    )
+    structured: Any = Field(
+        default=None,
+        description=(
+            "The checked answer for return_json / json_schema: a dict, or an instance of "
+            "the json_schema model class. None when not asked for or invalid."
+        ),
+    )
+    files_created: list[str] = Field(default_factory=list)
+    files_modified: list[str] = Field(default_factory=list)
+    files_deleted: list[str] = Field(default_factory=list)
     attempts: list[Attempt] = Field(default_factory=list)
     """Every run of the CLI for this task, in order (one when nothing was retried)."""
     timeout_s: float | None = Field(default=None, description="The timeout the run had.")
@@ -158,6 +174,7 @@ def classify(
     on_permission_denied: Literal["fail", "warn"],
     stderr_tail: str,
     limit_reset_at: datetime | None = None,
+    structured: StructuredCheck | None = None,
 ) -> TaskFailedError | None:
     """Decide whether a finished run failed and return the matching error, or None.
 
@@ -187,7 +204,7 @@ def classify(
         )
     failed = result.is_error or result.subtype != "success"
     if failed:
-        return _result_error(result, limit_reset_at)
+        return _result_error(result, limit_reset_at, structured)
     if exit_code not in (0, None) and stopped_by is None:
         return ProcessCrashedError(
             f"The CLI reported success but exited with code {exit_code}; not trusting it"
@@ -202,12 +219,28 @@ def classify(
             f'or pass on_permission_denied="warn" to accept the result anyway.',
             tools=tools,
         )
+    if structured is not None and structured.errors:
+        return StructuredOutputError(
+            "The structured answer is invalid: " + "; ".join(structured.errors[:5]),
+            raw=structured.raw,
+            validation_errors=structured.errors,
+        )
     return None
 
 
-def _result_error(result: ResultEvent, reset_at: datetime | None) -> TaskFailedError:
+def _result_error(
+    result: ResultEvent, reset_at: datetime | None, structured: StructuredCheck | None
+) -> TaskFailedError:
     text = (result.result or "").strip() or "; ".join(str(e) for e in result.errors)
     subtype, reason = result.subtype, result.terminal_reason
+    if subtype == "error_max_structured_output_retries" or (
+        reason == "structured_output_retry_exhausted"
+    ):
+        return StructuredOutputError(
+            f"The model gave no valid structured answer within the CLI's retries: {text[:500]}",
+            raw=structured.raw if structured is not None else None,
+            validation_errors=[str(e) for e in result.errors] or [text],
+        )
     if subtype == "error_max_turns" or reason == "max_turns":
         return MaxTurnsError(f"The task reached max_turns after {result.num_turns} turn(s)")
     if subtype == "error_max_budget_usd" or reason in ("max_budget", "max_budget_usd"):

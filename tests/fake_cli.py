@@ -220,6 +220,12 @@ def main() -> None:
             emit({"type": "system", "subtype": "status", "status": f"tick {i}"})
             time.sleep(0.2)
         result("slow but alive")
+    elif MODE == "structured_unchecked":
+        # A CLI that passes the model's structured output on without checking it
+        # against --json-schema: the library must not trust it.
+        init()
+        value = json.loads(os.environ["FAKE_CLI_STRUCTURED"])
+        result(json.dumps(value), structured_output=value)
     else:
         sys.stderr.write(f"unknown FAKE_CLI_MODE {MODE}\n")
         sys.exit(64)
