@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from cc_executor import BadRequestError, ConfigError, TaskListResult, TaskSpec
@@ -389,3 +390,10 @@ async def test_steps_that_cannot_travel_to_a_worker_are_refused(
     assert info.value.field == "env"
     with pytest.raises(ConfigError, match="on_event"):
         await submit_task_list(client, ["a"], task_queue=task_queue, on_event=print)
+
+    class Answer(BaseModel):
+        n: int
+
+    with pytest.raises(ConfigError, match=r"Answer.model_json_schema\(\)") as info:
+        await submit_task_list(client, [TaskSpec("a", json_schema=Answer)], task_queue=task_queue)
+    assert info.value.field == "json_schema"

@@ -187,6 +187,14 @@ def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
                 f"worker; pass them in the worker's config (run_worker(config=...)) instead",
                 field=name,
             )
+    if isinstance(config.json_schema, type):
+        model = config.json_schema.__name__
+        raise ConfigError(
+            f"step {i}: json_schema is a pydantic model class ({model}), which cannot be sent "
+            f"to a Temporal worker: pass its JSON schema, json_schema={model}.model_json_schema(), "
+            f"and read the answer with {model}.model_validate(result.structured)",
+            field="json_schema",
+        )
     for name in config.env:
         if name in _ALWAYS_SECRET or _SECRET_NAME.search(name):
             raise ConfigError(
