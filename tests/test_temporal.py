@@ -293,6 +293,41 @@ async def test_sigkill_of_the_worker_mid_step_moves_the_step_to_another_worker(
     )
 
 
+async def test_sigterm_of_a_worker_ends_its_cli_and_another_worker_resumes_the_step(
+    client: Client,
+    model: ScriptedModel,
+    workers: Workers,
+    task_queue: str,
+    cleanup_handles: list[WorkflowHandle[Any, Any]],
+) -> None:
+    model.add(hang(), text("done"))
+    pool = workers(2)
+    handle = await submit_task_list(
+        client,
+        ["deploy"],
+        run_id=f"term-{task_queue}",
+        task_queue=task_queue,
+        heartbeat_timeout=30,  # the step moves on without waiting for it
+        retry_backoff=0.2,
+    )
+    cleanup_handles.append(handle)
+    await _until(lambda: len(model.main_requests) == 1, "the step's request")
+    session = None
+    while session is None:
+        session = await _heartbeat_session(handle, "step-0")
+        await asyncio.sleep(0.05)
+    (victim,) = [w for w in pool if _descendants(w.pid)]
+    cli_pids = _descendants(victim.pid)
+    victim.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(victim.wait) == 0
+    # The worker ended its step's CLI before it exited.
+    assert {pid: process_state(pid) for pid in cli_pids} == dict.fromkeys(cli_pids, "gone")
+    outcome = await result(handle)
+    assert outcome.success, outcome.summary()
+    last = outcome[0].attempts[-1]
+    assert last.number == 2 and last.resumed_session == session
+
+
 async def test_stuck_step_misses_its_heartbeats_and_is_retried(
     client: Client, model: ScriptedModel, workers: Workers, task_queue: str, tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ __all__ = ["main", "run_worker"]
 # Steps a worker runs at once unless told otherwise: each is a CLI process.
 DEFAULT_MAX_CONCURRENT_STEPS = 4
 HEARTBEAT_THROTTLE_S = 2.0
+STICKY_TIMEOUT_S = 3.0
 
 
 async def run_worker(
@@ -62,6 +63,9 @@ async def run_worker(
         # Heartbeats (sent on stream events) reach the server at least this often while
         # the CLI prints, and a cancellation comes back with their response.
         max_heartbeat_throttle_interval=timedelta(seconds=HEARTBEAT_THROTTLE_S),
+        # A list's next workflow task goes to the worker that ran its last one; if that
+        # worker is gone, another takes it after this long (it replays the short history).
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=STICKY_TIMEOUT_S),
         # On shutdown the running steps are cancelled at once: their CLIs end, and
         # Temporal retries the steps elsewhere.
         graceful_shutdown_timeout=timedelta(0),
