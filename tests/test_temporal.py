@@ -378,6 +378,34 @@ async def test_permanent_failure_is_not_retried_and_the_result_names_the_step(
     assert model.prompts.count("third") == 0
 
 
+async def test_concurrent_list_runs_at_most_max_concurrency_steps_at_once(
+    client: Client, model: ScriptedModel, workers: Workers, task_queue: str
+) -> None:
+    model.add(text("ok"), text("ok"), text("ok"))
+    workers(1)
+    prompts = ["task a", "task b", "task c"]
+    handle = await submit_task_list(
+        client,
+        prompts,
+        run_id=f"concurrent-{task_queue}",
+        task_queue=task_queue,
+        sequential=False,
+        max_concurrency=2,
+    )
+    outcome = await result(handle)
+    assert outcome.success, outcome.summary()
+    assert [r.task for r in outcome] == prompts
+    assert sorted(model.prompts) == prompts
+    # In the history: steps 0 and 1 were scheduled together, step 2 only once one ended.
+    order: list[str] = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            order.append(event.activity_task_scheduled_event_attributes.activity_id)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            order.append("completed")
+    assert order.index("step-1") < order.index("completed") < order.index("step-2")
+
+
 async def test_cancelling_the_workflow_ends_the_cli_and_its_tool_processes(
     client: Client, model: ScriptedModel, workers: Workers, task_queue: str, tmp_path: Path
 ) -> None:
