@@ -48,3 +48,4 @@ bench: install
 	$(PY) bench/bench_predict.py
 	$(PY) bench/bench_mcp.py
 	$(PY) bench/bench_snapshot.py 100000 7
+	$(PY) bench/bench_temporal.py 100

@@ -608,10 +608,6 @@ def demo(
     raise typer.Exit(code)
 
 
-if __name__ == "__main__":
-    main()
-
-
 # ----------------------------------------------------------------------------- orchestrators
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -621,7 +617,7 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 def mcp(ctx: typer.Context) -> None:
     """The MCP server for orchestrators, over stdio (`cc-execute mcp --help` lists its options).
 
-    Needs the extra: pip install 'cc_executor[mcp]'.
+    Needs the extra: pip install 'cc_executor\\[mcp]'.
     """
     from .mcp import main as mcp_main
 
@@ -634,3 +630,30 @@ def prompt() -> None:
     from .prompts import orchestrator_prompt
 
     sys.stdout.write(orchestrator_prompt())
+
+
+@app.command()
+def worker(
+    address: Annotated[str, typer.Option("--address", help="Temporal frontend, HOST:PORT.")],
+    task_queue: Annotated[
+        str, typer.Option("--task-queue", help="Task queue shared by the workers.")
+    ] = "cc-executor",
+    namespace: Annotated[str, typer.Option("--namespace", help="Temporal namespace.")] = "default",
+    max_concurrent_steps: Annotated[
+        int, typer.Option("--max-concurrent-steps", help="Steps this worker runs at once.")
+    ] = 4,
+) -> None:
+    """A Temporal worker for task-list workflows (needs: pip install 'cc_executor\\[temporal]').
+
+    Several workers on several machines can share one queue; SIGINT / SIGTERM end
+    it cleanly (its running steps' CLIs are ended, Temporal retries them elsewhere).
+    """
+    try:
+        from .temporal import serve
+    except ModuleNotFoundError as exc:
+        _fail(ConfigError(f"{exc}: install the extra, pip install 'cc_executor[temporal]'"))
+    serve(address, task_queue, namespace=namespace, max_concurrent_steps=max_concurrent_steps)
+
+
+if __name__ == "__main__":
+    main()

@@ -30,7 +30,7 @@ import anyio.to_thread
 from . import errors
 from .result import TaskResult
 
-__all__ = ["Journal", "NullJournal", "StepRecord", "restore_result"]
+__all__ = ["Journal", "NullJournal", "StepRecord", "error_json", "restore_result"]
 
 DB_NAME = "state.db"
 _SCHEMA_VERSION = 1
@@ -143,14 +143,10 @@ class Journal:
 
     async def finish(self, run_id: str, index: int, result: TaskResult) -> None:
         """Record how step `index` ended, with its whole result."""
-        error_json = None
-        if result.error is not None:
-            attrs = {k: v for k, v in vars(result.error).items() if k != "result"}
-            error_json = json.dumps(attrs, default=str)
         row = (
             "success" if result.success else "failed",
             result.model_dump_json(),
-            error_json,
+            error_json(result),
             result.total_cost_usd,
             str(result.transcript_path) if result.transcript_path else None,
             result.ended_at.isoformat(),
@@ -199,6 +195,15 @@ class NullJournal:
 
     async def close(self) -> None:
         return None
+
+
+def error_json(result: TaskResult) -> str | None:
+    """The attributes of `result.error` (timeout_s, status_code, ...) as JSON, for
+    `restore_result`; None on success."""
+    if result.error is None:
+        return None
+    attrs = {k: v for k, v in vars(result.error).items() if k != "result"}
+    return json.dumps(attrs, default=str)
 
 
 def restore_result(result_json: str, error_json: str | None = None) -> TaskResult:

@@ -57,11 +57,15 @@ _RESET_MARGIN_S = 1.0
 class RetryingRun:
     """All attempts of one task. Create, iterate `batches()` once, then read `result`."""
 
-    def __init__(self, task: str, config: CCExecutorConfig) -> None:
+    def __init__(
+        self, task: str, config: CCExecutorConfig, *, prompt: str | None = None, attempt: int = 1
+    ) -> None:
+        """`prompt` and `attempt` are for a caller that continues attempts made elsewhere
+        (the Temporal activity: its first attempt here may resume an earlier one's session)."""
         self.task = task
         self.config = config
         # Built now, so a bad option or a missing CLI raises before anything runs.
-        self._execution = Execution(task, config)
+        self._execution = Execution(task, config, prompt=prompt, attempt=attempt)
         self.result: TaskResult | None = None
         self._results: list[TaskResult] = []
         self._attempts: list[Attempt] = []

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -72,11 +73,15 @@ def _server_env(extra: dict[str, str]) -> dict[str, str]:
 
 @asynccontextmanager
 async def mcp_server(
-    tmp_path: Path, cwd: Path, env: dict[str, str], *args: str
+    tmp_path: Path,
+    cwd: Path,
+    env: dict[str, str],
+    *args: str,
+    entry: tuple[str, ...] = ("-m", "cc_executor.mcp"),
 ) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "cc_executor.mcp", *args],
+        args=[*entry, *args],
         env=_server_env(env),
         cwd=cwd,
     )
@@ -143,6 +148,29 @@ async def test_lists_every_tool_and_serves_the_orchestrator_prompt(
     assert prompts == ["cc_execute"]
     content = prompt.messages[0].content
     assert isinstance(content, TextContent) and content.text == orchestrator_prompt()
+
+
+async def test_cc_execute_mcp_starts_the_same_server(tmp_path: Path, workdir: Path) -> None:
+    """`cc-execute mcp ARGS` (its module) passes the server's own options through."""
+    entry = ("-m", "cc_executor._cli", "mcp")
+    async with mcp_server(tmp_path, workdir, {}, "--cwd", str(workdir), entry=entry) as session:
+        tools = {t.name for t in (await session.list_tools()).tools}
+        status = _report(await session.call_tool("check_executor_status", {}))
+    assert tools == TOOLS
+    assert status["cwd"] == str(workdir)
+
+
+def test_cc_execute_prompt_prints_the_orchestrator_prompt() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cc_executor._cli", "prompt"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == orchestrator_prompt()
+    assert "mcp__cc_executor__execute_task" in proc.stdout
 
 
 async def test_status_reports_cli_auth_stores_and_keeps_the_key_secret(

@@ -1,0 +1,194 @@
+"""The activities: one step of a task list run by the library's own task runner.
+
+`run_step` is one attempt of one step; Temporal's retry policy makes the next
+one (the activity's own `num_retries` is 0, so attempts are never nested):
+
+- it heartbeats on the CLI's stream events (at most once a second, and at once
+  when the session id becomes known), with the session id in the details. A
+  CLI that prints nothing for `heartbeat_timeout` misses its heartbeats and
+  Temporal retries the step, on whichever worker polls first; the step's own
+  `idle_timeout` is lowered to the heartbeat timeout, so the silent CLI is
+  ended when Temporal stops waiting for it.
+- a retried attempt finds the last attempt's session id in the heartbeat
+  details and resumes it (`--resume` with the library's `RESUME_PROMPT`), when
+  `retry_strategy="resume"` and the session is on this machine (a session is a
+  file under the CLI's config dir); otherwise it starts the step over.
+- a failure `is_transient` calls worth another attempt raises an
+  `ApplicationError` (retryable; carrying the outcome, so the last attempt's
+  result reaches the workflow); a permanent one is returned as a failed
+  outcome, so Temporal does not retry it.
+- cancellation reaches the activity as asyncio cancellation (delivered with a
+  heartbeat's response); the runner then ends the CLI and its tool processes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from .._history import record_history
+from .._journal import error_json
+from .._log import logger
+from .._predict import predict_timeout
+from .._retry import RESUME_PROMPT, RetryingRun
+from ..config import CCExecutorConfig
+from ..errors import CLINotFoundError, ConfigError, RateLimitError
+from ..events import InitEvent
+from ..result import TaskResult, is_transient
+from ._models import PREDICT_TIMEOUT, RUN_STEP, PredictInput, Prediction, StepInput, StepOutcome
+
+__all__ = ["StepActivities"]
+
+HEARTBEAT_EVERY_S = 1.0
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}")
+# A reset time is given in whole seconds: waking a little after it avoids a refusal.
+_RESET_MARGIN_S = 1.0
+
+
+class StepActivities:
+    """The activities a worker runs. `config` is the worker's base config: a list's
+    own options override it, step by step."""
+
+    def __init__(self, config: CCExecutorConfig | None = None) -> None:
+        self.config = config or CCExecutorConfig()
+
+    def _step_config(self, fields: dict[str, Any]) -> CCExecutorConfig:
+        try:
+            return self.config.with_overrides(**fields)
+        except ConfigError as exc:
+            raise ApplicationError(str(exc), type="ConfigError", non_retryable=True) from exc
+
+    @activity.defn(name=PREDICT_TIMEOUT)
+    async def predict_timeout(self, job: PredictInput) -> Prediction:
+        """A step's timeout="auto", predicted on the worker (it reads the history)."""
+        prediction = await predict_timeout(job.prompt, self._step_config(job.config))
+        return Prediction(seconds=prediction.seconds, source=prediction.source)
+
+    @activity.defn(name=RUN_STEP)
+    async def run_step(self, step: StepInput) -> StepOutcome:
+        info = activity.info()
+        config = self._step_config(step.config)
+        idle = min(config.idle_timeout or math.inf, step.heartbeat_timeout_s)
+        config = config.with_overrides(num_retries=0, idle_timeout=idle)
+        prompt = None
+        session = _heartbeat_session(info.heartbeat_details)
+        if info.attempt > 1 and session and config.retry_strategy == "resume":
+            if _session_on_this_machine(session, config):
+                config = config.with_overrides(resume=session)
+                prompt = RESUME_PROMPT.format(
+                    reason=f"attempt {info.attempt - 1} of this step ended without a result: "
+                    "its worker was lost, or it failed or stalled"
+                )
+            else:
+                logger.warning(
+                    "task list {} step {}: session {} of the last attempt is not on this "
+                    "machine; starting the step over",
+                    step.run_id,
+                    step.index,
+                    session,
+                )
+        try:
+            run = RetryingRun(step.prompt, config, prompt=prompt, attempt=info.attempt)
+        except ConfigError as exc:
+            raise ApplicationError(str(exc), type="ConfigError", non_retryable=True) from exc
+        except CLINotFoundError as exc:  # another worker may have the CLI: retryable
+            raise ApplicationError(str(exc), type="CLINotFoundError") from exc
+        logger.info(
+            "task list {} step {}: attempt {}{}",
+            step.run_id,
+            step.index,
+            info.attempt,
+            f", resuming session {session}" if prompt else "",
+        )
+        heart = _Heart(session if prompt else None)
+        batches = run.batches()
+        try:
+            async for batch in batches:
+                heart.beat(batch)
+        finally:
+            await batches.aclose()
+        result = run.result
+        assert result is not None
+        await record_history(result, run.config)
+        if step.timeout_source is not None:
+            result = result.model_copy(update={"timeout_source": step.timeout_source})
+        outcome = _outcome(step.index, result, info.attempt)
+        if not result.success and is_transient(result.error):
+            delay = _limit_delay(result, config)
+            if delay is not None and delay > config.max_limit_wait:
+                return outcome  # the limit resets too far away: give up, as locally
+            raise ApplicationError(
+                f"step {step.index}: {result.error_type}: {result.error_message}",
+                outcome,
+                type=result.error_type,
+                next_retry_delay=timedelta(seconds=delay) if delay is not None else None,
+            )
+        return outcome
+
+
+class _Heart:
+    """Heartbeats on stream events: throttled, and at once when the session id changes."""
+
+    def __init__(self, session_id: str | None) -> None:
+        self.session_id = session_id
+        self.events = 0
+        self._last = -math.inf
+
+    def beat(self, batch: Sequence[Any]) -> None:
+        self.events += len(batch)
+        changed = False
+        for event in batch:
+            if isinstance(event, InitEvent) and event.session_id != self.session_id:
+                self.session_id, changed = event.session_id, True
+        now = time.monotonic()
+        if changed or now - self._last >= HEARTBEAT_EVERY_S:
+            self._last = now
+            activity.heartbeat({"session_id": self.session_id, "events": self.events})
+
+
+def _heartbeat_session(details: Sequence[Any]) -> str | None:
+    if not details or not isinstance(details[-1], dict):
+        return None
+    session = details[-1].get("session_id")
+    return session if isinstance(session, str) and _SESSION_ID.fullmatch(session) else None
+
+
+def _session_on_this_machine(session_id: str, config: CCExecutorConfig) -> bool:
+    """Whether the CLI keeps session `session_id` here: its transcript file,
+    ``<config dir>/projects/<project>/<session id>.jsonl``."""
+    env = {**os.environ, **config.env}
+    root = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME") or "~", ".claude")
+    projects = Path(root).expanduser() / "projects"
+    return any(projects.glob(f"*/{session_id}.jsonl"))
+
+
+def _limit_delay(result: TaskResult, config: CCExecutorConfig) -> float | None:
+    """Seconds until the limit the API named resets (plus a margin), if it named one."""
+    error = result.error
+    if not isinstance(error, RateLimitError) or error.reset_at is None:
+        return None
+    wait = (error.reset_at - datetime.now(timezone.utc)).total_seconds()
+    return max(wait, 0.0) + _RESET_MARGIN_S
+
+
+def _outcome(index: int, result: TaskResult, attempt: int) -> StepOutcome:
+    return StepOutcome(
+        index=index,
+        success=result.success,
+        cost_usd=result.total_cost_usd,
+        session_id=result.session_id,
+        error_type=result.error_type,
+        error_message=result.error_message,
+        attempt=attempt,
+        result_json=result.model_dump_json(),
+        error_json=error_json(result),
+    )

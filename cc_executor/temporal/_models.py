@@ -1,0 +1,111 @@
+"""What crosses the workflow boundary: plain, JSON-serialisable pydantic models.
+
+The workflow holds only these (Temporal stores them in the workflow's history).
+A step's `TaskResult` travels as its JSON (`result_json`) with its error's own
+attributes (`error_json`), exactly as the task-list journal stores it, and is
+rebuilt with its typed error by `cc_executor._journal.restore_result`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+WORKFLOW_NAME = "cc_executor.TaskList"
+RUN_STEP = "cc_executor.run_step"
+PREDICT_TIMEOUT = "cc_executor.predict_timeout"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepPlan(_Model):
+    """One step as the client checked it: its prompt and the config fields it runs with."""
+
+    prompt: str
+    name: str | None = None
+    label: str
+    continue_session: bool = False
+    config: dict[str, Any]
+    """JSON of the list's config fields merged with the step's overrides (no callables)."""
+    timeout: float | Literal["auto"]
+    idle_timeout: float | None
+    grace_s: float
+    """kill_grace + result_exit_grace: how long ending the CLI may take past its timeout."""
+    max_budget_usd: float | None = None
+    max_attempts: int
+    backoff_initial_s: float
+    backoff_max_s: float
+    retry_strategy: Literal["resume", "restart"] = "resume"
+
+
+class ListInput(_Model):
+    """The workflow's input."""
+
+    run_id: str
+    steps: list[StepPlan]
+    sequential: bool = True
+    stop_on_failure: bool = True
+    max_concurrency: int = 3
+    max_total_cost_usd: float | None = None
+    max_total_duration: float | None = None
+    heartbeat_timeout_s: float | None = None
+
+
+class StepInput(_Model):
+    """One activity execution's input."""
+
+    run_id: str
+    index: int
+    prompt: str
+    config: dict[str, Any]
+    heartbeat_timeout_s: float
+    timeout_source: str | None = None
+    """Where the workflow's predicted timeout came from, when the step had timeout="auto"."""
+
+
+class PredictInput(_Model):
+    prompt: str
+    config: dict[str, Any]
+
+
+class Prediction(_Model):
+    seconds: float
+    source: str
+
+
+class StepOutcome(_Model):
+    """How a step ended, as the workflow records it."""
+
+    index: int
+    success: bool
+    cost_usd: float | None = None
+    session_id: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    attempt: int = 1
+    """The Temporal activity attempt that produced this outcome (1 = first)."""
+    result_json: str | None = None
+    """The step's `TaskResult` as JSON; None when no attempt ended with a result (the
+    last one timed out or its worker was lost)."""
+    error_json: str | None = None
+    error_state: dict[str, Any] | None = None
+    """For an outcome without result_json: attributes of the error to rebuild."""
+
+
+class ListOutcome(_Model):
+    """The workflow's result; `cc_executor.temporal.result` turns it into a TaskListResult."""
+
+    run_id: str
+    steps: list[StepOutcome]
+    """The steps that ran, in step order (always the first len(steps) steps)."""
+    prompts: list[str]
+    labels: list[str]
+    failed_step: int | None = None
+    skipped: list[int]
+    total_cost_usd: float = 0.0
+    duration_s: float = 0.0
+    budget_error: str | None = None
+    """Set when max_total_cost_usd / max_total_duration stopped the list."""

@@ -1,0 +1,241 @@
+"""The task-list workflow: deterministic orchestration only, every step an activity.
+
+It runs the steps strictly one after another (or at most `max_concurrency` at a
+time, started in list order), checks the list's budgets before each step, and
+records each step's `StepOutcome`. No I/O here: predicting an "auto" timeout
+and running the CLI are activities (`_activities.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TimeoutError,
+    TimeoutType,
+    is_cancelled_exception,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from ._models import (
+        PREDICT_TIMEOUT,
+        RUN_STEP,
+        WORKFLOW_NAME,
+        ListInput,
+        ListOutcome,
+        PredictInput,
+        Prediction,
+        StepInput,
+        StepOutcome,
+        StepPlan,
+    )
+
+# Room for the worker to start the CLI and report back, on top of the step's own
+# timeout and the time ending the CLI may take.
+START_MARGIN_S = 60.0
+# With no idle_timeout and no heartbeat_timeout: a step whose CLI prints nothing for
+# this long is given up on (and its worker presumed lost).
+DEFAULT_HEARTBEAT_TIMEOUT_S = 900.0
+PREDICT_START_TO_CLOSE_S = 180.0
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class TaskListWorkflow:
+    def __init__(self) -> None:
+        self._job: ListInput | None = None
+        self._outcomes: dict[int, StepOutcome] = {}
+        self._spent = 0.0
+        self._budget_error: str | None = None
+        self._stop = False
+
+    @workflow.run
+    async def run(self, job: ListInput) -> ListOutcome:
+        self._job = job
+        if job.sequential:
+            await self._run_sequential(job)
+        else:
+            await self._run_concurrent(job)
+        return self.progress()
+
+    @workflow.query
+    def progress(self) -> ListOutcome:
+        """The outcome so far (the final one once the workflow ended)."""
+        job = self._job
+        assert job is not None
+        ran = sorted(self._outcomes)
+        # Running steps are not in the outcome yet; the finished ones form a prefix
+        # once the list ended, which is what the result reports.
+        prefix = [i for n, i in enumerate(ran) if i == n]
+        failed = [i for i in prefix if not self._outcomes[i].success]
+        return ListOutcome(
+            run_id=job.run_id,
+            steps=[self._outcomes[i] for i in prefix],
+            prompts=[s.prompt for s in job.steps],
+            labels=[s.label for s in job.steps],
+            failed_step=failed[0] if failed else None,
+            skipped=list(range(len(prefix), len(job.steps))),
+            total_cost_usd=self._spent,
+            duration_s=(workflow.now() - workflow.info().start_time).total_seconds(),
+            budget_error=self._budget_error,
+        )
+
+    async def _run_sequential(self, job: ListInput) -> None:
+        for i, step in enumerate(job.steps):
+            if self._out_of_budget(job, i):
+                return
+            previous = self._outcomes.get(i - 1)
+            await self._run(job, i, step, previous.session_id if previous else None)
+            if self._stop:
+                return
+
+    async def _run_concurrent(self, job: ListInput) -> None:
+        slots = asyncio.Semaphore(job.max_concurrency)
+        running: list[asyncio.Task[None]] = []
+
+        async def run_one(i: int, step: StepPlan) -> None:
+            try:
+                await self._run(job, i, step, None)
+            finally:
+                slots.release()
+
+        for i, step in enumerate(job.steps):
+            await slots.acquire()
+            if self._stop or self._out_of_budget(job, i):
+                slots.release()
+                break
+            running.append(asyncio.create_task(run_one(i, step)))
+        if running:
+            await asyncio.gather(*running)
+
+    def _elapsed(self) -> float:
+        return (workflow.now() - workflow.info().start_time).total_seconds()
+
+    def _out_of_budget(self, job: ListInput, i: int) -> bool:
+        message = None
+        cost, duration, elapsed = job.max_total_cost_usd, job.max_total_duration, self._elapsed()
+        if cost is not None and self._spent >= cost:
+            message = f"max_total_cost_usd={cost:g} reached (spent ${self._spent:.4f})"
+        elif duration is not None and elapsed >= duration:
+            message = f"max_total_duration={duration:g}s reached ({elapsed:.1f}s)"
+        if message is None:
+            return False
+        self._budget_error = f"{message}; step {i} and later were not started"
+        workflow.logger.warning("task list %s: %s", job.run_id, self._budget_error)
+        return True
+
+    async def _run(self, job: ListInput, i: int, step: StepPlan, session: str | None) -> None:
+        outcome = await self._step(job, i, step, session)
+        self._outcomes[i] = outcome
+        self._spent += outcome.cost_usd or 0.0
+        if not outcome.success and job.stop_on_failure:
+            self._stop = True
+
+    async def _step(
+        self, job: ListInput, i: int, step: StepPlan, session: str | None
+    ) -> StepOutcome:
+        config: dict[str, Any] = dict(step.config)
+        if step.continue_session:
+            if session:
+                config["resume"] = session
+            else:
+                workflow.logger.warning(
+                    "task list %s: step %d continues the previous session, which has none; "
+                    "it starts a fresh one",
+                    job.run_id,
+                    i,
+                )
+        source = None
+        if step.timeout == "auto":
+            prediction: Prediction = await workflow.execute_activity(
+                PREDICT_TIMEOUT,
+                PredictInput(prompt=step.prompt, config=config),
+                result_type=Prediction,
+                activity_id=f"predict-{i}",
+                start_to_close_timeout=timedelta(seconds=PREDICT_START_TO_CLOSE_S),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+            timeout, source = prediction.seconds, prediction.source
+        else:
+            timeout = step.timeout
+        # What the list has left caps the step, as in the local cc_execute_list.
+        if job.max_total_duration is not None:
+            timeout = max(1.0, min(timeout, job.max_total_duration - self._elapsed()))
+        if job.max_total_cost_usd is not None:
+            left = job.max_total_cost_usd - self._spent
+            if step.max_budget_usd is None or left < step.max_budget_usd:
+                config["max_budget_usd"] = left
+        config["timeout"] = timeout
+        heartbeat = job.heartbeat_timeout_s or step.idle_timeout or DEFAULT_HEARTBEAT_TIMEOUT_S
+        try:
+            outcome: StepOutcome = await workflow.execute_activity(
+                RUN_STEP,
+                StepInput(
+                    run_id=job.run_id,
+                    index=i,
+                    prompt=step.prompt,
+                    config=config,
+                    heartbeat_timeout_s=heartbeat,
+                    timeout_source=source,
+                ),
+                result_type=StepOutcome,
+                activity_id=f"step-{i}",
+                start_to_close_timeout=timedelta(seconds=timeout + step.grace_s + START_MARGIN_S),
+                heartbeat_timeout=timedelta(seconds=heartbeat),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=max(step.backoff_initial_s, 0.001)),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(
+                        seconds=max(step.backoff_max_s, step.backoff_initial_s, 0.001)
+                    ),
+                    maximum_attempts=step.max_attempts,
+                    non_retryable_error_types=["ConfigError"],
+                ),
+                # Cancelling the workflow waits until the step's CLI and its tools are gone.
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as exc:
+            if is_cancelled_exception(exc):
+                raise  # the workflow was cancelled: it ends cancelled, the CLI gone
+            return _lost_step(i, heartbeat, timeout, exc)
+        return outcome
+
+
+def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> StepOutcome:
+    """The outcome of a step whose last attempt raised instead of returning."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.details:
+        # A transient failure on the last allowed attempt: its result came along.
+        return StepOutcome.model_validate(cause.details[0])
+    if isinstance(cause, TimeoutError) and cause.type == TimeoutType.HEARTBEAT:
+        return StepOutcome(
+            index=i,
+            success=False,
+            error_type="ProcessCrashedError",
+            error_message=(
+                f"step {i}: no heartbeat for {heartbeat:g} s on its last attempt (the worker "
+                "was lost, or the CLI printed nothing for that long)"
+            ),
+        )
+    if isinstance(cause, TimeoutError):
+        return StepOutcome(
+            index=i,
+            success=False,
+            error_type="TaskTimeoutError",
+            error_message=f"step {i}: its activity ran out of time (timeout {timeout:g} s)",
+            error_state={"timeout_s": timeout},
+        )
+    kind = type(cause).__name__
+    if isinstance(cause, ApplicationError) and cause.type:
+        kind = cause.type
+    return StepOutcome(
+        index=i,
+        success=False,
+        error_type=kind,
+        error_message=f"step {i}: {kind}: {cause if cause is not None else exc}",
+    )
