@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cc_executor import CCExecutorConfig
+from cc_executor.testing import ScriptedModel
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -103,6 +104,24 @@ def claude_cli() -> str:
             "(npm install --prefix .claude-cli @anthropic-ai/claude-code@2.1.328)"
         )
     return path
+
+
+@pytest.fixture
+def model(claude_cli: str) -> Iterator[ScriptedModel]:
+    with ScriptedModel() as m:
+        yield m
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    d = tmp_path / "work"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def config(model: ScriptedModel, workdir: Path, transcripts: Path) -> CCExecutorConfig:
+    return model.config(cwd=workdir, transcript_dir=transcripts)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,6 @@ import pytest
 from cc_executor import CCExecutorConfig, cc_run
 from cc_executor import _snapshot as snapshot
 from cc_executor.testing import ScriptedModel, text, tool_use
-
-
-@pytest.fixture
-def model(claude_cli: str) -> Iterator[ScriptedModel]:
-    with ScriptedModel() as m:
-        yield m
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
@@ -47,19 +46,6 @@ TOOLS = {
     "get_execution_history",
     "verify_execution",
 }
-
-
-@pytest.fixture
-def model(claude_cli: str) -> AsyncIterator[ScriptedModel]:
-    with ScriptedModel() as m:
-        yield m
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
 
 
 def _server_env(extra: dict[str, str]) -> dict[str, str]:

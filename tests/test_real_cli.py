@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +37,6 @@ from cc_executor.testing import (
 )
 
 from .test_process_faults import process_state
-
-
-@pytest.fixture
-def model(claude_cli: str) -> Iterator[ScriptedModel]:
-    with ScriptedModel() as m:
-        yield m
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def config(model: ScriptedModel, workdir: Path, transcripts: Path) -> CCExecutorConfig:
-    return model.config(cwd=workdir, transcript_dir=transcripts)
 
 
 def _bash(command: str) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -49,19 +49,6 @@ from cc_executor.result import classify, limit_reset_at
 from cc_executor.testing import ScriptedModel, hang, http_error, text, tool_use
 
 Factory = Callable[..., CCExecutorConfig]
-
-
-@pytest.fixture
-def model(claude_cli: str) -> Iterator[ScriptedModel]:
-    with ScriptedModel() as m:
-        yield m
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
 
 
 @pytest.fixture

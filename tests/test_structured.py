@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import pickle
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +27,6 @@ from cc_executor import (
 )
 from cc_executor.result import classify
 from cc_executor.testing import ScriptedModel, http_error, structured_output, text, tool_use
-
-
-@pytest.fixture
-def model(claude_cli: str) -> Iterator[ScriptedModel]:
-    with ScriptedModel() as m:
-        yield m
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
-def config(model: ScriptedModel, workdir: Path, transcripts: Path) -> CCExecutorConfig:
-    return model.config(cwd=workdir, transcript_dir=transcripts)
 
 
 def _sent_schema(model: ScriptedModel) -> dict[str, Any]:
