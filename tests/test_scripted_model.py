@@ -365,10 +365,6 @@ async def test_async_context_manager() -> None:
 
 
 def test_config_uses_env() -> None:
-    try:
-        from cc_executor.config import CCExecutorConfig  # noqa: F401
-    except ImportError:  # pragma: no cover - the module is written concurrently
-        pytest.skip("cc_executor.config not importable yet")
     with ScriptedModel() as m:
         cfg = m.config(env={"EXTRA": "1"})
         assert cfg.env["ANTHROPIC_BASE_URL"] == m.url
