@@ -3,6 +3,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -156,6 +157,12 @@ def fake_cli(tmp_path: Path, transcripts: Path, pidfile: Path) -> Callable[..., 
         )
 
     return make
+
+
+def sigint_as_ctrl_c() -> None:
+    """preexec_fn: give the child Python's usual Ctrl-C handling even when this test run
+    was started in the background, where the shell sets SIGINT to ignored (inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def read_pids(pidfile: Path) -> list[int]:

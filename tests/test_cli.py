@@ -35,7 +35,7 @@ from cc_executor.testing import (
     tool_use,
 )
 
-from .conftest import ROOT
+from .conftest import ROOT, sigint_as_ctrl_c
 
 # Variables that would make doctor (or the CLI) find credentials of the machine.
 _AUTH_VARS = (
@@ -307,6 +307,7 @@ def test_list_ctrl_c_ends_every_process_and_prints_how_to_resume(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_ctrl_c,
     )
     try:
         deadline = time.monotonic() + 30

@@ -28,7 +28,7 @@ from cc_executor import (
 )
 from cc_executor._transcript import read_transcript
 
-from .conftest import read_pids
+from .conftest import read_pids, sigint_as_ctrl_c
 
 Factory = Callable[..., CCExecutorConfig]
 
@@ -304,6 +304,7 @@ def _start_script(tmp_path: Path, pidfile: Path) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=sigint_as_ctrl_c,
     )
 
 
