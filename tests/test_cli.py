@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +66,8 @@ def cc(*args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | No
 
 
 @pytest.fixture
-def model(claude_cli: str) -> Iterator[ScriptedModel]:
-    with ScriptedModel() as m:
-        yield m
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
+def work(workdir: Path) -> Path:
+    return workdir
 
 
 # ----------------------------------------------------------------------- exit codes
