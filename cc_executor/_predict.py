@@ -359,6 +359,14 @@ async def agent_timeout(task: str, config: CCExecutorConfig) -> TimeoutPredictio
             stream_output=False,
             record_history=False,
             agent_predict_timeout=False,
+            # The estimate is the library's own call, not the caller's task: none of the
+            # task's answer format, callbacks or retries apply to it.
+            return_json=False,
+            json_schema=None,
+            success_callback=(),
+            failure_callback=(),
+            on_event=None,
+            num_retries=0,
         )
     except Exception as exc:
         logger.warning("timeout prediction by the agent could not run: {!r}", exc)

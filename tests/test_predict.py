@@ -92,6 +92,29 @@ async def test_agent_prediction_through_the_real_cli(model: ScriptedModel, tmp_p
     assert [r.execution_uuid for r in await get_execution_history()] == [result.execution_uuid]
 
 
+async def test_agent_prediction_keeps_the_tasks_callbacks_and_answer_format_to_the_task(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    """The estimate call is the library's: the task's return_json and callbacks skip it."""
+    seen: list[str] = []
+    model.add(
+        structured_output({"seconds": 200, "reason": "small"}),
+        structured_output({"result": "done", "summary": "did it"}),
+    )
+    config = auto(
+        model,
+        tmp_path,
+        agent_predict_timeout=True,
+        return_json=True,
+        success_callback=lambda r: seen.append(r.task),
+    )
+    result = await cc_run("Refactor utils.py into a package", config)
+    assert result.success, result.error
+    assert (result.timeout_s, result.timeout_source) == (400, "agent")
+    assert result.structured["result"] == "done"
+    assert seen == ["Refactor utils.py into a package"]
+
+
 async def test_agent_estimate_is_clamped(model: ScriptedModel, tmp_path: Path) -> None:
     model.add(structured_output({"seconds": 1e9, "reason": "forever"}), text("ok"))
     config = auto(model, tmp_path, agent_predict_timeout=True, auto_timeout_max=500)
