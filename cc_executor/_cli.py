@@ -238,8 +238,8 @@ def run(
     except KeyboardInterrupt:
         err.print("✗ interrupted: the task's CLI and every process it started were ended")
         raise typer.Exit(130) from None
-    except CCExecutorError as exc:
-        _fail(exc, as_json=as_json)
+    except CCExecutorError as exc:  # nothing started: no session, no transcript
+        _fail(exc, as_json=as_json, extra={"session_id": None, "transcript_path": None})
     facts = (
         f"{result.num_turns or 0} turn(s) · {result.duration_s:.1f}s · "
         f"${result.total_cost_usd or 0:.4f} · transcript {result.transcript_path or '-'}"

@@ -173,6 +173,10 @@ def main() -> None:
         spawn_orphan()
         init()
         result("left something running")
+    elif MODE == "orphan_then_hang":
+        spawn_orphan()
+        init()
+        sleep_forever()
     elif MODE == "success_then_exit_2":
         init()
         result("claims success")

@@ -233,6 +233,15 @@ def test_run_without_the_cli_exits_3_saying_how_to_install_it(tmp_path: Path) ->
     assert "CLINotFoundError" in proc.stderr and "npm install" in proc.stderr
 
 
+def test_run_json_when_nothing_started_prints_the_whole_failure_record(tmp_path: Path) -> None:
+    env = cli_env(CC_EXECUTOR_CLI=str(tmp_path / "nope"))
+    proc = cc("run", "x", "--json", cwd=tmp_path, env=env)
+    assert proc.returncode == 3
+    record = json.loads(proc.stdout)
+    assert record["error"] == "CLINotFoundError" and record["exit_code"] == 3
+    assert record["session_id"] is None and record["transcript_path"] is None
+
+
 # --------------------------------------------------------------------------- list
 
 PLAN = """\

@@ -228,6 +228,18 @@ async def test_keep_background_processes_lets_them_outlive_the_task(
         os.kill(orphan, signal.SIGKILL)
 
 
+async def test_a_timeout_ends_background_processes_even_when_asked_to_keep_them(
+    fake_cli: Factory, pidfile: Path
+) -> None:
+    """keep_background_processes covers a normal exit only; a timeout ends everything."""
+    config = fake_cli("orphan_then_hang", timeout=1, kill_grace=0.5, keep_background_processes=True)
+    result = await cc_run("x", config)
+    assert isinstance(result.error, TaskTimeoutError)
+    pids = read_pids(pidfile)
+    assert len(pids) == 2
+    assert_all_gone(pids)
+
+
 async def test_auth_retries_end_the_run_fast(fake_cli: Factory, pidfile: Path) -> None:
     t0 = time.monotonic()
     with pytest.raises(AuthenticationError) as info:

@@ -280,3 +280,21 @@ async def test_files_of_every_attempt_count_when_a_task_is_retried(
     assert result.files_created == ["a.txt", "b.txt"] and result.files_modified == []
     assert result.structured["files_created"] == ["a.txt", "b.txt"]
     assert result.structured["files_modified"] == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "bad", "good"),
+    [
+        ("date-time", "next tuesday", "2026-01-02T03:04:05Z"),
+        ("uri", "not a uri", "https://example.org/x"),
+        ("email", "nobody", "a@example.org"),
+        ("ipv4", "300.1.1.1", "10.0.0.1"),
+    ],
+)
+def test_the_library_checks_string_formats(fmt: str, bad: str, good: str) -> None:
+    """The CLI does not check `format`; the library's own check does, for the common ones."""
+    from cc_executor._structured import _validate_dict
+
+    schema = {"type": "object", "properties": {"v": {"type": "string", "format": fmt}}}
+    assert _validate_dict(schema, {"v": good}) == []
+    assert _validate_dict(schema, {"v": bad}) == [f"/v: {bad!r} is not a {fmt!r}"]
