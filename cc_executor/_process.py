@@ -96,6 +96,8 @@ class CLIProcess:
         self._result_exit_grace = result_exit_grace
         self._keep_background = keep_background
         self.last_output = now
+        self._with_consumer = False
+        self._idle_paused = False
         self._result_at: float | None = None
         self.stopped_by: StopReason | None = None  # set once, by whoever ends the CLI
         self._stderr = bytearray()
@@ -188,7 +190,15 @@ class CLIProcess:
             else:
                 block = data[: cut + 1] if cut + 1 < len(data) else data
             pending += data[cut + 1 :]
+            # While the consumer handles the block, the CLI may be printing into the
+            # pipe unread: that is a slow consumer, not an idle CLI.
+            self._with_consumer = True
             yield block, True
+            self._with_consumer = False
+            self.last_output = loop_time()
+            if self._idle_paused:
+                self._idle_paused = False
+                self._poke()
         if pending:  # a last line without a newline
             yield bytes(pending) + b"\n", not oversized
 
@@ -246,7 +256,9 @@ class CLIProcess:
                 now = self._loop.time()
                 checks: list[tuple[float, StopReason | None]] = [(self._deadline, "timeout")]
                 if exited_at is None:
-                    if self._idle_timeout is not None:
+                    if self._idle_timeout is not None and self._with_consumer:
+                        self._idle_paused = True  # re-armed by blocks() when it reads again
+                    elif self._idle_timeout is not None:
                         checks.append((self.last_output + self._idle_timeout, "idle_timeout"))
                     if self._result_at is not None:
                         quiet_since = max(self._result_at, self.last_output)

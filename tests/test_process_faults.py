@@ -27,6 +27,7 @@ from cc_executor import (
     cc_stream,
 )
 from cc_executor._transcript import read_transcript
+from cc_executor.events import InitEvent
 
 from .conftest import read_pids, sigint_as_ctrl_c
 
@@ -115,6 +116,16 @@ async def test_output_keeps_idle_timeout_from_firing(fake_cli: Factory) -> None:
     result = await cc_run("x", fake_cli("slow_lines", idle_timeout=1))
     assert result.success, result.error
     assert result.output == "slow but alive"
+
+
+async def test_a_slow_stream_consumer_is_not_an_idle_cli(fake_cli: Factory) -> None:
+    """Output the library has not read yet because the consumer is busy is not silence."""
+    async with cc_stream("x", fake_cli("slow_lines", idle_timeout=1)) as stream:
+        async for event in stream:
+            if isinstance(event, InitEvent):
+                await asyncio.sleep(1.5)  # the consumer is busy; the CLI keeps printing
+    assert stream.result.success, stream.result.error
+    assert stream.result.output == "slow but alive"
 
 
 async def test_total_timeout_raises_typed_error_with_result(fake_cli: Factory) -> None:
