@@ -172,3 +172,13 @@ def mask_bytes(data: bytes, secrets: tuple[bytes, ...]) -> bytes:
         if secret in data:
             data = data.replace(secret, MASK.encode())
     return data
+
+
+def session_saved(session_id: str, config: CCExecutorConfig) -> bool:
+    """Whether the CLI keeps session `session_id` on this machine, so `--resume` can work:
+    its transcript ``<config dir>/projects/<project>/<session id>.jsonl``. A CLI that died
+    before saving the session named in its init line leaves none."""
+    env = {**os.environ, **config.env}
+    root = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME") or "~", ".claude")
+    projects = Path(root).expanduser() / "projects"
+    return any(projects.glob(f"*/{session_id}.jsonl"))

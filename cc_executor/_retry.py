@@ -28,6 +28,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._command import session_saved
 from ._display import LiveView
 from ._log import logger
 from ._run import Execution
@@ -177,7 +178,11 @@ class RetryingRun:
 
     def _next_execution(self, number: int, failed: Execution) -> Execution:
         config = self.config
-        session = failed.session_id  # from the CLI's init line: the session exists
+        session = failed.session_id  # named by the CLI's init line...
+        if config.retry_strategy == "resume" and session and not session_saved(session, config):
+            # ...but never saved (the CLI died first): --resume would fail for good.
+            logger.warning("session {} was never saved; the retry starts the task anew", session)
+            session = None
         self._resuming = session if config.retry_strategy == "resume" else None
         if self._resuming:
             error = self._results[-1].error

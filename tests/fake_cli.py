@@ -210,6 +210,11 @@ def main() -> None:
         # A run with --resume reports what it was given: its argv and prompt.
         init()
         if "--resume" not in sys.argv:
+            config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
+            if os.environ.get("FAKE_CLI_SAVE_SESSION") and config_dir:
+                # Like the CLI, which saves a session it can later --resume.
+                os.makedirs(os.path.join(config_dir, "projects", "fake"), exist_ok=True)
+                open(os.path.join(config_dir, "projects", "fake", f"{SESSION}.jsonl"), "w").close()
             emit(
                 {"type": "stream_event", "event": {"type": "message_start"}, "session_id": SESSION}
             )

@@ -181,10 +181,17 @@ async def test_idle_timeout_resumes_the_session_with_the_real_cli(
     assert "IdleTimeoutError" in prompt
 
 
+def saved_sessions(tmp_path: Path) -> dict[str, str]:
+    """Env for the fake CLI to save its session where the library looks for it."""
+    return {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config"), "FAKE_CLI_SAVE_SESSION": "1"}
+
+
 async def test_crash_with_a_session_is_resumed_with_the_same_session_id(
-    fake_cli: Factory,
+    fake_cli: Factory, tmp_path: Path
 ) -> None:
-    config = fake_cli("crash_with_session", num_retries=1, retry_backoff=0)
+    config = fake_cli(
+        "crash_with_session", env=saved_sessions(tmp_path), num_retries=1, retry_backoff=0
+    )
     result = await cc_run("build the thing", config)
     assert result.success, result.error
     seen = json.loads(result.output)
@@ -195,6 +202,22 @@ async def test_crash_with_a_session_is_resumed_with_the_same_session_id(
     assert [a.error_type for a in result.attempts] == ["ProcessCrashedError", None]
     assert result.attempts[0].cost_usd is None  # it died before reporting one
     assert result.total_cost_usd == pytest.approx(0.002)
+
+
+async def test_a_session_that_was_never_saved_is_not_resumed(
+    fake_cli: Factory, tmp_path: Path
+) -> None:
+    """The CLI died before saving the session its init line named: --resume would fail
+    for good ("No conversation found"), so the retry starts the task anew."""
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "claude-config")}  # nothing saved there
+    config = fake_cli("crash_with_session", env=env, num_retries=1, retry_backoff=0)
+    result = await cc_run("build the thing", config)
+    assert [a.error_type for a in result.attempts] == ["ProcessCrashedError"] * 2
+    assert result.attempts[1].resumed_session is None
+    path = result.attempts[1].transcript_path
+    assert path is not None
+    header, _, _ = read_transcript(path)
+    assert header is not None and "--resume" not in header["argv"]
 
 
 async def test_restart_strategy_starts_over_with_the_task(fake_cli: Factory) -> None:

@@ -24,17 +24,16 @@ one (the activity's own `num_retries` is 0, so attempts are never nested):
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from .._command import session_saved
 from .._history import record_history
 from .._journal import error_json
 from .._log import logger
@@ -82,7 +81,7 @@ class StepActivities:
         prompt = None
         session = _heartbeat_session(info.heartbeat_details)
         if info.attempt > 1 and session and config.retry_strategy == "resume":
-            if _session_on_this_machine(session, config):
+            if session_saved(session, config):
                 config = config.with_overrides(resume=session)
                 prompt = RESUME_PROMPT.format(
                     reason=f"attempt {info.attempt - 1} of this step ended without a result: "
@@ -160,15 +159,6 @@ def _heartbeat_session(details: Sequence[Any]) -> str | None:
         return None
     session = details[-1].get("session_id")
     return session if isinstance(session, str) and _SESSION_ID.fullmatch(session) else None
-
-
-def _session_on_this_machine(session_id: str, config: CCExecutorConfig) -> bool:
-    """Whether the CLI keeps session `session_id` here: its transcript file,
-    ``<config dir>/projects/<project>/<session id>.jsonl``."""
-    env = {**os.environ, **config.env}
-    root = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME") or "~", ".claude")
-    projects = Path(root).expanduser() / "projects"
-    return any(projects.glob(f"*/{session_id}.jsonl"))
 
 
 def _limit_delay(result: TaskResult, config: CCExecutorConfig) -> float | None:
