@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ._structured import schema_arg
 from .config import CCExecutorConfig
@@ -182,3 +184,49 @@ def session_saved(session_id: str, config: CCExecutorConfig) -> bool:
     root = env.get("CLAUDE_CONFIG_DIR") or os.path.join(env.get("HOME") or "~", ".claude")
     projects = Path(root).expanduser() / "projects"
     return any(projects.glob(f"*/{session_id}.jsonl"))
+
+
+@dataclass(frozen=True)
+class AuthSource:
+    """Where the CLI will find credentials; never their value."""
+
+    kind: Literal["provider", "variable", "login", "api_key_helper"]
+    name: str
+    """The provider switch's or variable's name, or the path of the file that holds it."""
+
+
+_PROVIDERS = {
+    "CLAUDE_CODE_USE_BEDROCK": "Amazon Bedrock",
+    "CLAUDE_CODE_USE_VERTEX": "Google Vertex AI",
+    "CLAUDE_CODE_USE_FOUNDRY": "Microsoft Foundry",
+}
+
+
+def provider_name(switch: str) -> str:
+    return _PROVIDERS[switch]
+
+
+def find_auth(env: Mapping[str, str]) -> AuthSource | None:
+    """The credentials the CLI would use with `env`, in its own order: a cloud provider
+    switch, then a key or token variable, then a logged-in session, then an apiKeyHelper."""
+    for switch in _PROVIDERS:
+        if env.get(switch, "").strip().lower() not in ("", "0", "false", "no", "off"):
+            return AuthSource("provider", switch)
+    for name in _ALWAYS_SECRET:
+        if env.get(name, "").strip():
+            return AuthSource("variable", name)
+    config_dir = Path(env.get("CLAUDE_CONFIG_DIR") or Path(env.get("HOME", "~"), ".claude"))
+    config_dir = config_dir.expanduser()
+    if _has_key(config_dir / ".credentials.json", "claudeAiOauth"):
+        return AuthSource("login", str(config_dir / ".credentials.json"))
+    if _has_key(config_dir / "settings.json", "apiKeyHelper"):
+        return AuthSource("api_key_helper", str(config_dir / "settings.json"))
+    return None
+
+
+def _has_key(path: Path, key: str) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and bool(data.get(key))

@@ -7,7 +7,6 @@ file that holds it.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
@@ -18,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from ._command import PINNED_CLI_VERSION, find_cli
+from ._command import PINNED_CLI_VERSION, find_auth, find_cli, provider_name
 from .config import CCExecutorConfig
 from .errors import CLINotFoundError
 
@@ -83,24 +82,18 @@ def check_cli(config: CCExecutorConfig, env: dict[str, str]) -> Check:
 
 def auth_source(env: dict[str, str]) -> str | None:
     """Where the CLI would find credentials, in words; None when it would find none."""
-    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
-        if env.get(name, "").strip():
-            return f"${name} is set"
-    for name, provider in (
-        ("CLAUDE_CODE_USE_BEDROCK", "Amazon Bedrock"),
-        ("CLAUDE_CODE_USE_VERTEX", "Google Vertex AI"),
-        ("CLAUDE_CODE_USE_FOUNDRY", "Microsoft Foundry"),
-    ):
-        if env.get(name, "").strip() not in ("", "0", "false"):
-            return f"{provider} (${name}); its credentials are checked by the CLI"
-    config_dir = Path(env.get("CLAUDE_CONFIG_DIR") or Path(env.get("HOME", "~"), ".claude"))
-    config_dir = config_dir.expanduser()
-    credentials = config_dir / ".credentials.json"
-    if _has_key(credentials, "claudeAiOauth"):
-        return f"logged-in session ({credentials})"
-    if _has_key(config_dir / "settings.json", "apiKeyHelper"):
-        return f"apiKeyHelper in {config_dir / 'settings.json'}"
-    return None
+    source = find_auth(env)
+    if source is None:
+        return None
+    if source.kind == "provider":
+        return (
+            f"{provider_name(source.name)} (${source.name}); its credentials are checked by the CLI"
+        )
+    if source.kind == "variable":
+        return f"${source.name} is set"
+    if source.kind == "login":
+        return f"logged-in session ({source.name})"
+    return f"apiKeyHelper in {source.name}"
 
 
 def check_auth(env: dict[str, str]) -> Check:
@@ -187,14 +180,6 @@ def check_platform() -> Check:
 
 def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
-
-
-def _has_key(path: Path, key: str) -> bool:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and bool(data.get(key))
 
 
 def _existing_parent(path: Path) -> Path:

@@ -198,7 +198,9 @@ async def test_status_without_credentials_says_how_to_fix_it_and_a_login_counts(
     async with mcp_server(tmp_path, workdir, env) as session:
         missing = (await session.call_tool("check_executor_status", {})).structured_content
         token = "sk-ant-oat01-secret-" + "x" * 20
-        (home / ".claude" / ".credentials.json").write_text(json.dumps({"token": token}))
+        (home / ".claude" / ".credentials.json").write_text(
+            json.dumps({"claudeAiOauth": {"accessToken": token}})  # the CLI's own format
+        )
         result = await session.call_tool("check_executor_status", {})
     assert missing is not None
     assert missing["ready"] is False and missing["auth"]["configured"] is False

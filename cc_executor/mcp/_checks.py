@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from .._command import MARKER_VAR, find_cli
+from .._command import MARKER_VAR, find_auth, find_cli
 from .._process import find_marked_processes
 from .._transcript import read_transcript
 from .._version import __version__
@@ -38,7 +38,6 @@ __all__ = [
 VERSION_TIMEOUT_S = 10.0
 TASK_PREVIEW_CHARS = 500
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_TRUE = ("1", "true", "yes", "on")
 
 
 class CLIStatus(BaseModel):
@@ -200,42 +199,27 @@ async def _cli_status(config: CCExecutorConfig, env: dict[str, str]) -> CLIStatu
 
 
 def _auth_status(env: dict[str, str]) -> AuthStatus:
-    """Where the CLI will find credentials, checked in the CLI's own order; no value is read."""
-    for var, provider in (
-        ("CLAUDE_CODE_USE_BEDROCK", "Amazon Bedrock"),
-        ("CLAUDE_CODE_USE_VERTEX", "Google Vertex AI"),
-        ("CLAUDE_CODE_USE_FOUNDRY", "Microsoft Foundry"),
-    ):
-        if env.get(var, "").lower() in _TRUE:
-            return AuthStatus(
-                configured=True,
-                method=var,
-                detail=f"{provider} ({var}=1): the provider's own credentials are used",
-            )
-    for var in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
-        if env.get(var, "").strip():
-            return AuthStatus(configured=True, method=var, detail=f"{var} is set")
-    config_dir = env.get("CLAUDE_CONFIG_DIR") or str(Path(env.get("HOME", "~"), ".claude"))
-    credentials = Path(config_dir).expanduser() / ".credentials.json"
-    try:
-        logged_in = credentials.stat().st_size > 0
-    except OSError:
-        logged_in = False
-    if logged_in:
+    """Where the CLI will find credentials (`find_auth`, the CLI's own order); no value."""
+    source = find_auth(env)
+    if source is None:
+        config_dir = env.get("CLAUDE_CONFIG_DIR") or str(Path(env.get("HOME", "~"), ".claude"))
+        credentials = Path(config_dir).expanduser() / ".credentials.json"
         return AuthStatus(
-            configured=True,
-            method=str(credentials),
-            detail=f"a logged-in Claude Code session ({credentials})",
+            configured=False,
+            detail=(
+                "no ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN in the "
+                f"environment and no logged-in session ({credentials}); set ANTHROPIC_API_KEY "
+                "in the server's environment (the `env` of its .mcp.json entry) or run "
+                "`claude` once and log in"
+            ),
         )
-    return AuthStatus(
-        configured=False,
-        detail=(
-            "no ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or CLAUDE_CODE_OAUTH_TOKEN in the "
-            f"environment and no logged-in session ({credentials}); set ANTHROPIC_API_KEY "
-            "in the server's environment (the `env` of its .mcp.json entry) or run `claude` "
-            "once and log in"
-        ),
-    )
+    detail = {
+        "provider": f"{source.name} is set: the provider's own credentials are used",
+        "variable": f"{source.name} is set",
+        "login": f"a logged-in Claude Code session ({source.name})",
+        "api_key_helper": f"an apiKeyHelper in {source.name}",
+    }[source.kind]
+    return AuthStatus(configured=True, method=source.name, detail=detail)
 
 
 async def _state_status(config: CCExecutorConfig) -> StoreStatus:
