@@ -312,12 +312,12 @@ class RetryingRun:
         on_event = self.config.on_event
         if on_event is not None:
             for event in batch:
-                await _call_safely(on_event, event, "on_event")
+                await call_hook(on_event, event, "on_event")
 
     async def _callbacks(self, result: TaskResult) -> None:
         callbacks = self.config.success_callback if result.success else self.config.failure_callback
         for callback in callbacks:
-            await _call_safely(
+            await call_hook(
                 callback, result, "success_callback" if result.success else "failure_callback"
             )
 
@@ -328,14 +328,14 @@ def _error(state: RetryCallState) -> BaseException | None:
     return result.error
 
 
-async def _call_safely(fn: Callable[[Any], Any], arg: Any, what: str) -> None:
+async def call_hook(fn: Callable[[Any], Any], arg: Any, what: str) -> None:
     """Call a user hook, sync or async; an exception is logged and goes no further."""
     try:
         value = fn(arg)
         if inspect.isawaitable(value):
             await value
     except Exception:
-        logger.opt(exception=True).error("{} {!r} raised; the task goes on", what, fn)
+        logger.opt(exception=True).error("{} {!r} raised; the run goes on", what, fn)
 
 
 def _additive(key: str) -> bool:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ._api import _run_sync, cc_run
 from ._log import logger
+from ._retry import call_hook
 from ._tasklist import load_task_list
 from .config import CCExecutorConfig, config_error
 from .errors import BudgetExceededError, CCExecutorError, ConfigError
@@ -546,17 +547,7 @@ class _ListRun:
             total_cost_usd=self.spent,
             result=result,
         )
-        try:
-            returned = self.on_step(event)
-            if inspect.isawaitable(returned):
-                await returned
-        except Exception:
-            logger.exception(
-                "task list {}: on_step raised at step {} ({}); the list goes on",
-                self.run_id,
-                i,
-                status,
-            )
+        await call_hook(self.on_step, event, f"task list {self.run_id}: on_step at step {i}")
 
     def _elapsed(self) -> float:
         return time.monotonic() - self.t0
