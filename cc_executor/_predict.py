@@ -331,43 +331,42 @@ most likely wall-clock time in seconds, and `reason`, one line.
 </task>"""
 
 
+def _agent_config(config: CCExecutorConfig) -> CCExecutorConfig:
+    """The estimate is the library's own short call, not the caller's task: it keeps only
+    where and how the CLI runs; none of the task's tools, answer format, callbacks,
+    retries or snapshots apply to it."""
+    return CCExecutorConfig(
+        cli_path=config.cli_path,
+        env=config.env,
+        cwd=config.cwd,
+        model=config.model,
+        fallback_model=config.fallback_model,
+        save_transcript=config.save_transcript,
+        transcript_dir=config.transcript_dir,
+        state_dir=config.state_dir,
+        kill_grace=config.kill_grace,
+        timeout=AGENT_TIMEOUT_S,
+        max_turns=1,
+        permission_mode="default",
+        extra_args=(
+            "--json-schema",
+            json.dumps(AGENT_SCHEMA),
+            "--tools",
+            "",
+            "--strict-mcp-config",
+        ),
+        record_history=False,
+        snapshot_files=False,
+        num_retries=0,
+    )
+
+
 async def agent_timeout(task: str, config: CCExecutorConfig) -> TimeoutPrediction | None:
     """Ask Claude for an estimate (one structured-output call); None if that fails."""
     from ._api import cc_run  # here: _api imports this module through _run
 
     try:
-        result = await cc_run(
-            AGENT_PROMPT.format(task=task),
-            config,
-            timeout=AGENT_TIMEOUT_S,
-            max_turns=1,
-            extra_args=(
-                "--json-schema",
-                json.dumps(AGENT_SCHEMA),
-                "--tools",
-                "",
-                "--strict-mcp-config",
-            ),
-            permission_mode="default",
-            allowed_tools=None,
-            disallowed_tools=None,
-            mcp_config=None,
-            resume=None,
-            system_prompt=None,
-            append_system_prompt=None,
-            add_dirs=(),
-            stream_output=False,
-            record_history=False,
-            agent_predict_timeout=False,
-            # The estimate is the library's own call, not the caller's task: none of the
-            # task's answer format, callbacks or retries apply to it.
-            return_json=False,
-            json_schema=None,
-            success_callback=(),
-            failure_callback=(),
-            on_event=None,
-            num_retries=0,
-        )
+        result = await cc_run(AGENT_PROMPT.format(task=task), _agent_config(config))
     except Exception as exc:
         logger.warning("timeout prediction by the agent could not run: {!r}", exc)
         return None
