@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from ._history import record_history
 from ._retry import RetryingRun
 from ._run import TaskStream
 from .config import CCExecutorConfig
@@ -45,7 +44,6 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     finally:
         await batches.aclose()
     assert execution.result is not None
-    await record_history(execution.result, execution.config)
     return execution.result
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._command import session_saved
 from ._display import LiveView
+from ._history import record_history
 from ._log import logger
 from ._run import Execution
 from ._snapshot import FileChanges, combine
@@ -131,6 +132,7 @@ class RetryingRun:
             self._record(execution, waited)
             attempt.retry_state.set_result(execution.result)
         self.result = self._final()
+        await record_history(self.result, self.config)  # never raises
         await self._callbacks(self.result)
 
     # -- tenacity's policy parts ------------------------------------------------------

@@ -18,6 +18,7 @@ from cc_executor import (
     HistoryRecord,
     TaskResult,
     cc_run,
+    cc_stream,
     get_execution_history,
 )
 from cc_executor._history import normalize_prompt, record_history
@@ -220,3 +221,14 @@ def test_normalize_prompt_replaces_numbers_ids_and_urls() -> None:
         == "fix issue # <n> in commit <id> , see <url> thanks"
     )
     assert normalize_prompt("id 123e4567-e89b-12d3-a456-426614174000") == "id <id>"
+
+
+async def test_a_streamed_task_is_recorded_once_when_its_stream_ends(
+    fake_cli: Any, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    async with cc_stream("streamed task", fake_cli("ok", state_dir=state)) as stream:
+        async for _event in stream:
+            pass
+    records = await get_execution_history(state_dir=state)
+    assert [r.execution_uuid for r in records] == [stream.result.execution_uuid]

@@ -30,7 +30,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._api import cc_stream
-from .._history import HistoryRecord, get_execution_history, load_candidates, record_history
+from .._history import HistoryRecord, get_execution_history, load_candidates
 from .._log import logger
 from .._predict import (
     ExecutionStrategy,
@@ -255,7 +255,6 @@ class _Tools:
             result = stream.result
         finally:
             self.running_tasks -= 1
-        await record_history(result, config)
         return _tool_result(_task_report(result, MAX_OUTPUT_CHARS), result)
 
     @_tool_errors

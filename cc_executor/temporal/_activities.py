@@ -34,7 +34,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .._command import session_saved
-from .._history import record_history
 from .._journal import error_json
 from .._log import logger
 from .._predict import predict_timeout
@@ -117,7 +116,6 @@ class StepActivities:
             await batches.aclose()
         result = run.result
         assert result is not None
-        await record_history(result, run.config)
         if step.timeout_source is not None:
             result = result.model_copy(update={"timeout_source": step.timeout_source})
         outcome = _outcome(step.index, result, info.attempt)
