@@ -1,6 +1,7 @@
-"""One run, end to end: config → command → process → lines → events → result → transcript.
+"""One attempt, end to end: config → command → process → lines → events → result → transcript.
 
-`Execution.batches()` is the single code path every public call uses: it yields
+`Execution.batches()` runs one CLI process; every public call reaches it through
+`_retry.RetryingRun`, which runs one `Execution` per attempt. It yields
 the parsed events of each block of output, and when it finishes (normally, by
 timeout, by cancellation or by error) the process tree is gone, the transcript
 has its footer, and `Execution.result` is set.
