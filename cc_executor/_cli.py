@@ -32,8 +32,10 @@ from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    BillingError,
     BudgetExceededError,
     CCExecutorError,
+    CLIArgumentError,
     CLINotFoundError,
     ConfigError,
     IdleTimeoutError,
@@ -67,6 +69,8 @@ EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
     (13, BudgetExceededError, "--max-budget / --max-cost reached"),
     (14, PermissionDeniedError, "a tool call was denied"),
     (15, StructuredOutputError, "the JSON answer is missing or invalid"),
+    (16, CLIArgumentError, "the CLI refused its arguments or input (see its stderr)"),
+    (17, BillingError, "the account cannot pay for the request"),
     (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
 )
 _CODE_OF: dict[type[BaseException], int] = {

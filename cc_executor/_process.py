@@ -98,6 +98,7 @@ class CLIProcess:
         self.last_output = now
         self._with_consumer = False
         self._idle_paused = False
+        self._background = False
         self._result_at: float | None = None
         self.stopped_by: StopReason | None = None  # set once, by whoever ends the CLI
         self._stderr = bytearray()
@@ -238,6 +239,18 @@ class CLIProcess:
             self._result_at = self._loop.time()
             self._poke()
 
+    def set_background_pending(self, pending: bool) -> None:
+        """The CLI reports background work pending (True) or none left (False).
+
+        While it is pending the CLI prints nothing on purpose: the idle watchdog and
+        the result-exit grace wait; the total timeout still ends the run. Both count
+        again from the moment the work ends.
+        """
+        if pending != self._background:
+            self._background = pending
+            self.last_output = self._loop.time()
+            self._poke()
+
     def request_stop(self, reason: StopReason) -> None:
         """End the CLI as soon as possible (from the reading side, e.g. on a 401)."""
         if self.stopped_by is None:
@@ -255,7 +268,9 @@ class CLIProcess:
             while self.stopped_by is None:
                 now = self._loop.time()
                 checks: list[tuple[float, StopReason | None]] = [(self._deadline, "timeout")]
-                if exited_at is None:
+                if exited_at is None and self._background:
+                    pass  # background work pending: only the total timeout applies
+                elif exited_at is None:
                     if self._idle_timeout is not None and self._with_consumer:
                         self._idle_paused = True  # re-armed by blocks() when it reads again
                     elif self._idle_timeout is not None:

@@ -10,6 +10,7 @@ has its footer, and `Execution.result` is set.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
@@ -39,7 +40,7 @@ from .events import (
     StreamEvent,
     parse_event,
 )
-from .result import TaskResult, TimeoutSource, ToolUse, classify, limit_reset_at
+from .result import StreamFacts, TaskResult, TimeoutSource, ToolUse, classify, sum_usage
 
 __all__ = ["Execution", "TaskStream"]
 
@@ -81,9 +82,7 @@ class Execution:
         self.result: TaskResult | None = None
         self.session_id: str | None = None
         self.tool_uses: list[ToolUse] = []
-        self.api_retries: list[ApiRetryEvent] = []
-        self.result_event: ResultEvent | None = None
-        self.limit_reset: datetime | None = None
+        self.facts = StreamFacts()
         self.invalid_lines = 0
         # timeout="auto" is resolved when the run starts (it may read the history).
         self.timeout_s: float | None = None if config.timeout == "auto" else config.timeout
@@ -191,7 +190,17 @@ class Execution:
             transcript.record("footer", footer)
             transcript.close()
 
+    @property
+    def api_retries(self) -> list[ApiRetryEvent]:
+        return self.facts.api_retries
+
+    @property
+    def result_event(self) -> ResultEvent | None:
+        """The result that decides the run (the last one that counts)."""
+        return self.facts.final_result
+
     def _parse_block(self, block: bytes, proc: CLIProcess) -> list[Event]:
+        self.facts.stdout_seen = True
         events: list[Event] = []
         for line in block.split(b"\n"):
             if not line or line.isspace():
@@ -208,20 +217,33 @@ class Execution:
         return events
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
-        self.limit_reset = limit_reset_at(event) or self.limit_reset
+        facts = self.facts
+        pending = facts.background_pending
+        facts.observe(event)
         self._files.observe(event)
         if isinstance(event, AssistantEvent):
             for block in event.tool_uses:
-                self.tool_uses.append(ToolUse(name=block.name, input=block.input, id=block.id))
+                self.tool_uses.append(
+                    ToolUse(
+                        name=block.name,
+                        input=block.input,
+                        id=block.id,
+                        parent_tool_use_id=event.parent_tool_use_id,
+                    )
+                )
         elif isinstance(event, ApiRetryEvent):
-            self.api_retries.append(event)
             if event.error_status in (401, 403):
                 proc.request_stop("auth_failed")
         elif isinstance(event, ResultEvent):
-            self.result_event = event
             proc.result_seen()
         elif isinstance(event, InitEvent):
             self.session_id = event.session_id
+        if facts.background_pending != pending:
+            # While background work is pending the CLI is silent on purpose: no idle
+            # timeout, no result-exit grace; the total timeout still holds.
+            proc.set_background_pending(facts.background_pending)
+        if self.session_id is None:
+            self.session_id = facts.session_id
 
     def _build_result(
         self,
@@ -233,7 +255,9 @@ class Execution:
         transcript: Transcript | NullTranscript,
         changes: FileChanges,
     ) -> TaskResult:
-        res = self.result_event
+        facts = self.facts
+        res = facts.final_result
+        kept = facts.kept_results
         stopped_by = proc.stopped_by
         if stopped_by == "result_no_exit":
             logger.warning("the CLI did not exit after its result; it was ended, the result stands")
@@ -241,37 +265,40 @@ class Execution:
         assert self.timeout_s is not None
         structured = self._check_structured(res, changes)
         error = classify(
-            result=res,
             exit_code=exit_code,
             stopped_by=stopped_by,
-            api_retries=self.api_retries,
             timeout_s=self.timeout_s,
             idle_timeout_s=self.config.idle_timeout,
             on_permission_denied=self.config.on_permission_denied,
             stderr_tail=stderr_tail,
-            limit_reset_at=self.limit_reset,
             structured=structured,
+            facts=facts,
         )
         if error is None and res is not None and res.permission_denials:
             logger.warning(
                 "the CLI denied {} tool call(s); on_permission_denied='warn' keeps the result",
                 len(res.permission_denials),
             )
+        turns = [r.num_turns for r in kept if r.num_turns is not None]
+        costs = [r.total_cost_usd for r in kept if r.total_cost_usd is not None]
+        api_ms = [r.duration_api_ms for r in kept if r.duration_api_ms is not None]
         result = TaskResult(
             task=self.task,
             success=error is None,
-            output=(res.result or "") if res is not None else "",
+            output=_answer_text(res),
             error=error,
             subtype=res.subtype if res else None,
             is_error=res.is_error if res else None,
             terminal_reason=res.terminal_reason if res else None,
             session_id=(res.session_id if res else None) or self.session_id,
-            num_turns=res.num_turns if res else None,
+            # Over every result of the run (background work adds results): turns and
+            # usage add up; the CLI's cost is already cumulative, so the last one.
+            num_turns=sum(turns) if turns else None,
             duration_s=duration_s,
-            duration_api_ms=res.duration_api_ms if res else None,
-            total_cost_usd=res.total_cost_usd if res else None,
-            usage=res.usage if res else {},
-            model_usage=res.model_usage if res else {},
+            duration_api_ms=sum(api_ms) if api_ms else None,
+            total_cost_usd=costs[-1] if costs else None,
+            usage=sum_usage([r.usage for r in kept]),
+            model_usage=sum_usage([r.model_usage for r in kept]),
             permission_denials=res.permission_denials if res else [],
             tool_uses=self.tool_uses,
             api_retries=self.api_retries,
@@ -339,6 +366,15 @@ class Execution:
             "ended_at": ended_at.isoformat(),
             "duration_s": round(duration_s, 3),
         }
+
+
+def _answer_text(res: ResultEvent | None) -> str:
+    """The answer: the result's text, or the structured answer's JSON when only it is set."""
+    if res is None:
+        return ""
+    if not res.result and res.structured_output is not None:
+        return json.dumps(res.structured_output, ensure_ascii=False)
+    return res.result or ""
 
 
 class Run(Protocol):

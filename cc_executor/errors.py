@@ -9,15 +9,22 @@
         ├── TaskTimeoutError        total timeout
         │   └── IdleTimeoutError    no output for idle_timeout seconds
         ├── ProcessCrashedError     exited or was killed without a result  .exit_code .stderr_tail
+        ├── CLIArgumentError        the CLI refused its command line or input (exit 1, reason
+        │                           on stderr, nothing on stdout); never retried
         ├── APIError                the API refused the request            .status_code
-        │   ├── AuthenticationError 401 / 403
+        │   ├── AuthenticationError 401 / 403, or no credentials at all; never retried
+        │   ├── BillingError        the account cannot pay; never retried
         │   ├── RateLimitError      429, or a plan usage limit               .reset_at
         │   ├── OverloadedError     529
-        │   └── BadRequestError     400
+        │   └── BadRequestError     400, or the CLI's `invalid_request`; never retried
         ├── MaxTurnsError
         ├── BudgetExceededError
         ├── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
         └── StructuredOutputError   answer missing or not valid   .raw .validation_errors
+
+A `TaskFailedError` that is none of the subclasses is a failure the CLI reported
+without saying more (an unknown subtype, a local slash command that failed...);
+it is never retried.
 
 Every `TaskFailedError` carries the full `TaskResult` on `.result`, so nothing
 the CLI reported is lost when the call raises. The mapping from what the CLI
@@ -38,8 +45,10 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BillingError",
     "BudgetExceededError",
     "CCExecutorError",
+    "CLIArgumentError",
     "CLINotFoundError",
     "ConfigError",
     "IdleTimeoutError",
@@ -120,6 +129,12 @@ class ProcessCrashedError(TaskFailedError):
     """The CLI exited, or was killed, without reporting a result."""
 
 
+class CLIArgumentError(TaskFailedError):
+    """The CLI refused to start with what it was given: an unknown flag in `extra_args`,
+    an empty prompt, an option it rejects. It exited 1 with nothing on stdout; the
+    message holds its stderr line. Permanent: never retried."""
+
+
 class APIError(TaskFailedError):
     """The Messages API refused the request; `status_code` is its HTTP status."""
 
@@ -132,10 +147,15 @@ class AuthenticationError(APIError):
     """401 / 403: the credentials were refused. Never retried."""
 
 
+class BillingError(APIError):
+    """The account cannot pay for the request (the CLI's `billing_error`). Never retried."""
+
+
 class RateLimitError(APIError):
     """429: rate limited, or the plan's usage limit is reached.
 
-    `reset_at` (an aware UTC datetime) is when the limit resets, when the API said so.
+    `reset_at` (an aware UTC datetime) is when the limit resets, when the API or the
+    CLI's message said so (kept even if already past when the run ended).
     """
 
     def __init__(

@@ -9,10 +9,18 @@ not break older code. Only a line that is not a JSON object at all raises
 
 Every model keeps fields it does not declare (`extra="allow"`), reachable with
 `event.model_extra`.
+
+Reading is tolerant, so that what the CLI says is never lost to a detail of its
+shape: a `null` in a field that has a default gives the default (CLI versions
+write `null` for `usage`, `permission_denials`, `errors`, `is_error`...), a
+`result` line without `subtype` is still a `ResultEvent`, and a line the fast
+JSON parser refuses (a lone UTF-16 surrogate escape such as `\\ud83d`, nesting
+deeper than its limit) is read again with the standard library's `json`.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
@@ -22,8 +30,12 @@ __all__ = [
     "ApiRetryEvent",
     "AssistantEvent",
     "AssistantMessage",
+    "BackgroundTasksChangedEvent",
+    "CompactBoundaryEvent",
     "ContentBlock",
     "Event",
+    "HookResponseEvent",
+    "HookStartedEvent",
     "InitEvent",
     "InvalidLineError",
     "ModelFallbackEvent",
@@ -35,8 +47,13 @@ __all__ = [
     "RetryEvent",
     "StatusEvent",
     "StreamEvent",
+    "TaskNotificationEvent",
+    "TaskProgressEvent",
+    "TaskStartedEvent",
+    "TaskUpdatedEvent",
     "TextBlock",
     "ThinkingBlock",
+    "ThinkingTokensEvent",
     "ToolResultBlock",
     "ToolUseBlock",
     "UnknownBlock",
@@ -49,6 +66,28 @@ __all__ = [
 class _Model(BaseModel):
     # defer_build: schemas are built on first use, which keeps `import cc_executor` fast.
     model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        # A declared field the CLI wrote as `null` takes its default: some versions
+        # write null for lists, dicts and flags they have nothing to say about.
+        if isinstance(data, dict) and None in data.values():
+            declared = _declared_names(cls)
+            return {k: v for k, v in data.items() if v is not None or k not in declared}
+        return data
+
+
+_DECLARED: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _declared_names(cls: type[BaseModel]) -> frozenset[str]:
+    names = _DECLARED.get(cls)
+    if names is None:
+        found = set(cls.model_fields)
+        found.update(f.alias for f in cls.model_fields.values() if f.alias)
+        names = _DECLARED[cls] = frozenset(found)
+    return names
 
 
 # --- content blocks -------------------------------------------------------------
@@ -117,11 +156,13 @@ class InitEvent(_Event):
 
 
 class StatusEvent(_Event):
-    """`system/status`: what the CLI is doing (e.g. `requesting`)."""
+    """`system/status`: what the CLI is doing (e.g. `requesting`, `compacting`)."""
 
     type: Literal["system"]
     subtype: Literal["status"]
     status: str | None = None
+    compact_result: str | None = None
+    """`success` (or a failure word) once a compaction ended."""
 
 
 class ApiRetryEvent(_Event):
@@ -155,6 +196,108 @@ class ModelFallbackEvent(_Event):
     original_model: str | None = None
     fallback_model: str | None = None
     content: str | None = None
+
+
+class HookStartedEvent(_Event):
+    """`system/hook_started`: a configured hook began to run."""
+
+    type: Literal["system"]
+    subtype: Literal["hook_started"]
+    hook_id: str | None = None
+    hook_name: str | None = None
+    hook_event: str | None = None
+
+
+class HookResponseEvent(_Event):
+    """`system/hook_response`: a hook finished; its output and exit code."""
+
+    type: Literal["system"]
+    subtype: Literal["hook_response"]
+    hook_id: str | None = None
+    hook_name: str | None = None
+    hook_event: str | None = None
+    output: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    exit_code: int | None = None
+    outcome: str | None = None
+
+
+class TaskStartedEvent(_Event):
+    """`system/task_started`: a sub-agent or background job started.
+
+    `is_backgrounded=True`: the model may end its turn while it runs; the CLI then
+    prints a `result`, keeps running, and prints another `result` after the job.
+    """
+
+    type: Literal["system"]
+    subtype: Literal["task_started"]
+    task_id: str | None = None
+    tool_use_id: str | None = None
+    description: str | None = None
+    task_type: str | None = None
+    is_backgrounded: bool = False
+
+
+class TaskProgressEvent(_Event):
+    """`system/task_progress`: a running task's progress (usage so far, last tool)."""
+
+    type: Literal["system"]
+    subtype: Literal["task_progress"]
+    task_id: str | None = None
+    tool_use_id: str | None = None
+    description: str | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    last_tool_name: str | None = None
+
+
+class TaskUpdatedEvent(_Event):
+    """`system/task_updated`: fields of a task changed (`patch`, e.g. `status`)."""
+
+    type: Literal["system"]
+    subtype: Literal["task_updated"]
+    task_id: str | None = None
+    patch: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskNotificationEvent(_Event):
+    """`system/task_notification`: a task ended (`status`: completed, failed, killed...)."""
+
+    type: Literal["system"]
+    subtype: Literal["task_notification"]
+    task_id: str | None = None
+    tool_use_id: str | None = None
+    status: str | None = None
+    output_file: str | None = None
+    summary: str | None = None
+
+
+class BackgroundTasksChangedEvent(_Event):
+    """`system/background_tasks_changed`: `tasks` lists every background task still running.
+
+    An empty list: no background work is pending any more.
+    """
+
+    type: Literal["system"]
+    subtype: Literal["background_tasks_changed"]
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CompactBoundaryEvent(_Event):
+    """`system/compact_boundary`: the conversation was compacted here."""
+
+    type: Literal["system"]
+    subtype: Literal["compact_boundary"]
+    compact_metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ThinkingTokensEvent(_Event):
+    """`system/thinking_tokens`: an estimate of the thinking tokens so far."""
+
+    type: Literal["system"]
+    subtype: Literal["thinking_tokens"]
+    estimated_tokens: int | None = None
+    estimated_tokens_delta: int | None = None
 
 
 class RateLimitInfo(_Model):
@@ -191,15 +334,25 @@ class AssistantMessage(_Model):
 
 
 class AssistantEvent(_Event):
-    """A complete assistant message: text, thinking and tool calls."""
+    """A complete assistant message: text, thinking and tool calls.
+
+    `parent_tool_use_id` names the `Task` tool call whose sub-agent wrote it (None
+    for the main agent). A message the CLI wrote itself (`is_api_error_message`,
+    model `<synthetic>`) carries `error`: `authentication_failed`, `billing_error`,
+    `rate_limit`, `invalid_request`, `server_error` or `unknown`. A local slash
+    command's message carries `local_command_outcome` (`{"kind": "failed"}`...).
+    """
 
     type: Literal["assistant"]
     message: AssistantMessage
     parent_tool_use_id: str | None = None
+    error: str | None = None
     is_api_error_message: bool = False
     api_error_status: int | None = None
     api_error: str | None = None
     api_error_params: dict[str, Any] | None = None
+    local_command_outcome: dict[str, Any] | None = None
+    local_command_source: str | None = None
 
     @property
     def text(self) -> str:
@@ -244,11 +397,17 @@ class PermissionDenial(_Model):
 
 
 class ResultEvent(_Event):
-    """The final `result` line. `subtype="success"` with `is_error=True` is a failure."""
+    """A `result` line: the end of a turn. `subtype="success"` with `is_error=True` is a failure.
+
+    A run usually has one; a CLI with background work prints one more per
+    notification (`result_index` counts them, `origin` says what started the turn,
+    e.g. `{"kind": "task-notification"}`). Some CLI versions omit `subtype`
+    (None here) or write `is_error: null` (None here).
+    """
 
     type: Literal["result"]
-    subtype: str
-    is_error: bool = False
+    subtype: str | None = None
+    is_error: bool | None = None
     result: str | None = None
     num_turns: int | None = None
     duration_ms: float | None = None
@@ -264,6 +423,9 @@ class ResultEvent(_Event):
     api_error: str | None = None
     errors: list[Any] = Field(default_factory=list)
     structured_output: Any = None
+    result_index: int | None = None
+    origin: dict[str, Any] | None = None
+    local_command: str | None = None
 
 
 class UnknownEvent(BaseModel):
@@ -290,7 +452,20 @@ class UnknownEvent(BaseModel):
 
 _SystemEvent = Annotated[
     Union[  # noqa: UP007
-        InitEvent, StatusEvent, ApiRetryEvent, PermissionDeniedEvent, ModelFallbackEvent
+        InitEvent,
+        StatusEvent,
+        ApiRetryEvent,
+        PermissionDeniedEvent,
+        ModelFallbackEvent,
+        HookStartedEvent,
+        HookResponseEvent,
+        TaskStartedEvent,
+        TaskProgressEvent,
+        TaskUpdatedEvent,
+        TaskNotificationEvent,
+        BackgroundTasksChangedEvent,
+        CompactBoundaryEvent,
+        ThinkingTokensEvent,
     ],
     Field(discriminator="subtype"),
 ]
@@ -349,10 +524,21 @@ def parse_event(line: bytes | str) -> Event:
     """Parse one stream-json line into a typed event.
 
     Raises `InvalidLineError` when the line is not a JSON object; never for an
-    unknown type, which gives an `UnknownEvent`.
+    unknown type, which gives an `UnknownEvent`. A line the fast parser refuses
+    is read again with the standard library (lone surrogate escapes, deep nesting:
+    `json.loads`' own limits then apply).
     """
     try:
         return _adapter.validate_json(line)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False, include_context=False, include_input=False)[0]
-        raise InvalidLineError(line, err["msg"]) from None
+    except ValidationError:
+        pass
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidLineError(line, str(exc) or type(exc).__name__) from None
+    if not isinstance(data, dict):
+        raise InvalidLineError(line, f"a JSON {type(data).__name__}, not an object")
+    try:
+        return _adapter.validate_python(data)
+    except (ValidationError, RecursionError) as exc:
+        raise InvalidLineError(line, str(exc).splitlines()[0]) from None

@@ -4,10 +4,13 @@ decides from what the CLI printed whether a run failed and how (with
 
 from __future__ import annotations
 
+import contextlib
 import re
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -15,7 +18,9 @@ from .errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
+    BillingError,
     BudgetExceededError,
+    CLIArgumentError,
     IdleTimeoutError,
     MaxTurnsError,
     OverloadedError,
@@ -29,11 +34,16 @@ from .errors import (
 from .events import (
     ApiRetryEvent,
     AssistantEvent,
+    BackgroundTasksChangedEvent,
     Event,
     PermissionDenial,
     RateLimitEvent,
     RateLimitInfo,
     ResultEvent,
+    TaskNotificationEvent,
+    TaskStartedEvent,
+    TaskUpdatedEvent,
+    UnknownEvent,
 )
 
 if TYPE_CHECKING:
@@ -42,12 +52,16 @@ if TYPE_CHECKING:
 __all__ = [
     "Attempt",
     "StopReason",
+    "StreamFacts",
     "TaskResult",
     "TimeoutSource",
     "ToolUse",
     "classify",
     "is_transient",
     "limit_reset_at",
+    "parse_reset_time",
+    "result_failed",
+    "sum_usage",
 ]
 
 StopReason = Literal["timeout", "idle_timeout", "auth_failed", "result_no_exit", "cancelled"]
@@ -65,6 +79,8 @@ class ToolUse(BaseModel):
     name: str
     input: dict[str, Any] = Field(default_factory=dict)
     id: str | None = None
+    parent_tool_use_id: str | None = None
+    """The `Task` call whose sub-agent made this call; None for the main agent."""
 
 
 class Attempt(BaseModel):
@@ -163,23 +179,190 @@ class TaskResult(BaseModel):
         return self
 
 
+class StreamFacts:
+    """What a run's stream said that decides its outcome. `observe` is fed every event.
+
+    Kept small on purpose (no event list): the results, the CLI's API retries, the
+    last synthetic API-error message, a rejected limit and its reset, a failed
+    local command, the pending background tasks, and whether stdout said anything.
+    """
+
+    def __init__(self) -> None:
+        self.results: list[ResultEvent] = []
+        self.api_retries: list[ApiRetryEvent] = []
+        self.limit_reset_at: datetime | None = None
+        """When a limit the API rejected the run on resets (rejected `rate_limit_event`)."""
+        self.limit_rejected = False
+        self.api_error_kind: str | None = None
+        """The synthetic assistant line's `error` (`authentication_failed`, `rate_limit`...)."""
+        self.api_error_text = ""
+        self.api_error_status: int | None = None
+        self.local_command_failure: str | None = None
+        self.session_id: str | None = None
+        self.background_tasks: set[str] = set()
+        """Ids of background tasks the CLI reported as started and not yet ended."""
+        self.stdout_seen = False
+        """Any stdout at all (even a line that is not an event)."""
+
+    @classmethod
+    def of(
+        cls,
+        result: ResultEvent | None,
+        api_retries: Sequence[ApiRetryEvent] = (),
+        limit_reset_at: datetime | None = None,
+    ) -> StreamFacts:
+        """Facts of a stream known only by its last result (and retries)."""
+        facts = cls()
+        facts.results = [result] if result is not None else []
+        facts.api_retries = list(api_retries)
+        facts.limit_reset_at = limit_reset_at
+        facts.limit_rejected = limit_reset_at is not None
+        facts.stdout_seen = result is not None
+        return facts
+
+    def observe(self, event: Event) -> None:
+        """Take in one event of the stream (any type)."""
+        session = getattr(event, "session_id", None)
+        if session is None and isinstance(event, UnknownEvent):
+            session = event.raw.get("session_id")
+        if self.session_id is None and isinstance(session, str) and session:
+            self.session_id = session
+        if isinstance(event, ResultEvent):
+            self.results.append(event)
+        elif isinstance(event, AssistantEvent):
+            self._observe_assistant(event)
+        elif isinstance(event, ApiRetryEvent):
+            self.api_retries.append(event)
+        elif isinstance(event, RateLimitEvent):
+            reset = limit_reset_at(event)
+            if event.rate_limit_info.status == "rejected":
+                self.limit_rejected = True
+                self.limit_reset_at = reset or self.limit_reset_at
+        elif isinstance(event, TaskStartedEvent):
+            if event.is_backgrounded and event.task_id:
+                self.background_tasks.add(event.task_id)
+        elif isinstance(event, TaskNotificationEvent):
+            self.background_tasks.discard(event.task_id or "")
+        elif isinstance(event, TaskUpdatedEvent):
+            if event.patch.get("status") in _TASK_ENDED:
+                self.background_tasks.discard(event.task_id or "")
+        elif isinstance(event, BackgroundTasksChangedEvent):
+            # The CLI's own list of what still runs in the background: authoritative.
+            self.background_tasks = {
+                str(t.get("task_id") or t.get("id") or i) for i, t in enumerate(event.tasks)
+            }
+
+    def _observe_assistant(self, event: AssistantEvent) -> None:
+        reset = limit_reset_at(event)
+        if reset is not None:
+            self.limit_rejected = True
+            self.limit_reset_at = reset
+        outcome = event.local_command_outcome or {}
+        if outcome.get("kind") in ("failed", "error"):
+            source = event.local_command_source or ""
+            stderr = _LOCAL_STDERR.search(source)
+            self.local_command_failure = (
+                event.text.strip() or (stderr.group(1).strip() if stderr else source.strip())
+            ) or "the local command failed"
+        if event.error or event.is_api_error_message:
+            self.api_error_kind = event.error or event.api_error or "unknown"
+            self.api_error_text = event.text.strip()
+            self.api_error_status = event.api_error_status
+
+    @property
+    def background_pending(self) -> bool:
+        """True while the CLI reports background work that has not ended."""
+        return bool(self.background_tasks)
+
+    @property
+    def kept_results(self) -> list[ResultEvent]:
+        """The results that count: a zero-turn, zero-cost error result right after a
+        success is noise (CLI 2.1.1–2.1.6 printed one after background work) and dropped."""
+        kept: list[ResultEvent] = []
+        for r in self.results:
+            if kept and _is_noise(r) and not result_failed(kept[-1]):
+                continue
+            kept.append(r)
+        return kept
+
+    @property
+    def noise_dropped(self) -> bool:
+        return len(self.kept_results) < len(self.results)
+
+    @property
+    def final_result(self) -> ResultEvent | None:
+        """The result that decides the run: the last one that counts."""
+        kept = self.kept_results
+        return kept[-1] if kept else None
+
+
+_TASK_ENDED = frozenset({"completed", "failed", "killed", "stopped", "cancelled", "error"})
+_LOCAL_STDERR = re.compile(r"<local-command-stderr>(.*?)</local-command-stderr>", re.DOTALL)
+
+
+def _is_noise(result: ResultEvent) -> bool:
+    return result_failed(result) and not result.num_turns and not result.total_cost_usd
+
+
+def result_failed(result: ResultEvent) -> bool:
+    """Whether a result line reports failure. Unknown is never success.
+
+    `is_error: true` fails; a `subtype` other than `success` fails. Without a
+    `subtype`, the line succeeds only with `is_error: false`, no `errors`, and a
+    `terminal_reason` that is absent or `completed`.
+    """
+    if result.is_error:
+        return True
+    if result.subtype is not None:
+        return result.subtype != "success"
+    if result.is_error is None or result.errors:
+        return True
+    return result.terminal_reason not in (None, "completed")
+
+
+def sum_usage(usages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Add token counts over several results' `usage` (or `modelUsage`) dicts.
+
+    Numbers add up (nested dicts too); any other value is the last one seen.
+    """
+    total: dict[str, Any] = {}
+    for usage in usages:
+        for key, value in usage.items():
+            old = total.get(key)
+            if isinstance(value, bool) or value is None:
+                total[key] = value if value is not None else old
+            elif isinstance(value, (int, float)) and isinstance(old, (int, float)):
+                total[key] = old + value
+            elif isinstance(value, dict) and isinstance(old, dict):
+                total[key] = sum_usage([old, value])
+            else:
+                total[key] = value
+    return total
+
+
 def classify(
     *,
-    result: ResultEvent | None,
+    result: ResultEvent | None = None,
     exit_code: int | None,
     stopped_by: StopReason | None,
-    api_retries: list[ApiRetryEvent],
+    api_retries: Sequence[ApiRetryEvent] = (),
     timeout_s: float,
     idle_timeout_s: float | None,
     on_permission_denied: Literal["fail", "warn"],
     stderr_tail: str,
     limit_reset_at: datetime | None = None,
     structured: StructuredCheck | None = None,
+    facts: StreamFacts | None = None,
 ) -> TaskFailedError | None:
     """Decide whether a finished run failed and return the matching error, or None.
 
-    This is the only place that maps CLI output to exceptions.
+    This is the only place that maps what the CLI said (stream, exit code, stderr)
+    to exceptions; the README's "How outcomes are classified" is its table. Pass
+    `facts` (everything the stream said), or, for a stream known only by its last
+    line, `result`, `api_retries` and `limit_reset_at`.
     """
+    if facts is None:
+        facts = StreamFacts.of(result, api_retries, limit_reset_at)
     if stopped_by == "timeout":
         return TaskTimeoutError(
             f"Task exceeded its timeout of {timeout_s:g} s", timeout_s=timeout_s
@@ -191,34 +374,26 @@ def classify(
             timeout_s=idle_timeout_s,
         )
     if stopped_by == "auth_failed":
-        status = next((r.error_status for r in api_retries if r.error_status in (401, 403)), 401)
+        status = next(
+            (r.error_status for r in facts.api_retries if r.error_status in (401, 403)), 401
+        )
         return AuthenticationError(
             f"The API refused the credentials (HTTP {status}). Check ANTHROPIC_API_KEY "
             "or log in with `claude`; the CLI was stopped instead of retrying for minutes.",
             status_code=status,
         )
-    if result is None:
-        detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else "no stderr"
-        return ProcessCrashedError(
-            f"The CLI exited with code {exit_code} without a result: {detail}"
-        )
-    failed = result.is_error or result.subtype != "success"
-    if failed:
-        return _result_error(result, limit_reset_at, structured)
-    if exit_code not in (0, None) and stopped_by is None:
+    final = facts.final_result
+    if final is None:
+        return _no_result_error(facts, exit_code, stderr_tail)
+    local_failure = facts.local_command_failure is not None and not final.num_turns
+    if result_failed(final) or local_failure:
+        return _result_error(final, facts, structured)
+    if exit_code not in (0, None) and stopped_by is None and not facts.noise_dropped:
         return ProcessCrashedError(
             f"The CLI reported success but exited with code {exit_code}; not trusting it"
         )
-    if result.permission_denials and on_permission_denied == "fail":
-        tools = sorted({d.tool_name for d in result.permission_denials})
-        names = ", ".join(tools)
-        return PermissionDeniedError(
-            f"The CLI denied {len(result.permission_denials)} tool call(s) ({names}); the "
-            f"model's answer may claim work that was not done. Allow them with "
-            f"allowed_tools=[{', '.join(repr(t) for t in tools)}] or a wider permission_mode, "
-            f'or pass on_permission_denied="warn" to accept the result anyway.',
-            tools=tools,
-        )
+    if final.permission_denials and on_permission_denied == "fail":
+        return _denied(final)
     if structured is not None and structured.errors:
         return StructuredOutputError(
             "The structured answer is invalid: " + "; ".join(structured.errors[:5]),
@@ -228,10 +403,46 @@ def classify(
     return None
 
 
-def _result_error(
-    result: ResultEvent, reset_at: datetime | None, structured: StructuredCheck | None
+def _denied(result: ResultEvent) -> PermissionDeniedError:
+    tools = sorted({d.tool_name for d in result.permission_denials})
+    names = ", ".join(tools)
+    return PermissionDeniedError(
+        f"The CLI denied {len(result.permission_denials)} tool call(s) ({names}); the "
+        f"model's answer may claim work that was not done. Allow them with "
+        f"allowed_tools=[{', '.join(repr(t) for t in tools)}] or a wider permission_mode, "
+        f'or pass on_permission_denied="warn" to accept the result anyway.',
+        tools=tools,
+    )
+
+
+def _no_result_error(
+    facts: StreamFacts, exit_code: int | None, stderr_tail: str
 ) -> TaskFailedError:
-    text = (result.result or "").strip() or "; ".join(str(e) for e in result.errors)
+    detail = stderr_tail.strip().splitlines()[-1] if stderr_tail.strip() else "no stderr"
+    if facts.limit_rejected:
+        return RateLimitError(
+            "The usage limit is reached (the CLI reported a rejected rate_limit_event "
+            f"and exited with code {exit_code} without a result)",
+            status_code=429,
+            reset_at=facts.limit_reset_at,
+        )
+    if facts.api_error_kind is not None:
+        typed = _api_error(facts.api_error_text, facts, None, None)
+        if typed is not None:
+            return typed
+    if not facts.stdout_seen and exit_code == 1 and stderr_tail.strip():
+        return CLIArgumentError(
+            f"The CLI refused to start (exit code 1, nothing on stdout): {detail}. "
+            "Check extra_args, the prompt and the other options; retrying cannot help."
+        )
+    return ProcessCrashedError(f"The CLI exited with code {exit_code} without a result: {detail}")
+
+
+def _result_error(
+    result: ResultEvent, facts: StreamFacts, structured: StructuredCheck | None
+) -> TaskFailedError:
+    errors_text = "; ".join(str(e) for e in result.errors if e is not None)
+    text = (result.result or "").strip() or errors_text or facts.api_error_text
     subtype, reason = result.subtype, result.terminal_reason
     if subtype == "error_max_structured_output_retries" or (
         reason == "structured_output_retry_exhausted"
@@ -241,45 +452,194 @@ def _result_error(
             raw=structured.raw if structured is not None else None,
             validation_errors=[str(e) for e in result.errors] or [text],
         )
-    if subtype == "error_max_turns" or reason == "max_turns":
-        return MaxTurnsError(f"The task reached max_turns after {result.num_turns} turn(s)")
-    if subtype == "error_max_budget_usd" or reason in ("max_budget", "max_budget_usd"):
+    said = f": {errors_text[:500]}" if errors_text else ""
+    if (
+        subtype == "error_max_turns"
+        or reason == "max_turns"
+        or (subtype is None and _MAX_TURNS_TEXT.search(errors_text))
+    ):
+        return MaxTurnsError(f"The task reached max_turns after {result.num_turns} turn(s){said}")
+    if (
+        subtype == "error_max_budget_usd"
+        or reason in ("max_budget", "max_budget_usd")
+        or (subtype is None and _BUDGET_TEXT.search(errors_text))
+    ):
         return BudgetExceededError(
-            f"The task reached max_budget_usd (spent ${result.total_cost_usd or 0:.4f})"
+            f"The task reached max_budget_usd (spent ${result.total_cost_usd or 0:.4f}){said}"
         )
-    status = result.api_error_status
-    text_reset = _reset_in_text(result.result)  # what older CLIs print for a usage limit
-    if text_reset is not None or result.api_error == "usage_limit_reached":
-        return RateLimitError(
-            text or "usage limit reached",
-            status_code=status or 429,
-            reset_at=reset_at or text_reset,
+    typed = _api_error(text, facts, result, reason)
+    if typed is not None:
+        return typed
+    if subtype is None and (result.permission_denials or _DENIED_TEXT.search(errors_text or text)):
+        if result.permission_denials:
+            return _denied(result)
+        return PermissionDeniedError(
+            f"The CLI denied a tool call: {(errors_text or text)[:500]}", tools=[]
         )
-    if status is not None or reason == "api_error":
-        message = text or f"API error {status}"
-        if status in (401, 403):
-            return AuthenticationError(message, status_code=status)
-        if status == 429:
-            return RateLimitError(message, status_code=status, reset_at=reset_at)
-        if status == 529:
-            return OverloadedError(message, status_code=status)
-        if status == 400:
-            return BadRequestError(message, status_code=status)
-        return APIError(message, status_code=status)
+    if facts.local_command_failure is not None and not result.num_turns:
+        command = f"/{result.local_command} " if result.local_command else ""
+        return TaskFailedError(
+            f"The local command {command}failed: {facts.local_command_failure[:500]}"
+        )
     return TaskFailedError(
         f"The CLI reported failure (subtype={subtype}, terminal_reason={reason}): {text[:500]}"
     )
 
 
-# Older CLIs end a run that hit the plan's usage limit with this text as the result.
-_USAGE_LIMIT_TEXT = re.compile(r"usage limit reached\|(\d{9,13})", re.IGNORECASE)
+def _api_error(
+    text: str, facts: StreamFacts, result: ResultEvent | None, reason: str | None
+) -> APIError | None:
+    """The API failure the stream names, by status, limit wording or error kind; or None."""
+    kind = facts.api_error_kind
+    texts = [t for t in (text, facts.api_error_text) if t]
+    status = (
+        (result.api_error_status if result is not None else None)
+        or facts.api_error_status
+        or next((s for s in map(_status_in_text, texts) if s is not None), None)
+    )
+    reset = facts.limit_reset_at or next(
+        (r for r in map(parse_reset_time, texts) if r is not None), None
+    )
+    message = text or facts.api_error_text or f"API error {status}"
+    limit_named = any(_LIMIT_TEXT.search(t) for t in texts)
+    if (
+        reset is not None
+        or facts.limit_rejected
+        or kind == "rate_limit"
+        or status == 429
+        or (result is not None and result.api_error == "usage_limit_reached")
+        or (limit_named and status is None)
+    ):
+        return RateLimitError(message, status_code=status or 429, reset_at=reset)
+    if (
+        kind == "authentication_failed"
+        or status in (401, 403)
+        or (status is None and any(_AUTH_TEXT.search(t) for t in texts))
+    ):
+        return AuthenticationError(
+            f"{message}. The API refused the credentials or none were found: set "
+            "ANTHROPIC_API_KEY or log in with `claude`.",
+            status_code=status,
+        )
+    if kind == "billing_error":
+        return BillingError(
+            f"{message}. The account cannot pay for this request: check its billing.",
+            status_code=status,
+        )
+    if kind == "invalid_request" or status == 400:
+        return BadRequestError(message, status_code=status or 400)
+    if status == 529:
+        return OverloadedError(message, status_code=status)
+    if status is not None:
+        return APIError(message, status_code=status)
+    if kind is not None or reason == "api_error":
+        # server_error, unknown, or an API error the CLI did not type: another try may work.
+        return APIError(message, status_code=None)
+    return None
 
 
-def _reset_in_text(text: str | None) -> datetime | None:
-    match = _USAGE_LIMIT_TEXT.search(text or "")
-    if match is None:
+# "API Error: 529 {...}" — older CLIs give the HTTP status only in the text.
+_STATUS_TEXT = re.compile(r"\bAPI Error:?\s*(\d{3})\b", re.IGNORECASE)
+_LIMIT_TEXT = re.compile(
+    r"usage limit|rate limit|hit your limit|limit reached|limit exceeded|limit will reset",
+    re.IGNORECASE,
+)
+_AUTH_TEXT = re.compile(
+    r"not logged in|please run /login|invalid api key|authentication_error|"
+    r"failed to authenticate|oauth token (?:has )?expired",
+    re.IGNORECASE,
+)
+_MAX_TURNS_TEXT = re.compile(r"max(?:imum)?[ _]?(?:number of )?turns", re.IGNORECASE)
+_BUDGET_TEXT = re.compile(r"budget", re.IGNORECASE)
+_DENIED_TEXT = re.compile(r"permission (?:to use \S+ )?(?:was )?denied|denied permission", re.I)
+
+
+def _status_in_text(text: str | None) -> int | None:
+    match = _STATUS_TEXT.search(text or "")
+    return int(match.group(1)) if match else None
+
+
+_EPOCH = re.compile(r"\|\s*(\d{9,13})\b")
+_ISO = re.compile(
+    r"\b(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)"
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_CLOCK = re.compile(
+    r"\bresets?\b[\s:]*(?:at\s+|on\s+)?"
+    r"(?:(?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+"
+    r"(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?:at\s+)?)?"
+    r"(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)?"
+    r"(?:\s*\(?\s*(?P<tz>UTC|GMT|Z|[A-Za-z_]+/[A-Za-z_+\-]+(?:/[A-Za-z_+\-]+)?)\s*\)?)?",
+    re.IGNORECASE,
+)
+_RELATIVE = re.compile(
+    r"\bresets?\s+in\s+(?:(?P<h>\d+)\s*h(?:ours?|rs?)?)?\s*(?:(?P<m>\d+)\s*m(?:in(?:utes?|s)?)?)?",
+    re.IGNORECASE,
+)
+
+
+def parse_reset_time(text: str | None, now: datetime | None = None) -> datetime | None:
+    """When a limit resets, as a limit message's text words it; None if it does not say.
+
+    Understood: `…|<unix seconds or ms>` ("Claude AI usage limit reached|1755806400"),
+    an ISO 8601 time, "resets 1pm (Europe/Lisbon)", "resets at 3:30pm", "resets 15:00",
+    "resets Jan 5, 3pm", "resets in 2h 30m". A clock time without a zone is local
+    time; without a date it is the next time that hour comes (after `now`). The
+    result is an aware UTC datetime, kept even if already past.
+    """
+    if not text:
         return None
-    return RateLimitInfo(resetsAt=int(match.group(1))).reset_at
+    now = now or datetime.now(timezone.utc)
+    if (epoch := _EPOCH.search(text)) is not None:
+        return RateLimitInfo(resetsAt=int(epoch.group(1))).reset_at
+    if (iso := _ISO.search(text)) is not None:
+        with contextlib.suppress(ValueError):
+            value = datetime.fromisoformat(iso.group(1).replace("Z", "+00:00"))
+            if value.tzinfo is None:
+                value = value.astimezone()
+            return value.astimezone(timezone.utc)
+    if (clock := _CLOCK.search(text)) is not None and (clock["m"] or clock["ampm"]):
+        return _clock_time(clock, now)
+    if (rel := _RELATIVE.search(text)) is not None and (rel["h"] or rel["m"]):
+        return now + timedelta(hours=int(rel["h"] or 0), minutes=int(rel["m"] or 0))
+    return None
+
+
+def _clock_time(clock: re.Match[str], now: datetime) -> datetime | None:
+    hour, minute = int(clock["h"]), int(clock["m"] or 0)
+    ampm = (clock["ampm"] or "").lower().replace(".", "")
+    if ampm:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if ampm == "pm" else 0)
+    if hour > 23 or minute > 59:
+        return None
+    zone: tzinfo | None = None
+    name = clock["tz"]
+    if name:
+        if name.upper() in ("UTC", "GMT", "Z"):
+            zone = timezone.utc
+        else:
+            with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+                zone = ZoneInfo(name)
+    # Local time when no (known) zone is named: astimezone() reads a naive datetime so.
+    here = now.astimezone(zone) if zone is not None else now.astimezone()
+    if clock["mon"]:
+        month = _MONTHS.index(clock["mon"][:3].lower()) + 1
+        try:
+            naive = datetime(here.year, month, int(clock["day"]), hour, minute)
+        except ValueError:
+            return None
+        return _aware(naive, zone).astimezone(timezone.utc)
+    naive = here.replace(tzinfo=None, hour=hour, minute=minute, second=0, microsecond=0)
+    candidate = _aware(naive, zone)
+    if candidate <= now:
+        candidate = _aware(naive + timedelta(days=1), zone)
+    return candidate.astimezone(timezone.utc)
+
+
+def _aware(naive: datetime, zone: tzinfo | None) -> datetime:
+    return naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()
 
 
 def limit_reset_at(event: Event) -> datetime | None:
@@ -307,11 +667,12 @@ def is_transient(error: BaseException | None) -> bool:
     Transient: HTTP 429 (rate or usage limit), 529 and other 5xx, connection
     errors (an `APIError` without a status), 408, a CLI that crashed or was
     killed without a result (`ProcessCrashedError`), an `IdleTimeoutError`.
-    Everything else is permanent: 400, 401/403, other 4xx, max turns, budget,
-    permission denied, the total timeout, configuration errors, and any
+    Everything else is permanent: 400, 401/403 and missing credentials, billing,
+    other 4xx, a CLI that refused its arguments (`CLIArgumentError`), max turns,
+    budget, permission denied, the total timeout, configuration errors, and any
     `TaskFailedError` subclass not named here.
     """
-    if isinstance(error, (AuthenticationError, BadRequestError)):
+    if isinstance(error, (AuthenticationError, BadRequestError, BillingError)):
         return False
     if isinstance(error, APIError):
         status = error.status_code

@@ -97,8 +97,8 @@ def test_unknown_type_and_subtype_keep_raw_data() -> None:
     event = parse_event(b'{"type": "telemetry", "payload": {"a": 1}}')
     assert isinstance(event, UnknownEvent)
     assert event.raw == {"type": "telemetry", "payload": {"a": 1}}
-    event = parse_event('{"type": "system", "subtype": "compact_boundary", "x": 2}')
-    assert isinstance(event, UnknownEvent) and event.subtype == "compact_boundary"
+    event = parse_event('{"type": "system", "subtype": "brand_new_subtype", "x": 2}')
+    assert isinstance(event, UnknownEvent) and event.subtype == "brand_new_subtype"
 
 
 def test_unknown_content_block_does_not_hide_known_ones() -> None:
