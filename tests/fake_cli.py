@@ -229,6 +229,22 @@ def main() -> None:
             emit({"type": "system", "subtype": "status", "status": f"tick {i}"})
             time.sleep(0.2)
         result("slow but alive")
+    elif MODE == "replay":
+        # Print a recorded stream verbatim, then exit with $FAKE_CLI_EXIT. A line
+        # `#sleep <seconds>` pauses instead of being printed (for background work);
+        # $FAKE_CLI_STDERR goes to stderr first.
+        sys.stderr.write(os.environ.get("FAKE_CLI_STDERR", ""))
+        sys.stderr.flush()
+        out = sys.stdout.buffer
+        with open(os.environ["FAKE_CLI_REPLAY"], "rb") as f:
+            for line in f:
+                if line.startswith(b"#sleep "):
+                    out.flush()
+                    time.sleep(float(line.split()[1]))
+                    continue
+                out.write(line)
+        out.flush()
+        sys.exit(int(os.environ.get("FAKE_CLI_EXIT", "0")))
     elif MODE == "structured_unchecked":
         # A CLI that passes the model's structured output on without checking it
         # against --json-schema: the library must not trust it.
