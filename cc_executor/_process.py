@@ -233,7 +233,8 @@ class CLIProcess:
         """The CLI printed a result: it now has `result_exit_grace` s of silence to exit.
 
         The grace restarts with every later line, because a CLI with background
-        agents prints a second result when they finish.
+        agents prints a second result when they finish; it does not run at all while
+        the CLI reports background work pending (`set_background_pending`).
         """
         if self._result_at is None:
             self._result_at = self._loop.time()

@@ -541,7 +541,8 @@ def _api_error(
 # "API Error: 529 {...}" — older CLIs give the HTTP status only in the text.
 _STATUS_TEXT = re.compile(r"\bAPI Error:?\s*(\d{3})\b", re.IGNORECASE)
 _LIMIT_TEXT = re.compile(
-    r"usage limit|rate limit|hit your limit|limit reached|limit exceeded|limit will reset",
+    r"usage limit|rate limit|hit your limit|(?<!context )limit (?:reached|exceeded)|"
+    r"limit will reset",
     re.IGNORECASE,
 )
 _AUTH_TEXT = re.compile(
@@ -628,6 +629,8 @@ def _clock_time(clock: re.Match[str], now: datetime) -> datetime | None:
         month = _MONTHS.index(clock["mon"][:3].lower()) + 1
         try:
             naive = datetime(here.year, month, int(clock["day"]), hour, minute)
+            if naive < here.replace(tzinfo=None) - timedelta(days=180):
+                naive = naive.replace(year=naive.year + 1)  # "resets Jan 2" said on Dec 30
         except ValueError:
             return None
         return _aware(naive, zone).astimezone(timezone.utc)
