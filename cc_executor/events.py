@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -95,7 +95,7 @@ def _declared_names(cls: type[BaseModel]) -> frozenset[str]:
 
 class TextBlock(_Model):
     type: Literal["text"]
-    text: str
+    text: str = ""
 
 
 class ThinkingBlock(_Model):
@@ -344,7 +344,7 @@ class AssistantEvent(_Event):
     """
 
     type: Literal["assistant"]
-    message: AssistantMessage
+    message: AssistantMessage = Field(default_factory=AssistantMessage)
     parent_tool_use_id: str | None = None
     error: str | None = None
     is_api_error_message: bool = False
@@ -376,7 +376,7 @@ class StreamEvent(_Event):
     """A raw Messages API streaming event (`--include-partial-messages`)."""
 
     type: Literal["stream_event"]
-    event: dict[str, Any]
+    event: dict[str, Any] = Field(default_factory=dict)
     parent_tool_use_id: str | None = None
 
     @property
@@ -391,7 +391,7 @@ class StreamEvent(_Event):
 
 
 class PermissionDenial(_Model):
-    tool_name: str
+    tool_name: str = ""
     tool_use_id: str | None = None
     tool_input: dict[str, Any] = Field(default_factory=dict)
 
@@ -520,6 +520,34 @@ class InvalidLineError(ValueError):
         self.line = line
 
 
+_SYSTEM_MODELS: dict[str, type[_Event]] = {
+    m.model_fields["subtype"].annotation.__args__[0]: m  # type: ignore[union-attr]
+    for m in (
+        InitEvent,
+        StatusEvent,
+        ApiRetryEvent,
+        PermissionDeniedEvent,
+        ModelFallbackEvent,
+        HookStartedEvent,
+        HookResponseEvent,
+        TaskStartedEvent,
+        TaskProgressEvent,
+        TaskUpdatedEvent,
+        TaskNotificationEvent,
+        BackgroundTasksChangedEvent,
+        CompactBoundaryEvent,
+        ThinkingTokensEvent,
+    )
+}
+_TYPE_MODELS: dict[str, type[_Event]] = {
+    "assistant": AssistantEvent,
+    "user": UserEvent,
+    "stream_event": StreamEvent,
+    "result": ResultEvent,
+    "rate_limit_event": RateLimitEvent,
+}
+
+
 def parse_event(line: bytes | str) -> Event:
     """Parse one stream-json line into a typed event.
 
@@ -529,7 +557,7 @@ def parse_event(line: bytes | str) -> Event:
     `json.loads`' own limits then apply).
     """
     try:
-        return _adapter.validate_json(line)
+        return _salvage(_adapter.validate_json(line))
     except ValidationError:
         pass
     try:
@@ -539,6 +567,39 @@ def parse_event(line: bytes | str) -> Event:
     if not isinstance(data, dict):
         raise InvalidLineError(line, f"a JSON {type(data).__name__}, not an object")
     try:
-        return _adapter.validate_python(data)
+        event = _adapter.validate_python(data)
     except (ValidationError, RecursionError) as exc:
         raise InvalidLineError(line, str(exc).splitlines()[0]) from None
+    return _salvage(event)
+
+
+def _known_model(event: UnknownEvent) -> type[_Event] | None:
+    if event.type == "system":
+        return _SYSTEM_MODELS.get(event.subtype or "")
+    return _TYPE_MODELS.get(event.type or "")
+
+
+# Fields that carry a verdict: a line whose value here cannot be read is not guessed at.
+_VERDICT_FIELDS = frozenset({"type", "subtype", "is_error", "permission_denials", "error"})
+
+
+def _salvage(event: Event) -> Event:
+    """A line of a known type with a field of an unexpected shape (a string where a
+    number was, a list where a dict was...) keeps its type: the unreadable optional
+    fields are left out (they stay in the raw transcript). Fields that decide the
+    outcome are never left out; such a line stays an `UnknownEvent`."""
+    if type(event) is not UnknownEvent:
+        return event
+    model = _known_model(event)
+    if model is None:
+        return event
+    data = dict(event.raw)
+    for _ in range(4):
+        try:
+            return cast("Event", model.model_validate(data))
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            if not bad or bad & _VERDICT_FIELDS or not bad <= data.keys():
+                return event
+            data = {k: v for k, v in data.items() if k not in bad}
+    return event

@@ -21,12 +21,22 @@ from cc_executor import (
 from cc_executor.events import (
     ApiRetryEvent,
     AssistantEvent,
+    BackgroundTasksChangedEvent,
+    CompactBoundaryEvent,
+    HookResponseEvent,
+    HookStartedEvent,
     InitEvent,
     InvalidLineError,
     PermissionDeniedEvent,
     ResultEvent,
+    StatusEvent,
     StreamEvent,
+    TaskNotificationEvent,
+    TaskProgressEvent,
+    TaskStartedEvent,
+    TaskUpdatedEvent,
     TextBlock,
+    ThinkingTokensEvent,
     ToolUseBlock,
     UnknownBlock,
     UserEvent,
@@ -190,3 +200,140 @@ def test_api_error_status_maps_to_its_class(status: int, cls: type[Exception]) -
         stderr_tail="",
     )
     assert type(err) is cls
+
+
+# --- tolerant reading of other CLI versions' shapes ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "cls", "checks"),
+    [
+        (
+            {"subtype": "hook_started", "hook_id": "h1", "hook_name": "SessionStart:startup"},
+            HookStartedEvent,
+            {"hook_name": "SessionStart:startup"},
+        ),
+        (
+            {"subtype": "hook_response", "hook_id": "h1", "exit_code": 0, "outcome": "success"},
+            HookResponseEvent,
+            {"exit_code": 0, "outcome": "success"},
+        ),
+        (
+            {"subtype": "task_started", "task_id": "b1", "is_backgrounded": True},
+            TaskStartedEvent,
+            {"task_id": "b1", "is_backgrounded": True},
+        ),
+        (
+            {"subtype": "task_progress", "task_id": "a1", "last_tool_name": "Read"},
+            TaskProgressEvent,
+            {"last_tool_name": "Read"},
+        ),
+        (
+            {"subtype": "task_updated", "task_id": "b1", "patch": {"status": "completed"}},
+            TaskUpdatedEvent,
+            {"patch": {"status": "completed"}},
+        ),
+        (
+            {"subtype": "task_notification", "task_id": "b1", "status": "completed"},
+            TaskNotificationEvent,
+            {"status": "completed"},
+        ),
+        (
+            {"subtype": "background_tasks_changed", "tasks": [{"task_id": "b1"}]},
+            BackgroundTasksChangedEvent,
+            {"tasks": [{"task_id": "b1"}]},
+        ),
+        (
+            {"subtype": "compact_boundary", "compact_metadata": {"trigger": "auto"}},
+            CompactBoundaryEvent,
+            {"compact_metadata": {"trigger": "auto"}},
+        ),
+        (
+            {"subtype": "thinking_tokens", "estimated_tokens": 50},
+            ThinkingTokensEvent,
+            {"estimated_tokens": 50},
+        ),
+        (
+            {"subtype": "status", "status": None, "compact_result": "success"},
+            StatusEvent,
+            {"compact_result": "success"},
+        ),
+    ],
+)
+def test_system_subtypes_seen_in_the_field_are_typed(
+    line: dict[str, object], cls: type, checks: dict[str, object]
+) -> None:
+    event = parse_event(json.dumps({"type": "system", "session_id": "s", **line}))
+    assert type(event) is cls
+    for name, value in checks.items():
+        assert getattr(event, name) == value
+
+
+def test_nulls_in_optional_fields_give_their_defaults() -> None:
+    event = parse_event(
+        json.dumps(
+            {
+                "type": "result",
+                "subtype": "success",
+                "is_error": False,
+                "result": "ok",
+                "usage": None,
+                "modelUsage": None,
+                "permission_denials": [{"tool_name": None, "tool_input": None}],
+                "errors": None,
+                "num_turns": None,
+                "total_cost_usd": None,
+            }
+        )
+    )
+    assert isinstance(event, ResultEvent)
+    assert (event.usage, event.model_usage, event.errors) == ({}, {}, [])
+    assert event.permission_denials[0].tool_input == {}
+    assistant = parse_event(
+        '{"type":"assistant","message":{"content":null,"usage":null},"parent_tool_use_id":null}'
+    )
+    assert isinstance(assistant, AssistantEvent) and assistant.message.content == []
+
+
+def test_an_optional_field_of_an_unexpected_shape_does_not_lose_the_line() -> None:
+    event = parse_event(
+        '{"type":"result","subtype":"success","is_error":false,"result":"ok",'
+        '"total_cost_usd":"n/a","usage":[1],"duration_ms":{"x":1}}'
+    )
+    assert isinstance(event, ResultEvent) and event.result == "ok"
+    assert event.total_cost_usd is None and event.usage == {}
+    # A field that decides the outcome is never guessed at.
+    assert isinstance(
+        parse_event('{"type":"result","subtype":"success","is_error":"perhaps"}'), UnknownEvent
+    )
+
+
+def test_result_without_subtype_and_the_fields_of_newer_clis() -> None:
+    event = parse_event(
+        '{"type":"result","is_error":true,"result":"x","result_index":1,'
+        '"origin":{"kind":"task-notification"}}'
+    )
+    assert isinstance(event, ResultEvent)
+    assert (event.subtype, event.is_error, event.result_index) == (None, True, 1)
+    assert event.origin == {"kind": "task-notification"}
+
+
+def test_the_synthetic_assistant_line_carries_its_error_kind() -> None:
+    event = parse_event(
+        '{"type":"assistant","message":{"model":"<synthetic>","content":[{"type":"text",'
+        '"text":"Not logged in"}]},"error":"authentication_failed","is_api_error_message":true}'
+    )
+    assert isinstance(event, AssistantEvent) and event.error == "authentication_failed"
+
+
+def test_lone_surrogates_and_deep_nesting_parse_as_json_loads_does() -> None:
+    event = parse_event(b'{"type":"result","subtype":"success","result":"\\ud83d"}')
+    assert isinstance(event, ResultEvent) and event.result == "\ud83d"
+    depth = 800
+    line = '{"type":"result","subtype":"success","structured_output":' + "[" * depth
+    line += "]" * depth + "}"
+    json.loads(line)  # within the standard library's limit...
+    assert isinstance(parse_event(line), ResultEvent)  # ...so within ours
+    too_deep = '{"type":"result","structured_output":' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(InvalidLineError):
+        parse_event(too_deep)
