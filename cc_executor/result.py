@@ -521,15 +521,17 @@ def _api_error(
             "ANTHROPIC_API_KEY or log in with `claude`.",
             status_code=status,
         )
-    if kind == "billing_error":
+    if kind == "billing_error" or (
+        status is None and kind is None and any(_BILLING_TEXT.search(t) for t in texts)
+    ):
         return BillingError(
             f"{message}. The account cannot pay for this request: check its billing.",
             status_code=status,
         )
     if kind == "invalid_request" or status == 400:
         return BadRequestError(message, status_code=status or 400)
-    if status == 529:
-        return OverloadedError(message, status_code=status)
+    if status == 529 or (status is None and any(_OVERLOADED_TEXT.search(t) for t in texts)):
+        return OverloadedError(message, status_code=529)
     if status is not None:
         return APIError(message, status_code=status)
     if kind is not None or reason == "api_error":
@@ -539,7 +541,11 @@ def _api_error(
 
 
 # "API Error: 529 {...}" — older CLIs give the HTTP status only in the text.
-_STATUS_TEXT = re.compile(r"\bAPI Error:?\s*(\d{3})\b", re.IGNORECASE)
+_STATUS_TEXT = re.compile(
+    r"\bAPI Error:?\s*(?:\(\s*)?(?:status\s*|Repeated\s+)?(\d{3})\b", re.IGNORECASE
+)
+_OVERLOADED_TEXT = re.compile(r"overloaded", re.IGNORECASE)
+_BILLING_TEXT = re.compile(r"credit balance is too low|billing", re.IGNORECASE)
 _LIMIT_TEXT = re.compile(
     r"usage limit|rate limit|hit your limit|(?<!context )limit (?:reached|exceeded)|"
     r"limit will reset",
@@ -547,7 +553,7 @@ _LIMIT_TEXT = re.compile(
 )
 _AUTH_TEXT = re.compile(
     r"not logged in|please run /login|invalid api key|authentication_error|"
-    r"failed to authenticate|oauth token (?:has )?expired",
+    r"failed to authenticate|oauth token (?:has )?expired|invalid bearer token|invalid x-api-key",
     re.IGNORECASE,
 )
 _MAX_TURNS_TEXT = re.compile(r"max(?:imum)?[ _]?(?:number of )?turns", re.IGNORECASE)
@@ -562,11 +568,11 @@ def _status_in_text(text: str | None) -> int | None:
 
 _EPOCH = re.compile(r"\|\s*(\d{9,13})\b")
 _ISO = re.compile(
-    r"\b(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)"
+    r"\b(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2}| ?UTC)?)"
 )
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _CLOCK = re.compile(
-    r"\bresets?\b[\s:]*(?:at\s+|on\s+)?"
+    r"\b(?:resets?|try\s+again|available\s+again|until)\b[\s:]*(?:at\s+|on\s+)?"
     r"(?:(?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+"
     r"(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?:at\s+)?)?"
     r"(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)?"
@@ -595,7 +601,8 @@ def parse_reset_time(text: str | None, now: datetime | None = None) -> datetime 
         return RateLimitInfo(resetsAt=int(epoch.group(1))).reset_at
     if (iso := _ISO.search(text)) is not None:
         with contextlib.suppress(ValueError):
-            value = datetime.fromisoformat(iso.group(1).replace("Z", "+00:00"))
+            stamp = iso.group(1).replace("Z", "+00:00").replace(" UTC", "+00:00")
+            value = datetime.fromisoformat(stamp.replace("UTC", "+00:00"))
             if value.tzinfo is None:
                 value = value.astimezone()
             return value.astimezone(timezone.utc)

@@ -324,6 +324,26 @@ async def test_http_status_only_in_the_result_text(
     assert len(result.attempts) == attempts
 
 
+@pytest.mark.parametrize(
+    ("text", "cls", "status"),
+    [
+        ("API Error: Repeated 529 Overloaded errors", OverloadedError, 529),
+        ('API Error: {"type":"overloaded_error","message":"Overloaded"}', OverloadedError, 529),
+        ("Invalid API key · Please run /login", AuthenticationError, None),
+        ("Credit balance is too low", BillingError, None),
+        ("Context limit reached · /compact or /clear to continue", TaskFailedError, None),
+    ],
+)
+async def test_older_failure_texts_without_a_status(
+    fake_cli: Factory, tmp_path: Path, text: str, cls: type[TaskFailedError], status: int | None
+) -> None:
+    line = failed_result(text)
+    del line["terminal_reason"]
+    result = await replay_text(fake_cli, tmp_path, lines(INIT, line), 1, num_retries=0)
+    assert type(result.error) is cls, repr(result.error)
+    assert getattr(result.error, "status_code", None) == status
+
+
 async def test_nulls_in_optional_fields_keep_the_result(fake_cli: Factory, tmp_path: Path) -> None:
     result_line = ok_result(
         usage=None,
@@ -538,6 +558,8 @@ NOW = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
         ("limit will reset at 2026-12-01T05:00:00Z", datetime(2026, 12, 1, 5, tzinfo=timezone.utc)),
         ("resets Dec 3, 9am (America/New_York)", datetime(2026, 12, 3, 14, tzinfo=timezone.utc)),
         ("resets in 2h 30m", NOW + timedelta(hours=2, minutes=30)),
+        ("usage limit reached, try again at 3pm (UTC)", NOW.replace(hour=15)),
+        ("limit will reset at 2026-12-01 05:00 UTC", datetime(2026, 12, 1, 5, tzinfo=timezone.utc)),
         ("the limit was hit", None),
         ("resets 5 things", None),
     ],
