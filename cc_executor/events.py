@@ -12,15 +12,18 @@ Every model keeps fields it does not declare (`extra="allow"`), reachable with
 
 Reading is tolerant, so that what the CLI says is never lost to a detail of its
 shape: a `null` in a field that has a default gives the default (CLI versions
-write `null` for `usage`, `permission_denials`, `errors`, `is_error`...), a
-`result` line without `subtype` is still a `ResultEvent`, and a line the fast
-JSON parser refuses (a lone UTF-16 surrogate escape such as `\\ud83d`, nesting
-deeper than its limit) is read again with the standard library's `json`.
+write `null` for `usage`, `permission_denials`, `errors`, `is_error`...), an
+optional field of an unexpected shape is left out, a `result` line without
+`subtype` is still a `ResultEvent`, and a line the fast JSON parser refuses (a
+lone UTF-16 surrogate escape such as `\\ud83d`, nesting deeper than its limit)
+is read again with the standard library's `json`. The strict models stay the
+fast path; only a line they refuse is read again leniently (`_salvage`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union, cast
 
@@ -66,16 +69,6 @@ __all__ = [
 class _Model(BaseModel):
     # defer_build: schemas are built on first use, which keeps `import cc_executor` fast.
     model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_default(cls, data: Any) -> Any:
-        # A declared field the CLI wrote as `null` takes its default: some versions
-        # write null for lists, dicts and flags they have nothing to say about.
-        if isinstance(data, dict) and None in data.values():
-            declared = _declared_names(cls)
-            return {k: v for k, v in data.items() if v is not None or k not in declared}
-        return data
 
 
 _DECLARED: dict[type[BaseModel], frozenset[str]] = {}
@@ -583,17 +576,58 @@ def _known_model(event: UnknownEvent) -> type[_Event] | None:
 _VERDICT_FIELDS = frozenset({"type", "subtype", "is_error", "permission_denials", "error"})
 
 
+def _block_model(item: dict[str, Any]) -> type[_Model]:
+    blocks: dict[Any, type[_Model]] = {
+        "text": TextBlock,
+        "thinking": ThinkingBlock,
+        "tool_use": ToolUseBlock,
+        "tool_result": ToolResultBlock,
+    }
+    return blocks.get(item.get("type"), UnknownBlock)
+
+
+# Declared fields that hold models of their own: (model, field) -> model of an item.
+_NESTED: dict[tuple[type[_Model], str], Callable[[dict[str, Any]], type[_Model]]] = {
+    (AssistantEvent, "message"): lambda _: AssistantMessage,
+    (AssistantMessage, "content"): _block_model,
+    (ResultEvent, "permission_denials"): lambda _: PermissionDenial,
+    (RateLimitEvent, "rate_limit_info"): lambda _: RateLimitInfo,
+}
+
+
+def _without_nulls(model: type[_Model], data: dict[str, Any]) -> dict[str, Any]:
+    """`data` without the `null`s of declared fields (they take their defaults), nested
+    models included; free-form values (`input`, `usage`, `structured_output`) untouched."""
+    declared = _declared_names(model)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None and key in declared:
+            continue
+        nested = _NESTED.get((model, key))
+        if nested is not None:
+            if isinstance(value, dict):
+                value = _without_nulls(nested(value), value)
+            elif isinstance(value, list):
+                value = [_without_nulls(nested(v), v) if isinstance(v, dict) else v for v in value]
+        out[key] = value
+    return out
+
+
 def _salvage(event: Event) -> Event:
-    """A line of a known type with a field of an unexpected shape (a string where a
-    number was, a list where a dict was...) keeps its type: the unreadable optional
-    fields are left out (they stay in the raw transcript). Fields that decide the
-    outcome are never left out; such a line stays an `UnknownEvent`."""
+    """Read again, leniently, a line of a known type that the strict models refused.
+
+    A `null` in a declared field gives its default (CLI versions write `null` for
+    lists, dicts and flags they have nothing to say about); an optional field of an
+    unexpected shape (a string where a number was...) is left out (it stays in the
+    raw transcript). Fields that decide the outcome are never left out: such a line
+    stays an `UnknownEvent`. Only lines the fast path refused pay for this.
+    """
     if type(event) is not UnknownEvent:
         return event
     model = _known_model(event)
     if model is None:
         return event
-    data = dict(event.raw)
+    data = _without_nulls(model, event.raw)
     for _ in range(4):
         try:
             return cast("Event", model.model_validate(data))
