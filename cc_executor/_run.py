@@ -232,7 +232,7 @@ class Execution:
                     )
                 )
         elif isinstance(event, ApiRetryEvent):
-            if event.error_status in (401, 403):
+            if event.error_status in (401, 403) or event.error == "authentication_failed":
                 proc.request_stop("auth_failed")
         elif isinstance(event, ResultEvent):
             proc.result_seen()

@@ -586,3 +586,21 @@ def test_a_past_reset_is_kept() -> None:
     reset = parse_reset_time("usage limit reached|1000000000", NOW)
     assert reset == datetime.fromtimestamp(1000000000, timezone.utc)
     assert ZoneInfo("UTC")  # zoneinfo data is present for the zone tests above
+
+
+async def test_an_api_retry_for_authentication_without_a_status_stops_the_cli(
+    fake_cli: Factory, tmp_path: Path
+) -> None:
+    retry = {
+        "type": "system",
+        "subtype": "api_retry",
+        "attempt": 1,
+        "error_status": None,
+        "error": "authentication_failed",
+        "session_id": "s-init",
+    }
+    stream = lines(INIT, retry, "#sleep 60", ok_result())
+    result = await replay_text(fake_cli, tmp_path, stream, 0, kill_grace=0.5, num_retries=2)
+    assert isinstance(result.error, AuthenticationError)
+    assert result.stopped_by == "auth_failed"
+    assert len(result.attempts) == 1
