@@ -264,7 +264,8 @@ class StreamFacts:
             self.local_command_failure = (
                 event.text.strip() or (stderr.group(1).strip() if stderr else source.strip())
             ) or "the local command failed"
-        if event.error or event.is_api_error_message:
+        if (event.error or event.is_api_error_message) and event.parent_tool_use_id is None:
+            # The main agent's API failure; a sub-agent's is the main agent's to handle.
             self.api_error_kind = event.error or event.api_error or "unknown"
             self.api_error_text = event.text.strip()
             self.api_error_status = event.api_error_status
