@@ -198,6 +198,9 @@ class StreamFacts:
         self.api_error_text = ""
         self.api_error_status: int | None = None
         self.local_command_failure: str | None = None
+        self.local_command_ran = False
+        self.last_text = ""
+        """The main agent's last assistant text (the CLI's own messages included)."""
         self.session_id: str | None = None
         self.background_tasks: set[str] = set()
         """Ids of background tasks the CLI reported as started and not yet ended."""
@@ -257,7 +260,10 @@ class StreamFacts:
         if reset is not None:
             self.limit_rejected = True
             self.limit_reset_at = reset
+        if event.parent_tool_use_id is None and event.text.strip():
+            self.last_text = event.text.strip()
         outcome = event.local_command_outcome or {}
+        self.local_command_ran = self.local_command_ran or bool(outcome)
         if outcome.get("kind") in ("failed", "error"):
             source = event.local_command_source or ""
             stderr = _LOCAL_STDERR.search(source)
@@ -389,6 +395,11 @@ def classify(
     local_failure = facts.local_command_failure is not None and not final.num_turns
     if result_failed(final) or local_failure:
         return _result_error(final, facts, structured)
+    if _did_nothing(final, facts):
+        said = f": {facts.last_text[:500]}" if facts.last_text else ""
+        return TaskFailedError(
+            "The CLI reported success after zero turns with no answer; nothing was done" + said
+        )
     if exit_code not in (0, None) and stopped_by is None and not facts.noise_dropped:
         return ProcessCrashedError(
             f"The CLI reported success but exited with code {exit_code}; not trusting it"
@@ -402,6 +413,17 @@ def classify(
             validation_errors=structured.errors,
         )
     return None
+
+
+def _did_nothing(result: ResultEvent, facts: StreamFacts) -> bool:
+    """Zero turns, no answer, and no local command that ran: not a success (a skill
+    or command that stopped before doing anything, e.g. waiting for an approval)."""
+    return (
+        result.num_turns == 0
+        and not (result.result or "").strip()
+        and result.structured_output is None
+        and not facts.local_command_ran
+    )
 
 
 def _denied(result: ResultEvent) -> PermissionDeniedError:

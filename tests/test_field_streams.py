@@ -442,6 +442,16 @@ async def test_a_failed_local_command_with_zero_turns_is_a_failure(
     assert len(result.attempts) == 1
 
 
+async def test_zero_turns_and_no_answer_is_not_a_success(fake_cli: Factory, tmp_path: Path) -> None:
+    preamble = synthetic("This skill needs your approval to run.", "unknown")
+    del preamble["error"], preamble["is_api_error_message"]
+    line = ok_result("", num_turns=0, total_cost_usd=0)
+    result = await replay_text(fake_cli, tmp_path, lines(INIT, preamble, line), 0, num_retries=2)
+    assert type(result.error) is TaskFailedError
+    assert "needs your approval" in str(result.error)
+    assert len(result.attempts) == 1
+
+
 async def test_the_answer_only_in_structured_output_is_the_output(
     fake_cli: Factory, tmp_path: Path
 ) -> None:
