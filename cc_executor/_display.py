@@ -19,7 +19,10 @@ from .events import (
     ResultEvent,
     RetryEvent,
     StreamEvent,
+    TaskNotificationEvent,
+    TaskStartedEvent,
 )
+from .result import result_failed
 
 _MAX_INPUT_PREVIEW = 160
 
@@ -78,9 +81,13 @@ class LiveView:
                 )
             elif isinstance(event, PermissionDeniedEvent):
                 self._line(f"✗ permission denied: {event.tool_name}")
+            elif isinstance(event, TaskStartedEvent) and event.is_backgrounded:
+                self._line(f"⏳ background task started: {event.description or event.task_id}")
+            elif isinstance(event, TaskNotificationEvent):
+                self._line(f"⏳ background task {event.status}: {event.summary or event.task_id}")
             elif isinstance(event, ResultEvent):
                 cost = event.total_cost_usd or 0.0
-                status = "error" if event.is_error or event.subtype != "success" else "done"
+                status = "error" if result_failed(event) else "done"
                 self._line(
                     f"■ {status} ({event.subtype}) · {event.num_turns} turn(s) · "
                     f"{(event.duration_ms or 0) / 1000:.1f}s · ${cost:.4f}"

@@ -27,6 +27,7 @@ from .events import (
     UserEvent,
     parse_event,
 )
+from .result import result_failed
 
 __all__ = ["replay"]
 
@@ -83,7 +84,7 @@ def replay(path: Path) -> Iterator[Text]:
             yield Text(f"✗ permission denied: {event.tool_name}", style="red")
         elif isinstance(event, ResultEvent):
             tin, tout = _tokens(event.usage)
-            status = "error" if event.is_error or event.subtype != "success" else "success"
+            status = "error" if result_failed(event) else "success"
             yield Text(
                 f"■ {status} ({event.subtype}) · {event.num_turns} turn(s) · "
                 f"{(event.duration_ms or 0) / 1000:.1f}s · {tin:,} in / {tout:,} out tokens · "

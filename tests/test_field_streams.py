@@ -516,7 +516,9 @@ def background_stream(pause: float) -> str:
     )
 
 
-async def test_pending_background_work_is_waited_for(fake_cli: Factory, tmp_path: Path) -> None:
+async def test_pending_background_work_is_waited_for(
+    fake_cli: Factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The CLI is silent for longer than both the result-exit grace and the idle
     # timeout while the job runs: neither may end it.
     result = await replay_text(
@@ -526,10 +528,13 @@ async def test_pending_background_work_is_waited_for(fake_cli: Factory, tmp_path
         0,
         result_exit_grace=0.3,
         idle_timeout=0.5,
+        stream_output=True,
     )
     assert result.success, result.error
     assert result.stopped_by is None
     assert (result.output, result.num_turns, result.total_cost_usd) == ("The job finished", 3, 0.2)
+    shown = capsys.readouterr().err
+    assert "background task started: bg" in shown and "background task completed" in shown
 
 
 async def test_the_total_timeout_still_bounds_background_work(
