@@ -534,7 +534,7 @@ async def test_pending_background_work_is_waited_for(
     assert result.stopped_by is None
     assert (result.output, result.num_turns, result.total_cost_usd) == ("The job finished", 3, 0.2)
     shown = capsys.readouterr().err
-    assert "background task started: bg" in shown and "background task completed" in shown
+    assert "background task started: b1" in shown and "background task completed: b1" in shown
 
 
 async def test_the_total_timeout_still_bounds_background_work(
