@@ -109,7 +109,7 @@ def test_args_map_every_option() -> None:
         ("--max-budget-usd", "1.5"),
         ("--system-prompt", "sys"),
         ("--append-system-prompt", "more"),
-        ("--mcp-config", '{"mcpServers": {}}'),
+        ("--mcp-config", FileArg("mcp-config.json", '{"mcpServers": {}}')),
         ("--resume", "sess-1"),
         ("--allowedTools", "Bash(git:*)"),
         ("--allowedTools", "Read"),
