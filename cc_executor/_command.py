@@ -52,6 +52,25 @@ _ALWAYS_SECRET = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUT
 _MIN_INHERITED_SECRET_LEN = 8
 
 
+def tested_cli(version: str) -> Literal["tested", "older", "untested"]:
+    """Whether CLI `version` ("2.1.332") is one of `TESTED_CLI_VERSIONS`, older than all
+    of them, or another (newer, or between two tested ones)."""
+    if version in TESTED_CLI_VERSIONS:
+        return "tested"
+    if _version_key(version) < min(_version_key(v) for v in TESTED_CLI_VERSIONS):
+        return "older"
+    return "untested"
+
+
+def tested_cli_list() -> str:
+    """`TESTED_CLI_VERSIONS` in words: "2.1.328 (pinned), 2.1.332"."""
+    return ", ".join(f"{v} (pinned)" if v == PINNED_CLI_VERSION else v for v in TESTED_CLI_VERSIONS)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
 # Linux's limit on one argv or environment string (MAX_ARG_STRLEN, 32 pages), NUL included.
 ARG_STRLEN_MAX = 128 * 1024
 # A system prompt bigger than this goes through the CLI's --*-system-prompt-file flag, so

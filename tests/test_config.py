@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor import CCExecutorConfig, CLINotFoundError, ConfigError, cc_run, cc_stream
-from cc_executor._command import build_args, build_command, find_cli
+from cc_executor._command import FileArg, build_args, build_command, find_cli
 
 
 def test_seed_form_works_as_written() -> None:

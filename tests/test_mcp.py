@@ -160,7 +160,7 @@ def test_cc_execute_prompt_prints_the_orchestrator_prompt() -> None:
 
 
 async def test_status_reports_cli_auth_stores_and_keeps_the_key_secret(
-    tmp_path: Path, workdir: Path, model: ScriptedModel
+    tmp_path: Path, workdir: Path, model: ScriptedModel, cli_version: str
 ) -> None:
     env = model.env()
     state, transcripts = tmp_path / "state", tmp_path / "transcripts"
@@ -171,7 +171,7 @@ async def test_status_reports_cli_auth_stores_and_keeps_the_key_secret(
     status = result.structured_content
     assert status is not None
     assert status["ready"] is True and status["problems"] == []
-    assert status["cli"]["version"].startswith("2.1.328")
+    assert status["cli"]["version"].startswith(f"{cli_version} ")
     assert status["auth"] == {
         "configured": True,
         "method": "ANTHROPIC_API_KEY",
