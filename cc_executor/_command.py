@@ -273,6 +273,8 @@ _FLAG_FIELDS = {"--json-schema": "json_schema", "--resume": "resume", "--model":
 def _check_sizes(argv: Sequence[str], env: Mapping[str, str], own_env: Mapping[str, str]) -> None:
     """Refuse a string the kernel would refuse (E2BIG): one argument or variable over
     128 KiB. The total is left to the kernel (`spawn_error` names the largest parts)."""
+    if not sys.platform.startswith("linux"):  # the per-string limit is Linux's
+        return
     for i, arg in enumerate(argv):
         size = len(_os_bytes(arg)) + 1
         if size > ARG_STRLEN_MAX:
