@@ -52,7 +52,7 @@ _ALWAYS_SECRET = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUT
 _MIN_INHERITED_SECRET_LEN = 8
 
 
-def tested_cli(version: str) -> Literal["tested", "older", "untested"]:
+def cli_tested_status(version: str) -> Literal["tested", "older", "untested"]:
     """Whether CLI `version` ("2.1.332") is one of `TESTED_CLI_VERSIONS`, older than all
     of them, or another (newer, or between two tested ones)."""
     if version in TESTED_CLI_VERSIONS:
@@ -62,7 +62,7 @@ def tested_cli(version: str) -> Literal["tested", "older", "untested"]:
     return "untested"
 
 
-def tested_cli_list() -> str:
+def describe_tested_clis() -> str:
     """`TESTED_CLI_VERSIONS` in words: "2.1.328 (pinned), 2.1.332"."""
     return ", ".join(f"{v} (pinned)" if v == PINNED_CLI_VERSION else v for v in TESTED_CLI_VERSIONS)
 

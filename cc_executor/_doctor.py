@@ -19,11 +19,11 @@ from typing import Literal
 
 from ._command import (
     PINNED_CLI_VERSION,
+    cli_tested_status,
+    describe_tested_clis,
     find_auth,
     find_cli,
     provider_name,
-    tested_cli,
-    tested_cli_list,
 )
 from .config import CCExecutorConfig
 from .errors import CLINotFoundError
@@ -75,8 +75,8 @@ def check_cli(config: CCExecutorConfig, env: dict[str, str]) -> Check:
         said = (proc.stdout + proc.stderr).strip()[:200]
         return Check("claude CLI", "fail", f"{path}: `--version` gave {said!r}", install)
     version = match.group(0)
-    tested = f"tested: {tested_cli_list()}"
-    status = tested_cli(version)
+    tested = f"tested: {describe_tested_clis()}"
+    status = cli_tested_status(version)
     if status == "tested":
         return Check("claude CLI", "ok", f"{path} · {version}, a tested version ({tested})")
     if status == "older":

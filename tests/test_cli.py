@@ -23,7 +23,7 @@ import cc_executor
 import cc_executor.errors
 from cc_executor import CCExecutorConfig, cc_execute_list, load_task_list
 from cc_executor._cli import EXIT_CODES, exit_code_for, main
-from cc_executor._command import PINNED_CLI_VERSION, TESTED_CLI_VERSIONS, tested_cli_list
+from cc_executor._command import PINNED_CLI_VERSION, TESTED_CLI_VERSIONS, describe_tested_clis
 from cc_executor._doctor import check_cli
 from cc_executor._process import find_marked_processes
 from cc_executor._progress import ListProgress
@@ -435,7 +435,7 @@ def test_doctor_passes_with_cli_and_api_key_and_never_prints_the_key(
     assert [line.split()[0] for line in lines[:4]] == ["✓"] * 4
     # The CLI under test (pinned, or the newest with `make test-latest`), against the list.
     assert f"{claude_cli} · {cli_version}, " in lines[0]
-    assert f"(tested: {tested_cli_list()})" in lines[0]
+    assert f"(tested: {describe_tested_clis()})" in lines[0]
     assert "$ANTHROPIC_API_KEY is set" in lines[1]
     assert secret not in proc.stdout + proc.stderr
     report = json.loads(cc("doctor", "--json", cwd=tmp_path, env=env).stdout)

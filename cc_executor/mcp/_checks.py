@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._command import MARKER_VAR, TESTED_CLI_VERSIONS, find_auth, find_cli, tested_cli
+from .._command import MARKER_VAR, TESTED_CLI_VERSIONS, cli_tested_status, find_auth, find_cli
 from .._process import find_marked_processes
 from .._transcript import read_transcript
 from .._version import __version__
@@ -201,7 +201,7 @@ async def _cli_status(config: CCExecutorConfig, env: dict[str, str]) -> CLIStatu
         )
     version = out.decode(errors="replace").strip()
     number = re.match(r"\d+(?:\.\d+)+", version)
-    tested = number is not None and tested_cli(number.group(0)) == "tested"
+    tested = number is not None and cli_tested_status(number.group(0)) == "tested"
     return CLIStatus(found=True, path=path, version=version, tested=tested)
 
 
