@@ -2,11 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CLI_VERSION := 2.1.328
+# The pinned CLI version is written once, in the package (cc_executor/_command.py).
+CLI_VERSION := $(shell sed -n 's/^PINNED_CLI_VERSION = "\(.*\)"$$/\1/p' cc_executor/_command.py)
 CLI := $(CURDIR)/.claude-cli/node_modules/.bin/claude
+LATEST_CLI := $(CURDIR)/.claude-cli-latest/node_modules/.bin/claude
 export CC_EXECUTOR_CLI ?= $(CLI)
 
-.PHONY: install demo test lint bench redis
+.PHONY: install demo test test-latest lint bench redis
 
 install: $(VENV)/.installed $(CLI) redis
 
@@ -37,6 +39,15 @@ lint: install
 
 test: lint
 	$(PY) -m pytest
+
+# The real-CLI tests against the newest CLI on npm, in a prefix of its own. Not part of
+# `make test` or CI: an upstream release must not block a change. When it passes, add the
+# version to TESTED_CLI_VERSIONS (cc_executor/_command.py).
+test-latest: install
+	npm install --prefix .claude-cli-latest --no-audit --no-fund --loglevel=error \
+		@anthropic-ai/claude-code@latest
+	@echo "CLI under test: $$($(LATEST_CLI) --version)"
+	CC_EXECUTOR_CLI=$(LATEST_CLI) $(PY) -m pytest -m real_cli
 
 bench: install
 	$(PY) bench/bench_overhead.py

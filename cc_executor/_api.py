@@ -34,7 +34,10 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     """Run `task` and return its `TaskResult`, successful or not.
 
     Raises only when nothing could start (`ConfigError`, `CLINotFoundError`);
-    a task that started and failed has `success=False` and `error` set.
+    a task that started and failed has `success=False` and `error` set. `ConfigError`
+    also covers input the CLI cannot take: an empty or blank `task`, one with a lone
+    surrogate (`field="task"`), a `cwd` that cannot be entered (`field="cwd"`), an
+    argument or variable too big for the OS.
     """
     execution = RetryingRun(task, _config(config, overrides))
     batches = execution.batches()

@@ -224,7 +224,8 @@ def run(
 
     as_json = json_output or schema is not None
     if task == "-":
-        task = sys.stdin.read()
+        # Bytes that are not UTF-8 stay visible (as surrogates) for the prompt check to name.
+        task = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     try:
         config = _config(
             timeout=_timeout(timeout),

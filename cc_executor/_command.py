@@ -1,12 +1,27 @@
-"""Config → command line + environment. Pure functions: no process is started here."""
+"""Config → command line + environment. Pure functions: no process is started here.
+
+What the CLI cannot take is refused here, before anything starts (`ConfigError`): a blank
+prompt or one holding lone surrogates, a `cwd` the process cannot enter, an argument or
+variable over the kernel's 128 KiB per-string limit. Two kinds of value never go on argv
+(readable by every user in ``/proc/<pid>/cmdline``, and limited in size): structured
+config that can hold secrets (`mcp_config`, and JSON given to ``--mcp-config``,
+``--settings`` or ``--agents`` in `extra_args`), and system prompts too big for argv.
+They are `FileArg` s: `arg_files` writes them to 0600 files for the run and removes them
+after it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
 import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,6 +35,11 @@ from .errors import CLINotFoundError, ConfigError
 MARKER_VAR = "CC_EXECUTOR_EXECUTION"
 
 PINNED_CLI_VERSION = "2.1.328"
+"""The CLI version the project installs and CI tests against (the Makefile reads it here)."""
+
+TESTED_CLI_VERSIONS: tuple[str, ...] = (PINNED_CLI_VERSION, "2.1.332")
+"""Every CLI version the whole real-CLI suite passed on: the pinned one, then the newest
+known good (`make test-latest`). `cc-execute doctor` reports against this list."""
 
 # The CLI's own API retries (it reports each as system/api_retry). Set from
 # `cli_max_retries` unless `env` names it explicitly.
@@ -32,15 +52,100 @@ _ALWAYS_SECRET = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUT
 _MIN_INHERITED_SECRET_LEN = 8
 
 
+def cli_tested_status(version: str) -> Literal["tested", "older", "untested"]:
+    """Whether CLI `version` ("2.1.332") is one of `TESTED_CLI_VERSIONS`, older than all
+    of them, or another (newer, or between two tested ones)."""
+    if version in TESTED_CLI_VERSIONS:
+        return "tested"
+    if _version_key(version) < min(_version_key(v) for v in TESTED_CLI_VERSIONS):
+        return "older"
+    return "untested"
+
+
+def describe_tested_clis() -> str:
+    """`TESTED_CLI_VERSIONS` in words: "2.1.328 (pinned), 2.1.332"."""
+    return ", ".join(f"{v} (pinned)" if v == PINNED_CLI_VERSION else v for v in TESTED_CLI_VERSIONS)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+# Linux's limit on one argv or environment string (MAX_ARG_STRLEN, 32 pages), NUL included.
+ARG_STRLEN_MAX = 128 * 1024
+# A system prompt bigger than this goes through the CLI's --*-system-prompt-file flag, so
+# that a few big values together stay well inside the ~2 MB total of argv + environment.
+_ARGV_VALUE_MAX = 32 * 1024
+# Flags whose value, when too big for argv, the CLI also reads from a file.
+_FILE_FORMS = {
+    "--system-prompt": "--system-prompt-file",
+    "--append-system-prompt": "--append-system-prompt-file",
+}
+# Flags that take a JSON string or a file path: JSON can hold secrets (an MCP server's
+# `env`, an apiKeyHelper), so it always goes through a file.
+_JSON_OR_FILE_FLAGS = ("--mcp-config", "--settings", "--agents")
+
+
+@dataclass(frozen=True)
+class FileArg:
+    """An argument the CLI reads from a file: `content` is written to a 0600 file named
+    `name` for the run (`arg_files`), and argv gets the file's path."""
+
+    name: str
+    content: str
+
+    def __str__(self) -> str:
+        return f"<temp file {self.name}, {len(self.content)} chars>"
+
+
 @dataclass(frozen=True)
 class Command:
+    """What `_process` runs. `argv[i]` for each `i` in `files` is a placeholder until
+    `arg_files` gives the command with the files written."""
+
     argv: list[str]
     env: dict[str, str]
     cwd: Path
     secrets: tuple[str, ...]
+    files: tuple[tuple[int, FileArg], ...] = ()
 
     def masked_argv(self) -> list[str]:
         return [mask(arg, self.secrets) for arg in self.argv]
+
+
+@contextlib.contextmanager
+def arg_files(command: Command) -> Iterator[Command]:
+    """`command` with each `FileArg` written to a 0600 file in a new 0700 directory
+    (``$TMPDIR/cc_executor-*``); the directory and files are removed when the block
+    exits, however it exits. Without file arguments, `command` itself and no directory."""
+    if not command.files:
+        yield command
+        return
+    try:
+        directory = tempfile.mkdtemp(prefix="cc_executor-")
+    except OSError as exc:
+        raise _temp_error(exc) from exc
+    try:
+        argv = list(command.argv)
+        for index, file in command.files:
+            path = os.path.join(directory, file.name)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with open(fd, "w", encoding="utf-8") as f:
+                    f.write(file.content)
+            except OSError as exc:
+                raise _temp_error(exc) from exc
+            argv[index] = path
+        yield dataclasses.replace(command, argv=argv, files=())
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _temp_error(exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"Cannot write the CLI's argument files (0600, removed after the run) in "
+        f"{tempfile.gettempdir()!r}: {exc}. Point $TMPDIR at a writable folder."
+    )
 
 
 def find_cli(config: CCExecutorConfig, environ: Mapping[str, str] | None = None) -> str:
@@ -81,28 +186,121 @@ def build_command(
     environ = os.environ if environ is None else environ
     cli = find_cli(config, environ)
     cwd = (config.cwd or Path.cwd()).absolute()
-    if not cwd.is_dir():
-        raise ConfigError(
-            f"cwd {str(cwd)!r} is not an existing directory; create it or pass another cwd",
-            field="cwd",
-        )
+    check_cwd(cwd)
     env = {k: v for k, v in environ.items() if k != "CLAUDECODE"}
     if config.cli_max_retries is not None and CLI_RETRIES_VAR not in config.env:
         env[CLI_RETRIES_VAR] = str(config.cli_max_retries)
     env.update(config.env)
     env[MARKER_VAR] = execution_uuid
     _check_root_bypass(config, env, os.geteuid() if euid is None else euid)
+    args = build_args(config)
+    argv = [cli, *(str(arg) for arg in args)]
+    _check_sizes(argv, env, config.env)
     return Command(
-        argv=[cli, *build_args(config)],
+        argv=argv,
         env=env,
         cwd=cwd,
         secrets=secret_values(config.env, environ),
+        files=tuple((i + 1, arg) for i, arg in enumerate(args) if isinstance(arg, FileArg)),
     )
 
 
-def build_args(config: CCExecutorConfig) -> list[str]:
-    args = ["-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages"]
-    args += ["--permission-mode", config.permission_mode]
+def check_cwd(cwd: Path) -> None:
+    """Raise `ConfigError(field="cwd")` unless the CLI can run in `cwd`: an existing
+    directory this process may enter."""
+    if not cwd.is_dir():
+        what = "does not exist" if not cwd.exists() else "is not a directory"
+        raise ConfigError(f"cwd {str(cwd)!r} {what}; create it or pass another cwd", field="cwd")
+    effective = os.access in os.supports_effective_ids
+    if not os.access(cwd, os.X_OK, effective_ids=effective):
+        raise ConfigError(
+            f"cwd {str(cwd)!r} cannot be entered by this user (no search permission on it); "
+            "fix its permissions (chmod u+rx) or pass another cwd",
+            field="cwd",
+        )
+
+
+def spawn_error(exc: OSError, command: Command) -> Exception:
+    """The typed error for a CLI that could not be started: `ConfigError` when the
+    command line or environment is too big for the kernel (E2BIG) or `cwd` cannot be
+    entered, `CLINotFoundError` when the executable cannot run, else `exc` itself."""
+    if exc.errno == errno.E2BIG:
+        sizes = [
+            (len(_os_bytes(arg)) + 1, f"argument {_describe(command.argv, i)}")
+            for i, arg in enumerate(command.argv)
+        ]
+        sizes += [(len(_os_bytes(f"{k}={v}")) + 1, f"${k}") for k, v in command.env.items()]
+        sizes.sort(reverse=True)
+        biggest = ", ".join(f"{what} ({size} bytes)" for size, what in sizes[:3])
+        return ConfigError(
+            f"The CLI's command line and environment are too big for the OS to start it "
+            f"(E2BIG: {sum(size for size, _ in sizes)} bytes in all; Linux allows 128 KiB "
+            f"per string and about a quarter of the stack limit in total). Largest: "
+            f"{biggest}. Make them smaller: long text belongs in the prompt (sent on "
+            "stdin), not in env or extra_args.",
+            field="env" if sizes[0][1].startswith("$") else "extra_args",
+        )
+    if exc.filename is not None and os.fspath(exc.filename) == str(command.cwd):
+        return ConfigError(
+            f"cwd {str(command.cwd)!r} cannot be entered: {exc.strerror}; create it, fix its "
+            "permissions, or pass another cwd",
+            field="cwd",
+        )
+    if exc.errno in (errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR, errno.ELOOP):
+        return CLINotFoundError(
+            f"Could not start the Claude Code CLI {command.argv[0]!r}: {exc}. Check that it "
+            "is an executable `claude` (cli_path / $CC_EXECUTOR_CLI)."
+        )
+    return exc
+
+
+def _os_bytes(text: str) -> bytes:
+    return text.encode(sys.getfilesystemencoding(), "surrogateescape")
+
+
+def _describe(argv: Sequence[str], index: int) -> str:
+    if index == 0:
+        return "0 (the CLI's path)"
+    if argv[index - 1].startswith("-"):
+        return f"of {argv[index - 1]}"
+    return repr(argv[index][:40])
+
+
+# The config field behind each flag build_args sets from one (for errors that name it).
+_FLAG_FIELDS = {"--json-schema": "json_schema", "--resume": "resume", "--model": "model"}
+
+
+def _check_sizes(argv: Sequence[str], env: Mapping[str, str], own_env: Mapping[str, str]) -> None:
+    """Refuse a string the kernel would refuse (E2BIG): one argument or variable over
+    128 KiB. The total is left to the kernel (`spawn_error` names the largest parts)."""
+    if not sys.platform.startswith("linux"):  # the per-string limit is Linux's
+        return
+    for i, arg in enumerate(argv):
+        size = len(_os_bytes(arg)) + 1
+        if size > ARG_STRLEN_MAX:
+            flag = argv[i - 1] if i > 0 and argv[i - 1].startswith("-") else arg[:40]
+            raise ConfigError(
+                f"The value of {flag} is {size} bytes: over the 128 KiB the OS allows for one "
+                "command-line argument (E2BIG). Make it smaller, or put long text in the "
+                "prompt (sent on stdin).",
+                field=_FLAG_FIELDS.get(flag, "extra_args"),
+            )
+    for name, value in env.items():
+        size = len(_os_bytes(f"{name}={value}")) + 1
+        if size > ARG_STRLEN_MAX:
+            where = "in env=" if name in own_env else "inherited from this process"
+            raise ConfigError(
+                f"The environment variable ${name} ({where}) is {size} bytes: over the "
+                "128 KiB the OS allows for one variable (E2BIG). Make it smaller or leave it "
+                "out (env={..}); pass long text in the prompt.",
+                field="env",
+            )
+
+
+def build_args(config: CCExecutorConfig) -> list[str | FileArg]:
+    """The CLI's arguments after its path. Values that must not be on argv are `FileArg`."""
+    args: list[str] = ["-p", "--output-format", "stream-json", "--verbose"]
+    args += ["--include-partial-messages", "--permission-mode", config.permission_mode]
     optional: list[tuple[str, object]] = [
         ("--model", config.model),
         ("--fallback-model", config.fallback_model_arg()),
@@ -126,7 +324,29 @@ def build_args(config: CCExecutorConfig) -> list[str]:
     for directory in config.add_dirs:
         args += ["--add-dir", str(Path(directory).absolute())]
     args += config.extra_args
-    return args
+    return _to_files(args)
+
+
+def _to_files(args: list[str]) -> list[str | FileArg]:
+    """Move into `FileArg` s the values that must not be on argv: JSON for a flag that also
+    takes a file (it can hold secrets), a system prompt too big for argv."""
+    out: list[str | FileArg] = []
+    flag: str | None = None
+    for arg in args:
+        if flag is None and arg.startswith("--") and "=" in arg:
+            name, value = arg.split("=", 1)
+            if name in _JSON_OR_FILE_FLAGS or name in _FILE_FORMS:
+                out.append(name)
+                arg, flag = value, name
+        if flag in _JSON_OR_FILE_FLAGS and arg.lstrip().startswith(("{", "[")):
+            out.append(FileArg(f"{flag.lstrip('-')}.json", arg))
+        elif flag in _FILE_FORMS and len(arg.encode("utf-8", "surrogatepass")) > _ARGV_VALUE_MAX:
+            out[-1] = _FILE_FORMS[flag]
+            out.append(FileArg(f"{flag.lstrip('-')}.txt", arg))
+        else:
+            out.append(arg)
+        flag = arg if flag is None and (arg in _JSON_OR_FILE_FLAGS or arg in _FILE_FORMS) else None
+    return out
 
 
 def _check_root_bypass(config: CCExecutorConfig, env: Mapping[str, str], euid: int) -> None:

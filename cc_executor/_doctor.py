@@ -17,7 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from ._command import PINNED_CLI_VERSION, find_auth, find_cli, provider_name
+from ._command import (
+    PINNED_CLI_VERSION,
+    cli_tested_status,
+    describe_tested_clis,
+    find_auth,
+    find_cli,
+    provider_name,
+)
 from .config import CCExecutorConfig
 from .errors import CLINotFoundError
 
@@ -68,16 +75,22 @@ def check_cli(config: CCExecutorConfig, env: dict[str, str]) -> Check:
         said = (proc.stdout + proc.stderr).strip()[:200]
         return Check("claude CLI", "fail", f"{path}: `--version` gave {said!r}", install)
     version = match.group(0)
-    tested = _version(PINNED_CLI_VERSION)
-    if _version(version) < tested:
+    tested = f"tested: {describe_tested_clis()}"
+    status = cli_tested_status(version)
+    if status == "tested":
+        return Check("claude CLI", "ok", f"{path} · {version}, a tested version ({tested})")
+    if status == "older":
         return Check(
             "claude CLI",
             "warn",
-            f"{path} · {version}, older than the tested {PINNED_CLI_VERSION}",
+            f"{path} · {version}, older than every tested version ({tested})",
             install,
         )
-    note = "the tested version" if _version(version) == tested else "newer than the tested"
-    return Check("claude CLI", "ok", f"{path} · {version} ({note} {PINNED_CLI_VERSION})")
+    return Check(
+        "claude CLI",
+        "ok",
+        f"{path} · {version}, not a tested version ({tested}); newer CLIs usually work",
+    )
 
 
 def auth_source(env: dict[str, str]) -> str | None:
@@ -176,10 +189,6 @@ def check_platform() -> Check:
         f"{sys.platform}: only the CLI's process group is ended when a task ends",
         "run on Linux for full process tracking (README: Processes)",
     )
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
 
 
 def _existing_parent(path: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
@@ -18,7 +19,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from ._command import Command, build_command, mask
+from ._command import Command, arg_files, build_command, mask, spawn_error
 from ._display import LiveView
 from ._log import logger
 from ._predict import predict_timeout
@@ -27,8 +28,8 @@ from ._snapshot import FileChanges, FileTracker
 from ._structured import STRUCTURED_TOOL, StructuredCheck, check
 from ._transcript import NullTranscript, Transcript
 from ._version import __version__
-from .config import CCExecutorConfig
-from .errors import CLINotFoundError, ConfigError
+from .config import CCExecutorConfig, check_prompt
+from .errors import ConfigError
 from .events import (
     ApiRetryEvent,
     AssistantEvent,
@@ -72,6 +73,9 @@ class Execution:
     ) -> None:
         if not isinstance(task, str):
             raise ConfigError(f"task must be a str, got {type(task).__name__}", field="task")
+        check_prompt(task)
+        if prompt is not None and prompt != task:
+            check_prompt(prompt, "prompt")
         self.task = task
         # What goes to the CLI's stdin: the task, or a retry's "continue" prompt.
         self.prompt = task if prompt is None else prompt
@@ -138,11 +142,14 @@ class Execution:
         proc: CLIProcess | None = None
         status = "not_started"
         changes = FileChanges()
+        # The run owns the temp files of its file arguments: gone once its process is.
+        arguments = contextlib.ExitStack()
         try:
             await self._files.start()
+            command = arguments.enter_context(arg_files(self.command))
             try:
                 proc = await CLIProcess.start(
-                    self.command,
+                    command,
                     self.prompt.encode("utf-8", "surrogateescape"),
                     self.execution_uuid,
                     timeout=self.timeout_s,
@@ -152,10 +159,7 @@ class Execution:
                     keep_background=config.keep_background_processes,
                 )
             except OSError as exc:
-                raise CLINotFoundError(
-                    f"Could not start the Claude Code CLI {self.command.argv[0]!r}: {exc}. "
-                    "Check that it is an executable `claude` (cli_path / $CC_EXECUTOR_CLI)."
-                ) from exc
+                raise spawn_error(exc, self.command) from exc
             status = "cancelled"
             async for block, parse in proc.blocks():
                 transcript.write(block)
@@ -174,6 +178,7 @@ class Execution:
                 await uncancellable(proc.aclose())
             raise
         finally:
+            arguments.close()
             ended_at = datetime.now(timezone.utc)
             if status == "finished":
                 assert proc is not None

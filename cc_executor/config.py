@@ -29,7 +29,7 @@ from pydantic import (
 from ._structured import check_schema
 from .errors import ConfigError
 
-__all__ = ["CCExecutorConfig", "PermissionMode", "RetryBackoff"]
+__all__ = ["CCExecutorConfig", "PermissionMode", "RetryBackoff", "check_prompt", "check_text"]
 
 PermissionMode = Literal[
     "acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"
@@ -269,6 +269,13 @@ class CCExecutorConfig(BaseModel):
                 )
         return value
 
+    @field_validator("system_prompt", "append_system_prompt")
+    @classmethod
+    def _readable_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            check_text(value, str(info.field_name))
+        return value
+
     @field_validator("fallback_model")
     @classmethod
     def _fallback_names(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
@@ -392,6 +399,36 @@ class CCExecutorConfig(BaseModel):
         if isinstance(self.mcp_config, dict):
             return json.dumps(self.mcp_config)
         return str(self.mcp_config)
+
+
+def check_prompt(prompt: str, field: str = "task") -> None:
+    """Raise `ConfigError` for a prompt the CLI cannot take: empty or blank (the CLI exits
+    with "Input must be provided"), or holding a lone UTF-16 surrogate (not encodable as
+    UTF-8; the position is named)."""
+    if not prompt.strip():
+        raise ConfigError(
+            f"{field} is {'empty' if not prompt else 'blank (only whitespace)'}: the CLI needs "
+            "a prompt. Give the task text.",
+            field=field,
+        )
+    check_text(prompt, field)
+
+
+def check_text(text: str, field: str) -> None:
+    """Raise `ConfigError` if `text` holds a lone surrogate (U+D800–U+DFFF), naming where."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(
+            f"{field} holds a lone surrogate U+{ord(text[exc.start]):04X} at character "
+            f"{exc.start} (of {len(text)}), which is not text the CLI can read: usually half "
+            "of an emoji cut from a UTF-16 pair, or bytes decoded with "
+            "errors='surrogateescape'. Remove it, or decode the source correctly "
+            "(text.encode('utf-8', 'replace').decode() replaces it with '?').",
+            field=field,
+        ) from None
 
 
 _ACCEPTED_NAMES = frozenset(CCExecutorConfig.model_fields) | {"stream"}

@@ -3,7 +3,7 @@
 ::
 
     CCExecutorError
-    ├── ConfigError                 bad configuration; nothing was started
+    ├── ConfigError                 bad configuration or input; nothing was started
     ├── CLINotFoundError            no `claude` executable; nothing was started
     └── TaskFailedError             the task started and did not succeed   .result
         ├── TaskTimeoutError        total timeout

@@ -31,7 +31,7 @@ from ._api import _run_sync, cc_run
 from ._log import logger
 from ._retry import call_hook
 from ._tasklist import load_task_list
-from .config import CCExecutorConfig, config_error
+from .config import CCExecutorConfig, check_prompt, config_error
 from .errors import BudgetExceededError, CCExecutorError, ConfigError
 from .result import TaskResult
 
@@ -76,6 +76,7 @@ class TaskSpec(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise config_error(exc) from None
+        check_prompt(self.prompt, "prompt")
         overrides = self.overrides
         for name in overrides:
             if name in _LIST_FIELDS:
@@ -587,10 +588,9 @@ def _check_tasks(
         )
     items: list[TaskSpec | TaskFactory] = []
     for i, task in enumerate(tasks):
-        if isinstance(task, str):
-            task = TaskSpec(prompt=task)
-        if isinstance(task, TaskSpec):
+        if isinstance(task, (str, TaskSpec)):
             try:
+                task = TaskSpec(prompt=task) if isinstance(task, str) else task
                 config.with_overrides(**task.overrides)
             except ConfigError as exc:
                 raise ConfigError(f"step {i}: {exc}", field=exc.field) from None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from cc_executor import CCExecutorConfig
+from cc_executor._command import PINNED_CLI_VERSION
 from cc_executor.testing import ScriptedModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,14 @@ if "CC_EXECUTOR_CLI" not in os.environ and PINNED_CLI.exists():
 # A test run must never write into the developer's ./transcripts.
 os.environ.pop("CC_EXECUTOR_TRANSCRIPT_DIR", None)
 os.environ.pop("CLAUDECODE", None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `real_cli` every test that runs the real CLI: `make test-latest` runs just
+    those, against the newest CLI."""
+    for item in items:
+        if "claude_cli" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_cli)
 
 
 @pytest.fixture(autouse=True)
@@ -102,9 +112,22 @@ def claude_cli() -> str:
     if not path or not Path(path).exists():
         pytest.fail(
             "The pinned Claude Code CLI is not installed: run `make install` "
-            "(npm install --prefix .claude-cli @anthropic-ai/claude-code@2.1.328)"
+            f"(npm install --prefix .claude-cli @anthropic-ai/claude-code@{PINNED_CLI_VERSION})"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def cli_version() -> str:
+    """The version of the CLI under test (`claude --version` of $CC_EXECUTOR_CLI), e.g.
+    "2.1.328": tests compare against it, never against a fixed number."""
+    path = os.environ.get("CC_EXECUTOR_CLI")
+    if not path or not Path(path).exists():
+        pytest.fail("no CLI under test: $CC_EXECUTOR_CLI is unset or missing (make install)")
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    match = re.match(r"\s*(\d+(?:\.\d+)+)", out.stdout)
+    assert match, f"`{path} --version` printed {out.stdout!r} {out.stderr!r}"
+    return match.group(1)
 
 
 @pytest.fixture

@@ -251,6 +251,25 @@ def main() -> None:
         init()
         value = json.loads(os.environ["FAKE_CLI_STRUCTURED"])
         result(json.dumps(value), structured_output=value)
+    elif MODE == "record_cmdline":
+        # What any user could read about this process (/proc/<pid>/cmdline), and each
+        # file named on it (mode, content): then a result, a crash or a hang (FAKE_CLI_THEN).
+        with open("/proc/self/cmdline", "rb") as f:
+            cmdline = [a.decode("utf-8", "replace") for a in f.read().split(b"\0") if a]
+        files = {}
+        for arg in cmdline[2:]:
+            if os.path.isfile(arg):
+                with open(arg, encoding="utf-8") as f:
+                    files[arg] = {"mode": os.stat(arg).st_mode & 0o777, "content": f.read()}
+        with open(os.environ["FAKE_CLI_RECORD"], "w") as f:
+            json.dump({"cmdline": cmdline, "files": files}, f)
+        init()
+        then = os.environ.get("FAKE_CLI_THEN", "result")
+        if then == "crash":
+            os._exit(3)
+        if then == "hang":
+            sleep_forever()
+        result("recorded")
     else:
         sys.stderr.write(f"unknown FAKE_CLI_MODE {MODE}\n")
         sys.exit(64)

@@ -21,8 +21,10 @@ from rich.console import Console
 
 import cc_executor
 import cc_executor.errors
-from cc_executor import cc_execute_list, load_task_list
+from cc_executor import CCExecutorConfig, cc_execute_list, load_task_list
 from cc_executor._cli import EXIT_CODES, exit_code_for, main
+from cc_executor._command import PINNED_CLI_VERSION, TESTED_CLI_VERSIONS, describe_tested_clis
+from cc_executor._doctor import check_cli
 from cc_executor._process import find_marked_processes
 from cc_executor._progress import ListProgress
 from cc_executor.testing import (
@@ -423,7 +425,7 @@ def run_list(specs: Any, config: Any, view: ListProgress) -> Any:
 
 
 def test_doctor_passes_with_cli_and_api_key_and_never_prints_the_key(
-    claude_cli: str, tmp_path: Path
+    claude_cli: str, cli_version: str, tmp_path: Path
 ) -> None:
     secret = "sk-ant-test-" + uuid.uuid4().hex
     env = cli_env(CC_EXECUTOR_CLI=claude_cli, ANTHROPIC_API_KEY=secret, HOME=str(tmp_path))
@@ -431,7 +433,9 @@ def test_doctor_passes_with_cli_and_api_key_and_never_prints_the_key(
     assert proc.returncode == 0, proc.stdout
     lines = proc.stdout.splitlines()
     assert [line.split()[0] for line in lines[:4]] == ["✓"] * 4
-    assert "2.1.328 (the tested version 2.1.328)" in lines[0]
+    # The CLI under test (pinned, or the newest with `make test-latest`), against the list.
+    assert f"{claude_cli} · {cli_version}, " in lines[0]
+    assert f"(tested: {describe_tested_clis()})" in lines[0]
     assert "$ANTHROPIC_API_KEY is set" in lines[1]
     assert secret not in proc.stdout + proc.stderr
     report = json.loads(cc("doctor", "--json", cwd=tmp_path, env=env).stdout)
@@ -450,7 +454,8 @@ def test_doctor_fails_without_cli_or_credentials_and_says_the_fix(tmp_path: Path
     assert proc.returncode == 1
     out = proc.stdout
     assert re.search(
-        r"^✗ claude CLI .*\n\s+fix: npm install -g @anthropic-ai/claude-code@2\.1\.328",
+        r"^✗ claude CLI .*\n\s+fix: npm install -g @anthropic-ai/claude-code@"
+        + re.escape(PINNED_CLI_VERSION),
         out,
         re.MULTILINE,
     )
@@ -465,6 +470,28 @@ def test_doctor_fails_without_cli_or_credentials_and_says_the_fix(tmp_path: Path
     proc = cc("doctor", cwd=tmp_path, env=env)
     assert re.search(r"^✓ authentication +logged-in session", proc.stdout, re.MULTILINE)
     assert token not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("printed", "status", "says"),
+    [
+        (f"{TESTED_CLI_VERSIONS[-1]} (Claude Code)", "ok", "a tested version"),
+        (f"{PINNED_CLI_VERSION} (Claude Code)", "ok", "a tested version"),
+        ("9.0.1 (Claude Code)", "ok", "not a tested version"),
+        ("1.0.3 (Claude Code)", "warn", "older than every tested version"),
+    ],
+)
+def test_doctor_says_which_cli_versions_were_tested_and_whether_this_is_one(
+    printed: str, status: str, says: str, tmp_path: Path
+) -> None:
+    cli = tmp_path / "claude"
+    cli.write_text(f"#!/bin/sh\necho '{printed}'\n")
+    cli.chmod(0o755)
+    check = check_cli(CCExecutorConfig(cli_path=cli), {"PATH": os.environ["PATH"]})
+    assert check.status == status, check
+    assert f"{printed.split()[0]}, {says} (tested: " in check.detail
+    assert all(v in check.detail for v in TESTED_CLI_VERSIONS)
+    assert f"{PINNED_CLI_VERSION} (pinned)" in check.detail
 
 
 def test_history_without_a_store_says_so(tmp_path: Path) -> None:

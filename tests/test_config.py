@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor import CCExecutorConfig, CLINotFoundError, ConfigError, cc_run, cc_stream
-from cc_executor._command import build_args, build_command, find_cli
+from cc_executor._command import FileArg, build_args, build_command, find_cli
 
 
 def test_seed_form_works_as_written() -> None:
@@ -109,7 +109,7 @@ def test_args_map_every_option() -> None:
         ("--max-budget-usd", "1.5"),
         ("--system-prompt", "sys"),
         ("--append-system-prompt", "more"),
-        ("--mcp-config", '{"mcpServers": {}}'),
+        ("--mcp-config", FileArg("mcp-config.json", '{"mcpServers": {}}')),
         ("--resume", "sess-1"),
         ("--allowedTools", "Bash(git:*)"),
         ("--allowedTools", "Read"),

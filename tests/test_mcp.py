@@ -27,7 +27,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from cc_executor import CCExecutorConfig, cc_run, get_task_complexity
-from cc_executor._command import MARKER_VAR
+from cc_executor._command import MARKER_VAR, TESTED_CLI_VERSIONS
 from cc_executor._process import find_marked_processes
 from cc_executor.mcp import server_config
 from cc_executor.mcp._checks import verify_execution
@@ -160,7 +160,7 @@ def test_cc_execute_prompt_prints_the_orchestrator_prompt() -> None:
 
 
 async def test_status_reports_cli_auth_stores_and_keeps_the_key_secret(
-    tmp_path: Path, workdir: Path, model: ScriptedModel
+    tmp_path: Path, workdir: Path, model: ScriptedModel, cli_version: str
 ) -> None:
     env = model.env()
     state, transcripts = tmp_path / "state", tmp_path / "transcripts"
@@ -171,7 +171,9 @@ async def test_status_reports_cli_auth_stores_and_keeps_the_key_secret(
     status = result.structured_content
     assert status is not None
     assert status["ready"] is True and status["problems"] == []
-    assert status["cli"]["version"].startswith("2.1.328")
+    assert status["cli"]["version"].startswith(f"{cli_version} ")
+    assert status["cli"]["tested"] is (cli_version in TESTED_CLI_VERSIONS)
+    assert status["cli"]["tested_versions"] == list(TESTED_CLI_VERSIONS)
     assert status["auth"] == {
         "configured": True,
         "method": "ANTHROPIC_API_KEY",

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from .._command import MARKER_VAR, find_auth, find_cli
+from .._command import MARKER_VAR, TESTED_CLI_VERSIONS, cli_tested_status, find_auth, find_cli
 from .._process import find_marked_processes
 from .._transcript import read_transcript
 from .._version import __version__
@@ -47,6 +47,10 @@ class CLIStatus(BaseModel):
     path: str | None = None
     version: str | None = None
     """What `claude --version` printed, e.g. "2.1.328 (Claude Code)"."""
+    tested: bool | None = None
+    """Whether that version is one of `tested_versions` (None: no version)."""
+    tested_versions: list[str] = Field(default_factory=lambda: list(TESTED_CLI_VERSIONS))
+    """The CLI versions cc_executor's real-CLI suite passed on (the pinned one first)."""
     error: str | None = None
 
 
@@ -195,7 +199,10 @@ async def _cli_status(config: CCExecutorConfig, env: dict[str, str]) -> CLIStatu
             path=path,
             error=f"`{path} --version` exited with code {proc.returncode}: {tail}",
         )
-    return CLIStatus(found=True, path=path, version=out.decode(errors="replace").strip())
+    version = out.decode(errors="replace").strip()
+    number = re.match(r"\d+(?:\.\d+)+", version)
+    tested = number is not None and cli_tested_status(number.group(0)) == "tested"
+    return CLIStatus(found=True, path=path, version=version, tested=tested)
 
 
 def _auth_status(env: dict[str, str]) -> AuthStatus:
