@@ -10,8 +10,8 @@ has its footer, and `Execution.result` is set.
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
