@@ -309,10 +309,13 @@ def _sqlite_add(path: Path, record: HistoryRecord, keep: int) -> None:
 
 @_typed_errors("reading the execution history")
 def _sqlite_recent(path: Path, limit: int, since_ts: float | None) -> list[HistoryRecord]:
+    from ._statestore import check_integrity
+
     if not path.exists():
         return []
     conn = _connect(path)
     try:
+        check_integrity(conn)
         rows = conn.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM history WHERE started_ts >= ?"
             " ORDER BY started_ts DESC, id DESC LIMIT ?",

@@ -37,7 +37,7 @@ from typing import Any
 import anyio.to_thread
 
 from . import errors
-from ._statestore import cause_of, store_error
+from ._statestore import cause_of, check_integrity, store_error
 from .result import TaskResult
 
 __all__ = ["Journal", "NullJournal", "StepRecord", "error_json", "restore_result"]
@@ -111,11 +111,7 @@ class Journal:
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
-            if problems != ["ok"]:
-                raise sqlite3.DatabaseError(
-                    "database disk image is malformed: " + "; ".join(map(str, problems))
-                )
+            check_integrity(self._db)
             self._db.execute(_SCHEMA)
             self._db.execute(_HOLDERS)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")

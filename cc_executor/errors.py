@@ -5,8 +5,8 @@
     CCExecutorError
     ├── ConfigError                 bad configuration; nothing was started
     ├── CLINotFoundError            no `claude` executable; nothing was started
-    ├── StateStoreError             state.db cannot be read or written   .path .cause
-    ├── RunLockedError              another call holds this run_id       .run_id .holder_pid .holder_host
+    ├── StateStoreError             state.db cannot be read or written     .path .cause
+    ├── RunLockedError              another call holds this run_id         .run_id .holder_pid
     └── TaskFailedError             the task started and did not succeed   .result
         ├── TaskTimeoutError        total timeout
         │   └── IdleTimeoutError    no output for idle_timeout seconds
