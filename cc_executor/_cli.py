@@ -42,6 +42,8 @@ from .errors import (
     PermissionDeniedError,
     ProcessCrashedError,
     RateLimitError,
+    RunLockedError,
+    StateStoreError,
     StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
@@ -67,6 +69,8 @@ EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
     (13, BudgetExceededError, "--max-budget / --max-cost reached"),
     (14, PermissionDeniedError, "a tool call was denied"),
     (15, StructuredOutputError, "the JSON answer is missing or invalid"),
+    (16, StateStoreError, "state.db cannot be read or written (corrupt, disk full, ...)"),
+    (17, RunLockedError, "the run id is being run by another call"),
     (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
 )
 _CODE_OF: dict[type[BaseException], int] = {
