@@ -189,17 +189,20 @@ class Journal:
                 ).fetchall()
         except sqlite3.Error as exc:
             raise store_error(exc, self.path, f"reading run {run_id!r}") from exc
-        return {
-            step: StepRecord(
-                index=step,
-                name=name,
-                prompt_hash=prompt_hash,
-                status=status,
-                attempts=attempts,
-                result=restore_result(result_json, error_json) if result_json else None,
-            )
-            for step, name, prompt_hash, status, attempts, result_json, error_json in rows
-        }
+        try:
+            return {
+                step: StepRecord(
+                    index=step,
+                    name=name,
+                    prompt_hash=prompt_hash,
+                    status=status,
+                    attempts=attempts,
+                    result=restore_result(result_json, error_json) if result_json else None,
+                )
+                for step, name, prompt_hash, status, attempts, result_json, error_json in rows
+            }
+        except (ValueError, TypeError) as exc:  # a stored result that does not parse
+            raise store_error(exc, self.path, f"reading run {run_id!r}", cause="corrupt") from exc
 
     async def load(self, run_id: str) -> dict[int, StepRecord]:
         """Every step recorded for `run_id`, by index."""

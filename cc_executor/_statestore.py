@@ -29,7 +29,7 @@ import anyio
 
 from .errors import RunLockedError, StateStoreError
 
-__all__ = ["RunLock", "cause_of", "check_integrity", "store_error"]
+__all__ = ["RunLock", "cause_of", "check_integrity", "move_aside_command", "store_error"]
 
 _POLL_S = 0.1
 
@@ -90,17 +90,22 @@ def cause_of(exc: BaseException) -> str:
     return "error"
 
 
-def store_error(exc: BaseException, path: Path, doing: str) -> StateStoreError:
-    """The `StateStoreError` for `exc`, raised while `doing` something with `path`."""
-    cause = cause_of(exc)
+def store_error(
+    exc: BaseException, path: Path, doing: str, *, cause: str | None = None
+) -> StateStoreError:
+    """The `StateStoreError` for `exc`, raised while `doing` something with `path`
+    (`cause` overrides what `cause_of(exc)` would say)."""
+    cause = cause or cause_of(exc)
     if cause == "corrupt":
         advice = (
             "the database is damaged and is not used; move it aside and run again "
             f"(a new one is created; finished steps in it are not restored): "
-            f"mv {_quote(path)} {_quote(path.with_name(path.name + '.corrupt'))}"
+            f"{move_aside_command(path)}"
         )
     else:
-        advice = _ADVICE.get(cause, "see the error above")
+        advice = _ADVICE.get(
+            cause, "check the file and its folder (space, permissions), or pass another state_dir"
+        )
     return StateStoreError(
         f"state store {str(path)!r}: {cause} while {doing} ({type(exc).__name__}: {exc}); {advice}",
         path=path,
@@ -116,10 +121,12 @@ def check_integrity(conn: sqlite3.Connection) -> None:
         raise sqlite3.DatabaseError("database disk image is malformed: " + "; ".join(problems))
 
 
-def _quote(path: Path) -> str:
+def move_aside_command(path: Path) -> str:
+    """The shell command that moves a corrupt `path` aside (`mv state.db state.db.corrupt`)."""
     import shlex
 
-    return shlex.quote(str(path))
+    aside = path.with_name(path.name + ".corrupt")
+    return f"mv {shlex.quote(str(path))} {shlex.quote(str(aside))}"
 
 
 class RunLock:

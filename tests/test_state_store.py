@@ -31,6 +31,7 @@ from cc_executor import (
     cc_execute_list,
     get_execution_history,
 )
+from cc_executor._doctor import check_state_store
 from cc_executor.testing import ScriptedModel, extract_prompt, text
 
 from .conftest import read_pids
@@ -91,12 +92,28 @@ async def test_a_corrupt_state_db_is_refused_with_the_command_to_move_it_aside(
     assert history_info.value.cause == "corrupt"
     assert f"mv {db} {db}.corrupt" in str(history_info.value)
     assert db.read_bytes() == before  # refused, never "repaired" or replaced
+    doctor = check_state_store(config.with_overrides(state_dir=state))
+    assert doctor.status == "fail" and f"mv {db} {db}.corrupt" in (doctor.fix or "")
 
     # Moved aside as told: a new store, and the list runs again.
     db.rename(db.with_name("state.db.corrupt"))
     model.add(text("1"), text("2"), text("3"))
     again = await cc_execute_list(["first", "second", "third"], config, state_dir=state)
     assert again.success
+
+
+async def test_a_stored_result_that_does_not_parse_is_a_corrupt_store(
+    model: ScriptedModel, config: CCExecutorConfig, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    await _make_state(model, config, state)
+    with sqlite3.connect(state / "state.db") as db:
+        db.execute("UPDATE steps SET result_json = '{\"not a result' WHERE step = 1")
+    db.close()
+    with pytest.raises(StateStoreError) as info:
+        await cc_execute_list(["first", "second"], config, state_dir=state, run_id="r")
+    assert info.value.cause == "corrupt" and "reading run 'r'" in str(info.value)
+    assert len(model.main_requests) == 2
 
 
 # -- a full disk -----------------------------------------------------------------
