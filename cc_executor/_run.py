@@ -170,10 +170,11 @@ class Execution:
                     yield events
             exit_code = await proc.wait()
             changes = await self._files.finish()
-            # A big answer against a big schema is CPU work: off the event loop.
-            self._structured = await asyncio.to_thread(
-                self._check_structured, self.result_event, changes
-            )
+            if config.return_json or config.json_schema is not None:
+                # A big answer against a big schema is CPU work: off the event loop.
+                self._structured = await asyncio.to_thread(
+                    self._check_structured, self.result_event, changes
+                )
             status = "finished"
         except BaseException:
             if proc is not None:
