@@ -44,6 +44,8 @@ from .errors import (
     PermissionDeniedError,
     ProcessCrashedError,
     RateLimitError,
+    RunLockedError,
+    StateStoreError,
     StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
@@ -71,6 +73,8 @@ EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
     (15, StructuredOutputError, "the JSON answer is missing or invalid"),
     (16, CLIArgumentError, "the CLI refused its arguments or input (see its stderr)"),
     (17, BillingError, "the account cannot pay for the request"),
+    (18, StateStoreError, "state.db cannot be read or written (corrupt, disk full, ...)"),
+    (19, RunLockedError, "the run id is being run by another call"),
     (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
 )
 _CODE_OF: dict[type[BaseException], int] = {

@@ -25,6 +25,7 @@ from ._command import (
     find_cli,
     provider_name,
 )
+from ._statestore import cause_of, check_integrity, move_aside_command
 from .config import CCExecutorConfig
 from .errors import CLINotFoundError
 
@@ -160,6 +161,7 @@ def check_state_store(config: CCExecutorConfig) -> Check:
     try:
         conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
         try:
+            check_integrity(conn)
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             runs = (
                 conn.execute("SELECT COUNT(DISTINCT run_id) FROM steps").fetchone()[0]
@@ -174,7 +176,10 @@ def check_state_store(config: CCExecutorConfig) -> Check:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        return Check("state store", "fail", f"{path} cannot be read: {exc}", fix)
+        cause = cause_of(exc)
+        if cause == "corrupt":
+            fix = f"move it aside (a new one is created): {move_aside_command(path)}"
+        return Check("state store", "fail", f"{path} cannot be read: {cause}: {exc}", fix)
     return Check(
         "state store", "ok", f"{path}: {runs} task-list run(s), {records} history record(s)"
     )

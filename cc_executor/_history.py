@@ -16,7 +16,9 @@ records of that prompt class are kept. A prompt class is the hash of the
 normalized prompt (lower case, numbers, ids and URLs replaced by
 placeholders), so re-runs of "the same task with other numbers" share a class.
 
-Recording never fails a task: errors are logged and dropped. The blocking
+Recording never fails a task: errors are logged and dropped. Reading
+(`get_execution_history`) raises `StateStoreError` naming the file and the
+cause ("corrupt", "disk full", ...), never a raw sqlite3 error. The blocking
 SQLite calls run in a worker thread, Redis through `redis.asyncio`, so the
 event loop is never blocked.
 """
@@ -24,12 +26,14 @@ event loop is never blocked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -50,6 +54,9 @@ __all__ = [
     "prompt_class",
     "record_history",
 ]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 STATE_FILE = "state.db"
 REDIS_PREFIX = "cc_executor:history:"
@@ -160,7 +167,7 @@ async def record_history(result: TaskResult, config: CCExecutorConfig) -> None:
             path = config.state_dir / STATE_FILE
             await asyncio.to_thread(_sqlite_add, path, record, config.history_max_per_class)
     except Exception as exc:
-        logger.warning("could not record the task in the execution history: {!r}", exc)
+        logger.warning("could not record the task in the execution history: {}", exc)
 
 
 async def get_execution_history(
@@ -174,7 +181,8 @@ async def get_execution_history(
 
     Reads `history_url` (Redis) if given, else `<state_dir>/state.db`
     (default `./.cc_executor/state.db`). A naive `since` is local time. No
-    history yet gives an empty list.
+    history yet gives an empty list. Raises `StateStoreError` when `state.db`
+    cannot be read (corrupt: the message gives the command that moves it aside).
     """
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ConfigError(f"limit must be an int >= 1, got {limit!r}", field="limit")
@@ -195,7 +203,7 @@ async def load_candidates(config: CCExecutorConfig, limit: int) -> list[HistoryR
         path = config.state_dir / STATE_FILE
         return await asyncio.to_thread(_sqlite_recent, path, limit, None)
     except Exception as exc:
-        logger.warning("could not read the execution history: {!r}", exc)
+        logger.warning("could not read the execution history: {}", exc)
         return []
 
 
@@ -242,6 +250,29 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _typed_errors(doing: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Raise what the store fails with as `StateStoreError` (the path is the first
+    argument); a rolled-back transaction is the connection's to end, on close."""
+
+    def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        @functools.wraps(fn)
+        def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            import sqlite3
+
+            from ._statestore import store_error
+
+            try:
+                return fn(*args, **kwargs)
+            except (sqlite3.Error, OSError) as exc:
+                path = args[0]
+                assert isinstance(path, Path)
+                raise store_error(exc, path, doing) from exc
+
+        return run
+
+    return wrap
+
+
 def _create_private(path: Path) -> None:
     """Create the state file (and folder) readable by the owner only: it holds prompts."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -251,6 +282,7 @@ def _create_private(path: Path) -> None:
         pass
 
 
+@_typed_errors("recording a task in the execution history")
 def _sqlite_add(path: Path, record: HistoryRecord, keep: int) -> None:
     _create_private(path)
     row = record.model_dump(mode="json")
@@ -275,11 +307,15 @@ def _sqlite_add(path: Path, record: HistoryRecord, keep: int) -> None:
         conn.close()
 
 
+@_typed_errors("reading the execution history")
 def _sqlite_recent(path: Path, limit: int, since_ts: float | None) -> list[HistoryRecord]:
+    from ._statestore import check_integrity
+
     if not path.exists():
         return []
     conn = _connect(path)
     try:
+        check_integrity(conn)
         rows = conn.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM history WHERE started_ts >= ?"
             " ORDER BY started_ts DESC, id DESC LIMIT ?",

@@ -8,6 +8,14 @@ orchestrator and a power cut (measured: ~0.3 ms per commit on the project's
 machine). A row left at ``started`` is a step that never ended; resume runs it
 again.
 
+Failures are `StateStoreError`s naming the file and the cause (`_statestore`). A
+corrupt file is refused when the journal opens (``PRAGMA quick_check``). A full
+disk never loses a finished step: opening the journal sets aside a reserve file
+(`RESERVE_BYTES`) beside it; when recording a step's end finds the disk full,
+the reserve is deleted and the write made again in the space it held, then the
+list stops with a ``disk full`` error. Opening refuses a disk too full to hold
+the reserve, before any step runs.
+
 The blocking sqlite3 calls run in a worker thread (`anyio.to_thread`), so a
 slow disk never stalls the event loop that reads the CLIs' output; a write in
 flight finishes even when the list is cancelled. One connection, guarded by a
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -28,12 +37,24 @@ from typing import Any
 import anyio.to_thread
 
 from . import errors
+from ._statestore import cause_of, check_integrity, store_error
 from .result import TaskResult
 
 __all__ = ["Journal", "NullJournal", "StepRecord", "error_json", "restore_result"]
 
 DB_NAME = "state.db"
+RESERVE_NAME = "state.db.reserve"
+RESERVE_BYTES = 4 * 1024 * 1024
+"""Space kept free for recording the end of a step when the disk fills up."""
 _SCHEMA_VERSION = 1
+_HOLDERS = """
+CREATE TABLE IF NOT EXISTS holders (
+    run_id   TEXT PRIMARY KEY,
+    pid      INTEGER NOT NULL,
+    host     TEXT    NOT NULL,
+    since    TEXT    NOT NULL       -- who holds the run lock; the flock decides, this names
+)
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS steps (
     run_id          TEXT    NOT NULL,
@@ -69,32 +90,75 @@ class Journal:
     """The SQLite journal in `state_dir`. Open with `await Journal.open(state_dir)`."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Results hold task text and output: owner-only. SQLite gives the -wal
-        # and -shm files the database file's permissions.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self.path = path
+        self._reserve = path.with_name(RESERVE_NAME)
         self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Results hold task text and output: owner-only. SQLite gives the -wal
+            # and -shm files the database file's permissions.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            if cause_of(exc) == "disk full":
+                raise store_error(exc, path, "creating the journal") from exc
+            raise errors.ConfigError(
+                f"cannot create the task-list journal {str(path)!r}: {exc}. Pass a writable "
+                "state_dir, or state_dir=None to run without a journal (no resume)",
+                field="state_dir",
+            ) from exc
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.execute(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        try:
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            check_integrity(self._db)
+            self._db.execute(_SCHEMA)
+            self._db.execute(_HOLDERS)
+            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise store_error(exc, path, "opening the journal") from exc
+        try:
+            self._make_reserve()
+        except OSError as exc:
+            self._db.close()
+            raise store_error(exc, self._reserve, "setting aside space for the journal") from exc
+
+    def _make_reserve(self) -> None:
+        fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            if size < RESERVE_BYTES:  # real blocks, not a sparse file
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, RESERVE_BYTES)
+                else:
+                    os.pwrite(fd, bytes(RESERVE_BYTES - size), size)
+                os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            os.unlink(self._reserve)
+            raise
+        os.close(fd)
+
+    def _free_reserve(self) -> bool:
+        try:
+            os.unlink(self._reserve)
+        except FileNotFoundError:
+            return False
+        return True
 
     @classmethod
     async def open(cls, state_dir: Path) -> Journal:
-        try:
-            return await anyio.to_thread.run_sync(lambda: cls(state_dir.absolute() / DB_NAME))
-        except (OSError, sqlite3.Error) as exc:
-            raise errors.ConfigError(
-                f"cannot open the task-list journal in {str(state_dir)!r}: {exc}. Pass a "
-                "writable state_dir, or state_dir=None to run without a journal (no resume)",
-                field="state_dir",
-            ) from exc
+        """Open (or create) `<state_dir>/state.db`. Raises `ConfigError` when the folder
+        cannot be made, `StateStoreError` when the file is corrupt or the disk full."""
+        return await anyio.to_thread.run_sync(lambda: cls(state_dir.absolute() / DB_NAME))
 
     def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
-        """Run `statements` as one transaction, committed (and synced) on return."""
+        """Run `statements` as one transaction, committed (and synced) on return.
+
+        On failure the transaction is rolled back if SQLite has not already done so
+        (it does on a full disk), and the original error is what propagates.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -102,27 +166,43 @@ class Journal:
                     self._db.execute(sql, params)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the error being raised is the one that says what happened
                 raise
 
+    def _write_or_raise(self, doing: str, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        try:
+            self._write(*statements)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path, doing) from exc
+
     def _load(self, run_id: str) -> dict[int, StepRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT step, name, prompt_hash, status, attempts, result_json, error_json "
-                "FROM steps WHERE run_id = ? ORDER BY step",
-                (run_id,),
-            ).fetchall()
-        return {
-            step: StepRecord(
-                index=step,
-                name=name,
-                prompt_hash=prompt_hash,
-                status=status,
-                attempts=attempts,
-                result=restore_result(result_json, error_json) if result_json else None,
-            )
-            for step, name, prompt_hash, status, attempts, result_json, error_json in rows
-        }
+        try:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT step, name, prompt_hash, status, attempts, result_json, error_json "
+                    "FROM steps WHERE run_id = ? ORDER BY step",
+                    (run_id,),
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path, f"reading run {run_id!r}") from exc
+        try:
+            return {
+                step: StepRecord(
+                    index=step,
+                    name=name,
+                    prompt_hash=prompt_hash,
+                    status=status,
+                    attempts=attempts,
+                    result=restore_result(result_json, error_json) if result_json else None,
+                )
+                for step, name, prompt_hash, status, attempts, result_json, error_json in rows
+            }
+        except (ValueError, TypeError) as exc:  # a stored result that does not parse
+            raise store_error(exc, self.path, f"reading run {run_id!r}", cause="corrupt") from exc
 
     async def load(self, run_id: str) -> dict[int, StepRecord]:
         """Every step recorded for `run_id`, by index."""
@@ -139,7 +219,8 @@ class Journal:
         ]
         if drop_later:
             statements.append((_DROP_LATER, (run_id, index)))
-        await anyio.to_thread.run_sync(self._write, *statements)
+        doing = f"recording the start of step {index} of run {run_id!r}"
+        await anyio.to_thread.run_sync(self._write_or_raise, doing, *statements)
 
     async def finish(self, run_id: str, index: int, result: TaskResult) -> None:
         """Record how step `index` ended, with its whole result."""
@@ -153,7 +234,41 @@ class Journal:
             run_id,
             index,
         )
-        await anyio.to_thread.run_sync(self._write, (_FINISH, row))
+        await anyio.to_thread.run_sync(self._finish, run_id, index, row)
+
+    def _finish(self, run_id: str, index: int, row: tuple[Any, ...]) -> None:
+        doing = f"recording the end of step {index} of run {run_id!r}"
+        try:
+            self._write((_FINISH, row))
+            return
+        except sqlite3.Error as exc:
+            if cause_of(exc) != "disk full" or not self._free_reserve():
+                raise store_error(exc, self.path, doing) from exc
+            first = exc
+        # The disk is full: the reserve's space takes the step's end, then the list stops.
+        try:
+            self._write((_FINISH, row))
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path, doing) from first
+        error = store_error(first, self.path, doing)
+        error.args = (
+            f"{error} (the end of step {index} was recorded in the space kept in reserve: "
+            "a resume does not run it again)",
+        )
+        raise error from first
+
+    def claim(self, run_id: str) -> None:
+        """Name this process as the holder of `run_id` (the flock is already held)."""
+        row = (run_id, os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat())
+        self._write_or_raise(f"recording the holder of run {run_id!r}", (_CLAIM, row))
+
+    def holder(self, run_id: str) -> tuple[int | None, str | None]:
+        """The (pid, host) that last claimed `run_id`, or (None, None)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT pid, host FROM holders WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return (int(row[0]), str(row[1])) if row else (None, None)
 
     def _close(self) -> None:
         with self._lock:
@@ -170,6 +285,10 @@ ON CONFLICT (run_id, step) DO UPDATE SET
     name = excluded.name, prompt_hash = excluded.prompt_hash, status = 'started',
     attempts = attempts + 1, result_json = NULL, error_json = NULL, cost_usd = NULL,
     transcript_path = NULL, started_at = excluded.started_at, ended_at = NULL
+"""
+_CLAIM = """
+INSERT INTO holders (run_id, pid, host, since) VALUES (?, ?, ?, ?)
+ON CONFLICT (run_id) DO UPDATE SET pid = excluded.pid, host = excluded.host, since = excluded.since
 """
 _DROP_LATER = "DELETE FROM steps WHERE run_id = ? AND step > ?"
 _FINISH = """

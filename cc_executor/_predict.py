@@ -96,7 +96,8 @@ class TaskPlan(BaseModel):
     run it in a new Claude Code instance (`cc_execute`) with a clean context."""
     reason: str
     depends_on: list[int]
-    """Indices of earlier tasks that must finish first."""
+    """Indices of the earlier tasks this one waits for directly (what they wait for,
+    it waits for too: the dependencies are transitive and not repeated)."""
 
 
 class ExecutionStrategy(BaseModel):
@@ -128,7 +129,7 @@ def _tokens(normalized: str) -> Counter[str]:
 
 def _similarities(task: str, records: Sequence[HistoryRecord]) -> list[float]:
     """TF-IDF cosine (sublinear tf) between `task` and each record's normalized prompt."""
-    query = _tokens(normalize_prompt(task))
+    query = _tokens(normalize_prompt(task[:ANALYSED_CHARS]))
     docs = [_tokens(r.normalized_prompt) for r in records]
     if not query or not docs:
         return [0.0] * len(docs)
@@ -206,6 +207,11 @@ def predict_from_history(
 
 # -- the heuristic ------------------------------------------------------------------
 
+ANALYSED_CHARS = 100_000
+"""The estimates read a prompt's first 100,000 characters. Past that length the size
+term is long at its cap (`LENGTH_CAP_S`, reached at 630 words), and reading more
+would hold the interpreter (regular expressions keep the GIL) for seconds on a
+prompt of megabytes."""
 HEURISTIC_BASE_S = 30.0
 _HEAVY_VERBS = re.compile(
     r"\b(implement|build|creat|develop|refactor|migrat|rewrit|debug|fix|optimi[sz]|integrat"
@@ -233,6 +239,7 @@ LENGTH_CAP_S = 600.0
 
 
 def _heuristic(task: str) -> tuple[float, list[str]]:
+    task = task[:ANALYSED_CHARS]
     seconds = HEURISTIC_BASE_S
     reasons = [f"base {HEURISTIC_BASE_S:g} s"]
     heavy = sorted({m.lower() for m in _HEAVY_VERBS.findall(task)})
@@ -273,7 +280,8 @@ def get_task_complexity(
     """How big `task` looks: `level` (simple < 120 s ≤ moderate < 600 s ≤ complex),
     `estimated_seconds` and the `reasons`.
 
-    From the prompt alone (a documented heuristic: verbs, files, steps, length);
+    From the prompt alone (a documented heuristic: verbs, files, steps, length, read
+    from the first `ANALYSED_CHARS` characters);
     with `history` (e.g. `await get_execution_history(limit=1000)`), the median
     of the similar past runs when there are enough of them.
     """
@@ -417,6 +425,9 @@ async def predict_timeout(
 
 # -- a strategy for a list of tasks ---------------------------------------------------
 
+MAX_PLAN_TASKS = 10_000
+"""The most tasks `suggest_execution_strategy` plans in one call."""
+
 _REFERS_BACK = re.compile(
     r"^\s*(?:and\s+)?then\b|\b(?:after that|afterwards|previous(?:ly)?|above|earlier"
     r"|the results? of|the output of|from step|from task|step \d+|task \d+|based on"
@@ -441,29 +452,49 @@ def suggest_execution_strategy(
     - a task that refers back ("then", "the result", "previous", "step 2",
       "based on", ...) waits for every earlier task; a task that names a file an
       earlier task names waits for that task; any other task may start at once;
+    - `depends_on` names only the direct dependencies: a task that waits for every
+      earlier one lists the earlier tasks nothing else waits for yet (in a chain,
+      just the one before); a shared file, the last earlier task naming it. The
+      rest follows transitively, so the plan's size and the time to make it are
+      linear in the number of tasks;
     - timeout: from `history` when it has enough similar runs, else the
       heuristic (the agent is never called here), clamped to the bounds of `config`.
+
+    At most `MAX_PLAN_TASKS` (10,000) tasks: more is a `ConfigError` (plan the list
+    in parts). CPU-bound (regular expressions over every prompt): from async code,
+    call it in a worker thread (`anyio.to_thread.run_sync`), as the MCP server does.
     """
     if isinstance(tasks, str) or not all(isinstance(t, str) for t in tasks):
         raise ConfigError("tasks must be a list of str", field="tasks")
+    if len(tasks) > MAX_PLAN_TASKS:
+        raise ConfigError(
+            f"suggest_execution_strategy plans at most {MAX_PLAN_TASKS:,} tasks, got "
+            f"{len(tasks):,}: plan the list in parts",
+            field="tasks",
+        )
     config = config or CCExecutorConfig()
     low, high = config.auto_timeout_min, config.auto_timeout_max
     plans: list[TaskPlan] = []
     stage: list[int] = []
-    seen_files: list[set[str]] = []
+    last_naming: dict[str, int] = {}  # file -> the last task that named it
+    waited_for_by_none: dict[int, None] = {}  # earlier tasks no other task waits for yet
     for index, task in enumerate(tasks):
         complexity = get_task_complexity(task, history=history)
         prediction = (
             predict_from_history(task, history, low=low, high=high) if history else None
         ) or heuristic_timeout(task, low, high)
-        files = set(_FILE.findall(task))
-        if index and _REFERS_BACK.search(task):
-            depends_on = list(range(index))
+        head = task[:ANALYSED_CHARS]
+        files = set(_FILE.findall(head))
+        if index and _REFERS_BACK.search(head):
+            depends_on = sorted(waited_for_by_none)
             why = "refers to earlier work"
         else:
-            depends_on = [i for i in range(index) if files & seen_files[i]]
+            depends_on = sorted({last_naming[f] for f in files if f in last_naming})
             why = "shares a file with an earlier task" if depends_on else "independent"
-        seen_files.append(files)
+        for i in depends_on:
+            waited_for_by_none.pop(i, None)
+        waited_for_by_none[index] = None
+        last_naming.update(dict.fromkeys(files, index))
         stage.append(max((stage[i] + 1 for i in depends_on), default=0))
         method: Literal["direct", "fresh_instance"] = (
             "direct" if complexity.level == "simple" else "fresh_instance"
@@ -481,7 +512,9 @@ def suggest_execution_strategy(
                 depends_on=depends_on,
             )
         )
-    groups = [[i for i, s in enumerate(stage) if s == n] for n in range(max(stage, default=-1) + 1)]
+    groups: list[list[int]] = [[] for _ in range(max(stage, default=-1) + 1)]
+    for i, n in enumerate(stage):
+        groups[n].append(i)
     total = sum(max(plans[i].estimated_seconds for i in group) for group in groups)
     return ExecutionStrategy(
         tasks=plans,

@@ -84,6 +84,7 @@ class Execution:
         self.execution_uuid = str(uuid.uuid4())
         self.command: Command = build_command(config, self.execution_uuid)
         self.result: TaskResult | None = None
+        self._structured: StructuredCheck | None = None
         self.session_id: str | None = None
         self.tool_uses: list[ToolUse] = []
         self.facts = StreamFacts()
@@ -172,6 +173,11 @@ class Execution:
                     yield events
             exit_code = await proc.wait()
             changes = await self._files.finish()
+            if config.return_json or config.json_schema is not None:
+                # A big answer against a big schema is CPU work: off the event loop.
+                self._structured = await asyncio.to_thread(
+                    self._check_structured, self.result_event, changes
+                )
             status = "finished"
         except BaseException:
             if proc is not None:
@@ -268,7 +274,7 @@ class Execution:
             logger.warning("the CLI did not exit after its result; it was ended, the result stands")
         stderr_tail = mask(proc.stderr_tail, self.command.secrets)
         assert self.timeout_s is not None
-        structured = self._check_structured(res, changes)
+        structured = self._structured
         error = classify(
             exit_code=exit_code,
             stopped_by=stopped_by,

@@ -18,6 +18,7 @@ checked here again, and `result.classify` turns a failed check into
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
+    from referencing import Registry
+
     from ._snapshot import FileChanges
     from .config import CCExecutorConfig
 
@@ -72,7 +75,15 @@ def schema_arg(config: CCExecutorConfig) -> str | None:
 
 
 def check_schema(schema: dict[str, Any]) -> None:
-    """Raise ValueError if `schema` is not a valid JSON schema for an object answer."""
+    """Raise ValueError if `schema` is not a valid, fully resolvable JSON schema for an
+    object answer.
+
+    Every `$ref` (and `$dynamicRef` / `$recursiveRef`) must point inside the schema
+    itself, or to a metaschema bundled with `jsonschema`: a `$ref` to a missing `$defs`
+    entry, or to any other document (``https://…``, ``file:…``, ``other.json``), is
+    refused here, so nothing schema-related can fail after a paid run. Nothing is ever
+    fetched: the registry's retrieve function refuses every URI.
+    """
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
 
@@ -81,19 +92,92 @@ def check_schema(schema: dict[str, Any]) -> None:
             f"the answer is a JSON object (the CLI's StructuredOutput tool takes one): use "
             f'"type": "object" and put the value in a property, not "type": {schema["type"]!r}'
         )
+    cls = validator_for(schema)
     try:
-        validator_for(schema).check_schema(schema)
+        cls.check_schema(schema)
     except SchemaError as exc:
         raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+    _check_refs(schema, cls)
+
+
+class _RemoteRefRefused(LookupError):
+    """Raised by the registry's retrieve function: cc_executor never fetches a schema."""
+
+
+def _refuse(uri: str) -> Any:
+    raise _RemoteRefRefused(uri)
+
+
+@functools.cache
+def _registry() -> Registry[Any]:
+    """The metaschemas bundled with jsonschema, and nothing that could be fetched."""
+    from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
+    from referencing import Registry
+
+    refusing: Registry[Any] = Registry(retrieve=_refuse)  # type: ignore[call-arg]
+    return refusing.combine(REGISTRY)
+
+
+def _check_refs(schema: dict[str, Any], cls: Any) -> None:
+    from referencing import Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import specification_with
+
+    # The dialect the validator class speaks (validator_for read "$schema", if any).
+    spec = specification_with(cls.ID_OF(cls.META_SCHEMA) or "")
+    root: Resource[Any] = spec.create_resource(schema)
+    base = root.id() or ""
+    registry = _registry().with_resource(base, root).crawl()
+    pending = [(root, registry.resolver(base_uri=base))]
+    while pending:
+        resource, resolver = pending.pop()
+        resolver = resolver.in_subresource(resource)
+        contents = resource.contents
+        if isinstance(contents, dict):
+            for key in ("$ref", "$dynamicRef", "$recursiveRef"):
+                ref = contents.get(key)
+                if not isinstance(ref, str):
+                    continue
+                try:
+                    resolver.lookup(ref)
+                except Unresolvable as exc:
+                    remote = _caused_by_refusal(exc)
+                else:
+                    continue
+                if remote:
+                    raise ValueError(
+                        f"{key} {ref!r} points outside the schema, and cc_executor never "
+                        "fetches schemas (no network or file access): copy the referenced "
+                        'schema under "$defs" and refer to it as "#/$defs/<name>"'
+                    )
+                raise ValueError(
+                    f"{key} {ref!r} points to nothing in the schema: add the definition "
+                    'it names (under "$defs") or fix the reference'
+                )
+        pending.extend((sub, resolver) for sub in resource.subresources())
+
+
+def _caused_by_refusal(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _RemoteRefRefused):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _validate_dict(schema: dict[str, Any], raw: Any) -> list[str]:
+    """What is wrong with `raw` against `schema`, one line each. Never raises: a schema
+    that cannot be applied is reported as a problem of the answer's check."""
     from jsonschema.validators import validator_for
 
-    cls = validator_for(schema)
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
-    return [f"{_pointer(e.absolute_path)}: {e.message}" for e in errors]
+    try:
+        cls = validator_for(schema)
+        validator = cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_registry())
+        errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
+        return [f"{_pointer(e.absolute_path)}: {e.message}" for e in errors]
+    except Exception as exc:  # e.g. a reference the config check let through
+        return [f"(schema): the answer could not be checked: {type(exc).__name__}: {exc}"]
 
 
 def _pointer(path: Any) -> str:
@@ -143,3 +227,7 @@ def check(
     except ValidationError as exc:
         errors = [f"{_pointer(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
         return StructuredCheck(raw=answer, errors=errors)
+    except Exception as exc:  # a validator of the caller's model raised something else
+        return StructuredCheck(
+            raw=answer, errors=[f"(root): {schema.__name__} raised {type(exc).__name__}: {exc}"]
+        )

@@ -336,6 +336,13 @@ class CCExecutorConfig(BaseModel):
                 check_schema(value)
             return value
         if isinstance(value, type) and issubclass(value, BaseModel):
+            try:
+                schema = value.model_json_schema()
+            except Exception as exc:  # pydantic's own errors for types it cannot describe
+                raise ValueError(
+                    f"{value.__name__} has no JSON schema: {type(exc).__name__}: {exc}"
+                ) from None
+            check_schema(schema)
             return value
         raise ValueError(
             "json_schema takes a JSON schema as a dict or a pydantic model class "

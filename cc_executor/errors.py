@@ -5,6 +5,8 @@
     CCExecutorError
     ├── ConfigError                 bad configuration or input; nothing was started
     ├── CLINotFoundError            no `claude` executable; nothing was started
+    ├── StateStoreError             state.db cannot be read or written     .path .cause
+    ├── RunLockedError              another call holds this run_id         .run_id .holder_pid
     └── TaskFailedError             the task started and did not succeed   .result
         ├── TaskTimeoutError        total timeout
         │   └── IdleTimeoutError    no output for idle_timeout seconds
@@ -38,7 +40,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
 
+    from .pipeline import TaskListResult
     from .result import TaskResult
 
 __all__ = [
@@ -57,6 +61,8 @@ __all__ = [
     "PermissionDeniedError",
     "ProcessCrashedError",
     "RateLimitError",
+    "RunLockedError",
+    "StateStoreError",
     "StructuredOutputError",
     "TaskFailedError",
     "TaskTimeoutError",
@@ -77,6 +83,48 @@ class ConfigError(CCExecutorError, ValueError):
 
 class CLINotFoundError(CCExecutorError, FileNotFoundError):
     """No usable `claude` executable was found."""
+
+
+class StateStoreError(CCExecutorError):
+    """The state store (`<state_dir>/state.db`: journal and history) failed.
+
+    `path` is the file, `cause` a short name of what went wrong: ``"disk full"``,
+    ``"corrupt"``, ``"read-only"``, ``"permission denied"``, ``"busy"``, ``"I/O error"``
+    or ``"error"``; the message says what to do (for a corrupt file: the command that
+    moves it aside). The underlying error is chained (`__cause__`). When it stops a
+    task list, `list_result` holds every step that ran, each recorded as finished.
+    """
+
+    def __init__(self, message: str, *, path: Path | str, cause: str) -> None:
+        super().__init__(message)
+        self.path = str(path)
+        self.cause = cause
+        self.list_result: TaskListResult | None = None
+
+
+class RunLockedError(CCExecutorError):
+    """Another call (this process or another) is running the task list `run_id`.
+
+    One run id runs in one place at a time: the lock is an advisory `flock` on a file
+    beside `state.db`, released by the kernel when its holder ends, even by SIGKILL.
+    `holder_pid` / `holder_host` name the holder as it recorded itself (None when it
+    had not yet); pass `wait_for_lease=SECONDS` to wait for it instead.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str,
+        lock_path: Path | str,
+        holder_pid: int | None,
+        holder_host: str | None,
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.lock_path = str(lock_path)
+        self.holder_pid = holder_pid
+        self.holder_host = holder_host
 
 
 class TaskFailedError(CCExecutorError):

@@ -32,11 +32,12 @@ from ._log import logger
 from ._retry import call_hook
 from ._tasklist import load_task_list
 from .config import CCExecutorConfig, check_prompt, config_error
-from .errors import BudgetExceededError, CCExecutorError, ConfigError
+from .errors import BudgetExceededError, CCExecutorError, ConfigError, StateStoreError
 from .result import TaskResult
 
 if TYPE_CHECKING:
     from ._journal import Journal, NullJournal, StepRecord
+    from ._statestore import RunLock
 
 __all__ = [
     "StepEvent",
@@ -228,6 +229,7 @@ async def cc_execute_list(
     run_id: str | None = None,
     max_concurrency: int = 3,
     on_step: Callable[[StepEvent], Any] | None = None,
+    wait_for_lease: float = 0,
     **overrides: Any,
 ) -> TaskListResult:
     """Run `tasks` (prompts, `TaskSpec`s, or callables building one from the results so far).
@@ -248,9 +250,17 @@ async def cc_execute_list(
     `on_step(event)` (sync or async) is called when a step starts, ends, or is
     restored; an exception in it is logged and ignored.
 
+    One run id runs in one place at a time: with a `state_dir`, the call holds an
+    advisory lock on the run id (a file beside `state.db`) until it returns; the
+    kernel releases it if the process dies, so a crash never blocks a resume. A
+    second call on a held run id raises `RunLockedError` naming the holder, or
+    first waits up to `wait_for_lease` seconds (float, default 0) for it.
+
     Returns a `TaskListResult`; raises only what prevents a step from starting
-    at all (`ConfigError`, `CLINotFoundError`), and `CancelledError` when
-    cancelled, after every running step's processes are gone.
+    at all (`ConfigError`, `CLINotFoundError`, `RunLockedError`), `StateStoreError`
+    when `state.db` cannot be read or written (corrupt, disk full, read-only:
+    every step that ran is recorded as finished and on its `list_result`), and
+    `CancelledError` when cancelled, after every running step's processes are gone.
     """
     base = (config or _default_config()).with_overrides(**overrides)
     items = _check_tasks(tasks, base, sequential=sequential)
@@ -260,25 +270,46 @@ async def cc_execute_list(
         )
     if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
         raise ConfigError(f"run_id must be a non-empty str, got {run_id!r}", field="run_id")
+    if (
+        not isinstance(wait_for_lease, (int, float))
+        or isinstance(wait_for_lease, bool)
+        or not 0 <= wait_for_lease < float("inf")
+    ):
+        raise ConfigError(
+            f"wait_for_lease is the seconds to wait for another call holding the run id "
+            f"(a number >= 0), got {wait_for_lease!r}",
+            field="wait_for_lease",
+        )
+    run_id = run_id or _new_run_id()
     journal = await _open_journal(base)
+    lock: RunLock | None = None
     try:
+        lock = await _lock_run(base, journal, run_id, float(wait_for_lease))
         run = _ListRun(
             items,
             base,
-            run_id or _new_run_id(),
+            run_id,
             journal=journal,
             on_step=on_step,
             stop_on_failure=stop_on_failure,
             sequential=sequential,
         )
-        await run.load()
-        if sequential:
-            await run.run_sequential()
-        else:
-            await run.run_concurrent(max_concurrency)
+        try:
+            await run.load()
+            if sequential:
+                await run.run_sequential()
+            else:
+                await run.run_concurrent(max_concurrency)
+        except StateStoreError as exc:
+            exc.list_result = run.outcome()
+            raise
         return run.outcome()
     finally:
-        await journal.close()
+        try:
+            await journal.close()
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 def cc_execute_list_sync(
@@ -290,6 +321,7 @@ def cc_execute_list_sync(
     run_id: str | None = None,
     max_concurrency: int = 3,
     on_step: Callable[[StepEvent], Any] | None = None,
+    wait_for_lease: float = 0,
     **overrides: Any,
 ) -> TaskListResult:
     """`cc_execute_list` for scripts without an event loop."""
@@ -302,6 +334,7 @@ def cc_execute_list_sync(
             run_id=run_id,
             max_concurrency=max_concurrency,
             on_step=on_step,
+            wait_for_lease=wait_for_lease,
             **overrides,
         )
     )
@@ -519,9 +552,10 @@ class _ListRun:
         await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
         await self._emit(i, "started")
         result = await cc_run(spec.prompt, config)
-        await self.journal.finish(self.run_id, i, result)
+        # Kept before the journal write: a failing store still hands the result back.
         self.results[i] = result
         self.spent += result.total_cost_usd or 0.0
+        await self.journal.finish(self.run_id, i, result)
         if not result.success:
             self.failed.append(i)
             if timeout_capped and result.stopped_by == "timeout" and self.budget_error is None:
@@ -628,6 +662,28 @@ async def _open_journal(config: CCExecutorConfig) -> Journal | NullJournal:
     if config.state_dir is None:
         return NullJournal()
     return await Journal.open(config.state_dir)
+
+
+async def _lock_run(
+    config: CCExecutorConfig, journal: Journal | NullJournal, run_id: str, wait_s: float
+) -> RunLock | None:
+    """Hold `run_id` for this call (no journal: nothing to protect, no lock)."""
+    import anyio.to_thread
+
+    from ._journal import Journal
+    from ._statestore import RunLock
+
+    if config.state_dir is None or not isinstance(journal, Journal):
+        return None
+    lock = await RunLock.acquire(
+        journal.path.parent, run_id, wait_s=wait_s, holder=lambda: journal.holder(run_id)
+    )
+    try:
+        await anyio.to_thread.run_sync(journal.claim, run_id)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def _prompt_hash(prompt: str) -> str:

@@ -231,6 +231,7 @@ def _auth_status(env: dict[str, str]) -> AuthStatus:
 
 async def _state_status(config: CCExecutorConfig) -> StoreStatus:
     from .._history import STATE_FILE, _connect, _create_private, _redis_recent
+    from .._statestore import check_integrity, store_error
 
     if config.history_url:
         location = _without_password(config.history_url)
@@ -249,16 +250,17 @@ async def _state_status(config: CCExecutorConfig) -> StoreStatus:
 
     def probe() -> None:
         _create_private(path)
-        _connect(path).close()
+        conn = _connect(path)
+        try:
+            check_integrity(conn)
+        finally:
+            conn.close()
 
     try:
         await asyncio.to_thread(probe)
     except Exception as exc:
-        return StoreStatus(
-            location=str(path),
-            usable=False,
-            error=f"cannot open {path}: {exc}; start the server with a writable --state-dir",
-        )
+        error = store_error(exc, path, "checking it")
+        return StoreStatus(location=str(path), usable=False, error=str(error))
     return StoreStatus(location=str(path), usable=True)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
@@ -152,7 +153,11 @@ class _Tools:
         estimated_seconds and the reasons. From the execution history of similar tasks
         when there is enough of it, else from the prompt (verbs, files, steps, length)."""
         history = await load_candidates(self.config, HISTORY_FOR_ESTIMATES)
-        return get_task_complexity(task, history=history)
+        # CPU work (regular expressions over the prompt): off the event loop, so a
+        # huge prompt never stalls the tasks this server is running.
+        return await anyio.to_thread.run_sync(
+            functools.partial(get_task_complexity, task, history=history)
+        )
 
     @_tool_errors
     async def suggest_execution_strategy(
@@ -164,7 +169,11 @@ class _Tools:
         timeout, which earlier tasks it depends on; which tasks could run at once
         (concurrent_groups) and the estimated total time."""
         history = await load_candidates(self.config, HISTORY_FOR_ESTIMATES)
-        return suggest_execution_strategy(tasks, history=history, config=self.config)
+        return await anyio.to_thread.run_sync(
+            functools.partial(
+                suggest_execution_strategy, tasks, history=history, config=self.config
+            )
+        )
 
     @_tool_errors
     async def get_execution_history(
@@ -214,7 +223,7 @@ class _Tools:
                 "changed, returned as `structured`."
             ),
         ] = False,
-        timeout: Annotated[
+        timeout: Annotated[  # noqa: ASYNC109 (the task's timeout, passed on; not this call's)
             float | Literal["auto"] | None,
             Field(
                 description='Seconds the task may take, or "auto" (predicted from history); '
