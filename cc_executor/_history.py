@@ -115,7 +115,10 @@ def prompt_class(normalized: str) -> str:
 
 
 def record_from_result(result: TaskResult, config: CCExecutorConfig) -> HistoryRecord:
-    normalized = normalize_prompt(result.task)
+    from ._secrets import find_secrets
+
+    # Masked before normalising: the lower-cased copy must not hold a secret either.
+    normalized = normalize_prompt(find_secrets(config).mask(result.task))
     usage = result.usage or {}
     input_tokens = _int_sum(
         usage, "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"

@@ -28,11 +28,13 @@ from typing import Any
 import anyio.to_thread
 
 from . import errors
+from ._secrets import Secrets
 from .result import TaskResult
 
 __all__ = ["Journal", "NullJournal", "StepRecord", "error_json", "restore_result"]
 
 DB_NAME = "state.db"
+_NO_SECRETS = Secrets()
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS steps (
@@ -141,12 +143,15 @@ class Journal:
             statements.append((_DROP_LATER, (run_id, index)))
         await anyio.to_thread.run_sync(self._write, *statements)
 
-    async def finish(self, run_id: str, index: int, result: TaskResult) -> None:
-        """Record how step `index` ended, with its whole result."""
+    async def finish(
+        self, run_id: str, index: int, result: TaskResult, secrets: Secrets = _NO_SECRETS
+    ) -> None:
+        """Record how step `index` ended, with its whole result, `secrets` masked in it."""
+        failure = error_json(result)
         row = (
             "success" if result.success else "failed",
-            result.model_dump_json(),
-            error_json(result),
+            secrets.mask_json(result.model_dump_json()),
+            secrets.mask_json(failure) if failure is not None else None,
             result.total_cost_usd,
             str(result.transcript_path) if result.transcript_path else None,
             result.ended_at.isoformat(),
@@ -190,7 +195,9 @@ class NullJournal:
     ) -> None:
         return None
 
-    async def finish(self, run_id: str, index: int, result: TaskResult) -> None:
+    async def finish(
+        self, run_id: str, index: int, result: TaskResult, secrets: Secrets = _NO_SECRETS
+    ) -> None:
         return None
 
     async def close(self) -> None:

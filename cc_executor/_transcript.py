@@ -8,9 +8,10 @@ with `parse_event` sees them as `UnknownEvent`s.
 
 The file is created with mode 0600 before the CLI starts and flushed after
 every block of lines, so a crash of the caller loses nothing already received.
-Secret values (see `_command.secret_values`) are replaced with `[REDACTED]`
+Secret values, in every form (see `_secrets.py`), are replaced with `[REDACTED]`
 before anything is written; the file name holds a timestamp and the execution
-uuid, never task text.
+uuid, never task text. A disk that fills up mid-run ends the transcript, never
+the run (`TaskResult.transcript_complete`).
 """
 
 from __future__ import annotations
@@ -21,23 +22,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._command import MASK, mask
+from ._log import logger
+from ._secrets import Secrets
 
 __all__ = ["NullTranscript", "Transcript", "read_transcript"]
 
 
 class Transcript:
-    def __init__(self, path: Path, secrets: tuple[str, ...]) -> None:
+    """One run's transcript file, open for appending.
+
+    A write that fails (disk full, I/O error) ends the transcript: the error is
+    logged once as a warning, the file is closed with what it holds, `complete`
+    turns False and later writes are dropped. The run itself goes on.
+    """
+
+    def __init__(self, path: Path, secrets: Secrets) -> None:
         self.path = path
+        self.complete = True
         self._secrets = secrets
-        self._secret_bytes = tuple(s.encode() for s in secrets)
-        self._mask = MASK.encode()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        self._file = os.fdopen(fd, "wb", buffering=1 << 16)
+        self._fd: int | None = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600
+        )
 
     @classmethod
     def create(
-        cls, directory: Path, execution_uuid: str, started_at: datetime, secrets: tuple[str, ...]
+        cls, directory: Path, execution_uuid: str, started_at: datetime, secrets: Secrets
     ) -> Transcript:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         stamp = started_at.strftime("%Y%m%dT%H%M%S")
@@ -45,28 +54,52 @@ class Transcript:
 
     def record(self, kind: str, fields: dict[str, Any]) -> None:
         line = json.dumps({"type": f"cc_executor.{kind}", **fields}, default=str)
-        self._file.write(mask(line, self._secrets).encode() + b"\n")
-        self._file.flush()
+        self._put(self._secrets.mask(line).encode("utf-8", "surrogateescape") + b"\n")
 
     def write(self, block: bytes) -> None:
-        """Append raw stdout bytes (whole lines) and flush them to the OS."""
-        for secret in self._secret_bytes:
-            if secret in block:
-                block = block.replace(secret, self._mask)
-        self._file.write(block)
-        self._file.flush()
+        """Append raw stdout bytes (whole lines), masked, and hand them to the OS."""
+        self._put(self._secrets.mask_bytes(block))
+
+    def _put(self, data: bytes) -> None:
+        if self._fd is None:
+            return
+        view = memoryview(data)
+        try:
+            while view:  # os.write may write part of it (a disk filling up)
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.complete = False
+        logger.warning(
+            "transcript {} cannot be written any more ({}); it ends here, incomplete "
+            "(result.transcript_complete=False), and the run goes on",
+            self.path,
+            exc.strerror or exc,
+        )
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
+        if self._fd is None:
+            return
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._fail(exc)
+        self._close_fd()
 
 
 class NullTranscript:
     """Used when save_transcript=False."""
 
     path: Path | None = None
+    complete = True
 
     def record(self, kind: str, fields: dict[str, Any]) -> None:
         pass

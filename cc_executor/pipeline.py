@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ._api import _run_sync, cc_run
 from ._log import logger
 from ._retry import call_hook
+from ._secrets import find_secrets
 from ._tasklist import load_task_list
 from .config import CCExecutorConfig, config_error
 from .errors import BudgetExceededError, CCExecutorError, ConfigError
@@ -518,7 +519,7 @@ class _ListRun:
         await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
         await self._emit(i, "started")
         result = await cc_run(spec.prompt, config)
-        await self.journal.finish(self.run_id, i, result)
+        await self.journal.finish(self.run_id, i, result, find_secrets(config))
         self.results[i] = result
         self.spent += result.total_cost_usd or 0.0
         if not result.success:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from .._secrets import Secrets, find_secrets
 from ..config import CCExecutorConfig, PermissionMode
 from ..errors import ConfigError
 
@@ -96,9 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level",
-        default="WARNING",
+        default=None,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="cc_executor's log on stderr, which MCP clients keep (default: WARNING)",
+        help="write cc_executor's log at this level to stderr, which MCP clients keep in "
+        "their own log files (default: no log; secrets are masked in it either way)",
     )
     return parser
 
@@ -148,18 +150,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = _parser().parse_args(argv)
     try:
-        server = create_server(_config(args))
+        config = _config(args)
+        server = create_server(config)
     except (ConfigError, ModuleNotFoundError) as exc:
         print(f"cc_executor.mcp: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    _log_to_stderr(args.log_level)
+    if args.log_level is not None:
+        _log_to_stderr(args.log_level, find_secrets(config))
     server.run("stdio")
 
 
-def _log_to_stderr(level: str) -> None:
-    """The library's log (off by default) on stderr: stdout carries the MCP protocol."""
+def _log_to_stderr(level: str, secrets: Secrets) -> None:
+    """The library's log (off unless --log-level) on stderr: stdout carries the MCP
+    protocol. Every message has `secrets` masked, whatever logged it."""
     from loguru import logger
 
+    def masked(record: Any) -> bool:
+        record["message"] = secrets.mask(record["message"])
+        return True
+
     logger.remove()
-    logger.add(sys.stderr, level=level)
+    logger.add(sys.stderr, level=level, filter=masked)
     logger.enable("cc_executor")
