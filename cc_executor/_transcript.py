@@ -20,12 +20,23 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._log import logger
 from ._secrets import Secrets
+from .errors import ConfigError
 
-__all__ = ["NullTranscript", "Transcript", "read_transcript"]
+if TYPE_CHECKING:
+    from .config import CCExecutorConfig
+
+__all__ = [
+    "NullTranscript",
+    "Transcript",
+    "find_transcripts",
+    "read_transcript",
+    "transcript_root",
+    "trusted_transcript",
+]
 
 
 class Transcript:
@@ -131,3 +142,49 @@ def read_transcript(
                     continue
             lines.append(line)
     return header, lines, footer
+
+
+# -- which transcripts to trust --------------------------------------------------------
+
+
+def transcript_root(config: CCExecutorConfig) -> Path:
+    """The folder every transcript of `config` is written under: `transcript_dir` or
+    $CC_EXECUTOR_TRANSCRIPT_DIR, else `<records_home()>/projects` (each project's
+    ``transcripts`` folder is inside it)."""
+    from .config import records_home
+
+    return config.transcripts_root() or records_home() / "projects"
+
+
+def find_transcripts(execution_uuid: str, config: CCExecutorConfig) -> list[Path]:
+    """Every transcript file of `execution_uuid` under `transcript_root(config)`, resolved;
+    a file that resolves outside it (a symlink planted there) is left out. More than one
+    means something other than cc_executor wrote one: trust none."""
+    root = transcript_root(config).resolve()
+    if not root.is_dir():
+        return []
+    pattern = f"*_{execution_uuid}.jsonl"
+    found = root.glob(pattern if config.transcripts_root() else f"*/transcripts/{pattern}")
+    return sorted({p.resolve() for p in found if _inside(p.resolve(), root)})
+
+
+def trusted_transcript(path: str | os.PathLike[str], config: CCExecutorConfig) -> Path:
+    """`path`, resolved, if it is under `transcript_root(config)`; else `ConfigError`.
+
+    A transcript elsewhere (in a project the agent could write to) may be forged:
+    its footer says nothing about any run."""
+    root = transcript_root(config).resolve()
+    resolved = Path(path).expanduser().resolve()
+    if not _inside(resolved, root):
+        raise ConfigError(
+            f"{str(path)!r} is not under the transcript dir {str(root)!r}, so it may not be "
+            "a record cc_executor wrote (anyone, the agent included, can write a file that "
+            "looks like one). Read transcripts from the transcript dir, or point "
+            "transcript_dir / $CC_EXECUTOR_TRANSCRIPT_DIR at the folder that holds this one.",
+            field="transcript_dir",
+        )
+    return resolved
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path != root and path.is_relative_to(root)

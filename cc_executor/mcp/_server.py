@@ -159,7 +159,13 @@ class _Tools:
                 "the server with another --cwd",
                 field="cwd",
             )
-        self.config = config.with_overrides(cwd=self.root)
+        # The records of every call stay in the server's project folder (a call's cwd,
+        # inside the root, does not move them): one history, one place to verify runs.
+        self.config = config.with_overrides(
+            cwd=self.root,
+            state_dir=config.state_dir,
+            transcript_dir=config.resolved_transcript_dir().absolute(),
+        )
         self.secrets = find_secrets(self.config)
         self.running_tasks = 0
         self.running_task_lists = 0
@@ -211,6 +217,8 @@ class _Tools:
         """The newest finished tasks (of this server and of any program sharing its state
         store): execution_uuid, success, error_type, duration_s, cost_usd, model, turns,
         tool calls, started_at. Prompts are kept only in normalized form."""
+        if self.config.state_dir is None and self.config.history_url is None:
+            return []  # state_dir=None: no history kept
         return await get_execution_history(
             limit, state_dir=self.config.state_dir, history_url=self.config.history_url
         )
