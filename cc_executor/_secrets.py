@@ -12,8 +12,9 @@ of the structured config that can hold them (`mcp_config` — its servers'
 (header, CLI lines, footer), the journal's stored results, the history,
 the log, the MCP server's results and `cc-execute show`. A secret is masked in
 every form it takes on its way there: as is, JSON-escaped (``pa\\"ss\\\\word``;
-non-ASCII as ``\\u00e9`` or as is, either hex case) and JSON-escaped twice (a
-JSON text inside a JSON string, e.g. an `mcp_config` in a transcript header).
+non-ASCII as ``\\u00e9`` or as is, either hex case), and so up to three times
+(a JSON text inside a JSON string inside a JSON line: an `mcp_config` on a
+command line that a tool's output shows).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ MIN_INHERITED_SECRET_LEN = 8
 # extra_args flags whose value is a JSON text (or a file holding one) that may hold secrets.
 _JSON_FLAGS = ("--settings", "--mcp-config")
 _HEX_ESCAPE = re.compile(r"\\u([0-9a-f]{4})")
+_ESCAPE_LEVELS = 3
 
 
 class Secrets:
@@ -117,12 +119,15 @@ _MASK_BYTES = MASK.encode()
 
 
 def _forms(value: str) -> set[str]:
-    """`value` as is, JSON-escaped (both `ensure_ascii` settings, either hex case), and
-    JSON-escaped twice."""
-    once = {json.dumps(value, ensure_ascii=a)[1:-1] for a in (True, False)}
-    once |= {_HEX_ESCAPE.sub(lambda m: "\\u" + m.group(1).upper(), f) for f in once}
-    twice = {json.dumps(f, ensure_ascii=a)[1:-1] for f in once for a in (True, False)}
-    return {value, *once, *twice}
+    """`value` as is and JSON-escaped up to `_ESCAPE_LEVELS` times (a JSON text inside a
+    JSON string inside a JSON line), each with `ensure_ascii` on and off, either hex case."""
+    forms = frontier = {value}
+    for _ in range(_ESCAPE_LEVELS):
+        escaped = {json.dumps(f, ensure_ascii=a)[1:-1] for f in frontier for a in (True, False)}
+        escaped |= {_HEX_ESCAPE.sub(lambda m: "\\u" + m.group(1).upper(), f) for f in escaped}
+        frontier = escaped - forms
+        forms = forms | frontier
+    return forms
 
 
 def find_secrets(config: CCExecutorConfig, environ: Mapping[str, str] | None = None) -> Secrets:

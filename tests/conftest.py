@@ -37,9 +37,7 @@ def records_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _run_in_tmp_path(
-    tmp_path: Path, records_home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _run_in_tmp_path(tmp_path: Path, records_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test runs in its own directory with its own records home: nothing lands in
     the developer's tree or in their real per-user state directory."""
     monkeypatch.chdir(tmp_path)
