@@ -119,9 +119,9 @@ class TaskResult(BaseModel):
     transcript_complete: bool = Field(
         default=True,
         description=(
-            "False when the transcript could not be written to its end (disk full, I/O "
-            "error): it holds the run up to that point and has no footer. The result "
-            "itself is unaffected."
+            "False when a transcript of this task (any attempt's) could not be written to "
+            "its end (disk full, I/O error): it holds the run up to that point and has no "
+            "footer. The result itself is unaffected."
         ),
     )
     execution_uuid: str

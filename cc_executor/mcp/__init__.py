@@ -9,7 +9,8 @@ Needs the optional extra: ``pip install 'cc_executor[mcp]'``.
 Where a run's options come from, lowest first:
 
 1. the library's defaults (`CCExecutorConfig`) and its environment variables:
-   ``CC_EXECUTOR_CLI`` (the ``claude`` executable), ``CC_EXECUTOR_TRANSCRIPT_DIR``;
+   ``CC_EXECUTOR_CLI`` (the ``claude`` executable), ``CC_EXECUTOR_TRANSCRIPT_DIR``,
+   ``CC_EXECUTOR_HOME`` (where records go by default);
    every run inherits the server's environment (the ``env`` of its ``.mcp.json``
    entry), so ``ANTHROPIC_API_KEY`` and friends set there reach the CLI;
 2. ``--config FILE``: a JSON or YAML mapping of `CCExecutorConfig` fields;
@@ -78,13 +79,15 @@ def _parser() -> argparse.ArgumentParser:
         "--transcript-dir",
         type=Path,
         metavar="DIR",
-        help="transcripts (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else ./transcripts)",
+        help="transcripts (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else the --cwd project's "
+        "folder in $CC_EXECUTOR_HOME or the per-user state directory)",
     )
     parser.add_argument(
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="task-list journal and execution history (default: ./.cc_executor)",
+        help="task-list journal and execution history (default: the --cwd project's folder "
+        "in $CC_EXECUTOR_HOME or the per-user state directory)",
     )
     parser.add_argument(
         "--permission-mode",
