@@ -621,7 +621,10 @@ def demo(
     files = sorted(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
     out.print(Text(f"Transcripts: {transcripts} ({len(files)} file(s))", style="bold"))
     if files:
-        out.print(f"  replay one: cc-execute show {shlex.quote(str(files[0]))}")
+        out.print(
+            f"  replay one: cc-execute show --transcript-dir {shlex.quote(str(transcripts))} "
+            f"{shlex.quote(str(files[0]))}"
+        )
     out.print(f"Journal and history: {state / 'state.db'} (run {run_id})")
     if model is not None:
         out.print(

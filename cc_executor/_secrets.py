@@ -53,21 +53,19 @@ class Secrets:
     string of a JSON-like structure (dicts, lists, tuples).
     """
 
-    __slots__ = ("_byte_forms", "_forms", "_values")
+    __slots__ = ("_byte_groups", "_groups", "_values")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values = tuple(sorted({v for v in values if v}, key=len, reverse=True))
-        forms: set[str] = set()
-        for value in self._values:
-            forms.update(_forms(value))
-        self._forms = tuple(sorted(forms, key=len, reverse=True))
-        byte_forms: set[bytes] = set()
-        for form in self._forms:
-            try:
-                byte_forms.add(form.encode("utf-8", "surrogateescape"))
-            except UnicodeEncodeError:  # a lone surrogate no file can hold as bytes
-                continue
-        self._byte_forms = tuple(sorted(byte_forms, key=len, reverse=True))
+        # Per secret (longest first): a probe every form contains — its longest run of
+        # characters JSON never escapes —, then its forms, longest first. A block without
+        # the probe is skipped at the cost of one `in`, so masking a stream stays cheap.
+        self._groups: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+            (_probe(v), tuple(sorted(_forms(v), key=len, reverse=True))) for v in self._values
+        )
+        self._byte_groups = tuple(
+            (probe.encode(), tuple(_encoded(forms))) for probe, forms in self._groups
+        )
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)
@@ -83,22 +81,26 @@ class Secrets:
 
     def mask(self, text: str) -> str:
         """`text` with every form of every secret replaced by ``[REDACTED]``."""
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, MASK)
+        for probe, forms in self._groups:
+            if probe in text:
+                for form in forms:
+                    if form in text:
+                        text = text.replace(form, MASK)
         return text
 
     def mask_bytes(self, data: bytes) -> bytes:
         """`mask` for UTF-8 bytes (the CLI's stdout lines)."""
-        for form in self._byte_forms:
-            if form in data:
-                data = data.replace(form, _MASK_BYTES)
+        for probe, forms in self._byte_groups:
+            if probe in data:
+                for form in forms:
+                    if form in data:
+                        data = data.replace(form, _MASK_BYTES)
         return data
 
     def mask_tree(self, data: Any) -> Any:
         """A copy of a JSON-like structure with `mask` applied to every string in it
         (keys included); other values as they are."""
-        if not self._forms:
+        if not self._values:
             return data
         if isinstance(data, str):
             return self.mask(data)
@@ -110,12 +112,28 @@ class Secrets:
 
     def mask_json(self, text: str) -> str:
         """A JSON text with every string in it masked, still valid JSON."""
-        if not self._forms:
+        if not self._values:
             return text
         return json.dumps(self.mask_tree(json.loads(text)), ensure_ascii=False)
 
 
 _MASK_BYTES = MASK.encode()
+_UNESCAPED_RUN = re.compile(r"[\x20-\x7e]+")
+
+
+def _probe(value: str) -> str:
+    """The longest run of `value` that every form keeps as is: printable ASCII other
+    than `"` and `\\` ("" when there is none: then every form is tried)."""
+    runs = [r for chunk in _UNESCAPED_RUN.findall(value) for r in re.split(r'["\\]', chunk)]
+    return max(runs, key=len, default="")
+
+
+def _encoded(forms: Iterable[str]) -> Iterator[bytes]:
+    for form in forms:
+        try:
+            yield form.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate no file can hold as bytes
+            continue
 
 
 def _forms(value: str) -> set[str]:

@@ -386,7 +386,13 @@ class CCExecutorConfig(BaseModel):
 
     def task_cwd(self) -> Path:
         """The task's working directory, resolved: `cwd`, else the current directory."""
-        return (self.cwd or Path.cwd()).expanduser().resolve()
+        try:
+            return (self.cwd or Path.cwd()).expanduser().resolve()
+        except OSError as exc:  # the current directory was removed
+            raise ConfigError(
+                f"cannot resolve the task's working directory: {exc}; pass cwd=",
+                field="cwd",
+            ) from exc
 
     def with_overrides(self, **overrides: Any) -> CCExecutorConfig:
         """A copy with `overrides` applied and validated (ConfigError on a bad one)."""
