@@ -194,6 +194,29 @@ async def test_secrets_reach_no_created_file_in_any_form(
     assert leaks_in((shown.stdout + shown.stderr).encode(), "cc-execute show") == []
 
 
+async def test_secrets_inside_nested_config_reach_no_file(
+    fake_cli: Factory, tmp_path: Path, records_home: Path, log: list[str]
+) -> None:
+    """A token in an MCP server's `env` and one in `--settings`: the fake CLI answers
+    with its whole command line, so they come back escaped up to three times."""
+    settings = json.dumps({"env": {"DB_PASSWORD": SECRET_UNICODE}})
+    config = fake_cli(
+        "echo_env",
+        mcp_config={"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GH_TOKEN": SECRET_QUOTE}}}},
+        extra_args=("--settings", settings),
+    )
+    config = config.with_overrides(transcript_dir=None)  # the default place
+    result = await cc_run("x", config)
+    assert result.success, result.error
+    argv = json.loads(result.output)["argv"]  # in memory: as given
+    assert settings in argv
+    assert result.transcript_path is not None and result.transcript_path.is_relative_to(
+        records_home
+    )
+    assert leaks_in_files(tmp_path, records_home) == []
+    assert leaks_in("\n".join(log).encode(), "log") == []
+
+
 async def test_a_non_json_line_is_logged_masked(
     fake_cli: Factory, tmp_path: Path, records_home: Path, log: list[str]
 ) -> None:
