@@ -165,8 +165,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _log_to_stderr(level: str, secrets: Secrets) -> None:
     """The library's log (off unless --log-level) on stderr: stdout carries the MCP
-    protocol. Every message has `secrets` masked, whatever logged it."""
+    protocol. Every message has `secrets` masked, whatever logged it. The SDK's own
+    log (stdlib logging, errors only by default) follows the same level."""
+    import logging
+
     from loguru import logger
+
+    logging.getLogger().setLevel(level)
 
     def masked(record: Any) -> bool:
         record["message"] = secrets.mask(record["message"])

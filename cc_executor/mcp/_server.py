@@ -547,7 +547,9 @@ def create_server(config: CCExecutorConfig | None = None) -> MCPServer[Any]:
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=__version__,
-        log_level="WARNING",
+        # The SDK's own log (stdlib logging, on stderr): errors only, unless the server
+        # was started with --log-level (cc_executor.mcp.main raises it then).
+        log_level="ERROR",
     )
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     runs = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
