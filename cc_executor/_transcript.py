@@ -153,7 +153,7 @@ def transcript_root(config: CCExecutorConfig) -> Path:
     ``transcripts`` folder is inside it)."""
     from .config import records_home
 
-    return config.transcripts_root() or records_home() / "projects"
+    return config.given_transcript_dir() or records_home() / "projects"
 
 
 def find_transcripts(execution_uuid: str, config: CCExecutorConfig) -> list[Path]:
@@ -164,7 +164,7 @@ def find_transcripts(execution_uuid: str, config: CCExecutorConfig) -> list[Path
     if not root.is_dir():
         return []
     pattern = f"*_{execution_uuid}.jsonl"
-    found = root.glob(pattern if config.transcripts_root() else f"*/transcripts/{pattern}")
+    found = root.glob(pattern if config.given_transcript_dir() else f"*/transcripts/{pattern}")
     return sorted({p.resolve() for p in found if _inside(p.resolve(), root)})
 
 

@@ -410,12 +410,13 @@ class CCExecutorConfig(BaseModel):
     def resolved_transcript_dir(self) -> Path:
         """Where this config's runs write transcripts: `transcript_dir`, else
         $CC_EXECUTOR_TRANSCRIPT_DIR, else `<project records folder>/transcripts`."""
-        return self.transcripts_root() or project_records_dir(self.task_cwd()) / "transcripts"
+        return self.given_transcript_dir() or project_records_dir(self.task_cwd()) / "transcripts"
 
-    def transcripts_root(self) -> Path | None:
-        """The folder a transcript must be in to be trusted (`verify_execution`,
-        `cc-execute show`): `transcript_dir` or $CC_EXECUTOR_TRANSCRIPT_DIR, resolved;
-        None: the default layout, `<records_home()>/projects/*/transcripts`."""
+    def given_transcript_dir(self) -> Path | None:
+        """`transcript_dir`, else $CC_EXECUTOR_TRANSCRIPT_DIR, made absolute; None when
+        neither is set (the default layout, `<records_home()>/projects/*/transcripts`).
+        A transcript must be under it (or that layout) to be trusted: `verify_execution`,
+        `cc-execute show`."""
         given = self.transcript_dir or os.environ.get("CC_EXECUTOR_TRANSCRIPT_DIR")
         return Path(given).expanduser().absolute() if given else None
 

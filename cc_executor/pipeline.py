@@ -14,7 +14,6 @@ not finish successfully, since its steps are independent.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 import secrets
@@ -654,6 +653,7 @@ def _print(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-@functools.cache
 def _default_config() -> CCExecutorConfig:
+    # Built per call, never cached: its default state_dir is the current directory's
+    # project folder, which changes with the directory.
     return CCExecutorConfig()
