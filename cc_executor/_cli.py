@@ -297,7 +297,8 @@ def list_command(
     ] = None,
     model: Annotated[str | None, typer.Option(help="The model of every step.")] = None,
     state_dir: Annotated[
-        Path | None, typer.Option(help="Folder of the journal (default ./.cc_executor).")
+        Path | None,
+        typer.Option(help="Folder of the journal (default: this project's records folder)."),
     ] = None,
 ) -> None:
     """Run a task list, one step after another, with a live progress view.
@@ -387,7 +388,8 @@ def _run_list(
 def doctor(
     json_output: Annotated[bool, typer.Option("--json", help="The checks as JSON.")] = False,
     state_dir: Annotated[
-        Path | None, typer.Option(help="Folder of the state store (default ./.cc_executor).")
+        Path | None,
+        typer.Option(help="Folder of the state store (default: this project's records)."),
     ] = None,
 ) -> None:
     """Check this machine: the CLI, authentication, transcript dir, state store.
@@ -421,9 +423,10 @@ def doctor(
 @app.command()
 def history(
     limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
-    state_dir: Annotated[Path, typer.Option(help="Folder of the SQLite history.")] = Path(
-        ".cc_executor"
-    ),
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of the SQLite history (default: this project's records)."),
+    ] = None,
     redis: Annotated[
         str | None, typer.Option(help="Read the history from Redis (redis://host:6379/0).")
     ] = None,
@@ -432,6 +435,9 @@ def history(
     """Recent runs recorded by cc_run / cc_execute, as a table."""
     from ._history import STATE_FILE, get_execution_history
 
+    if state_dir is None:
+        state_dir = CCExecutorConfig().state_dir
+        assert state_dir is not None
     if redis is None and not (state_dir / STATE_FILE).exists():
         if json_output:
             print("[]")
@@ -486,25 +492,44 @@ def show(
     transcript: Annotated[
         Path | None,
         typer.Argument(
-            help="A transcript file (default: the newest in the transcript dir).",
+            help="A transcript file, under the transcript dir (default: this project's newest).",
             exists=True,
             dir_okay=False,
         ),
     ] = None,
+    transcript_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The transcript dir to trust (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else "
+            "the per-user records)."
+        ),
+    ] = None,
 ) -> None:
-    """Replay a transcript readably: turns, tool calls, results, cost."""
-    from ._replay import replay
+    """Replay a transcript readably: turns, tool calls, results, cost.
 
-    if transcript is None:
-        directory = CCExecutorConfig().resolved_transcript_dir()
-        found = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
-        if not found:
-            _fail(ConfigError(f"no transcript in {directory}: give a transcript file"))
-        transcript = found[-1]
+    Only a transcript under the transcript dir is shown: a file elsewhere may be forged.
+    """
+    from ._replay import replay
+    from ._secrets import find_secrets
+    from ._transcript import trusted_transcript
+
+    try:
+        config = _config(transcript_dir=transcript_dir)
+        if transcript is None:
+            directory = config.resolved_transcript_dir()
+            found = sorted(directory.glob("*.jsonl")) if directory.is_dir() else []
+            if not found:
+                raise ConfigError(f"no transcript in {directory}: give a transcript file")
+            transcript = found[-1]
+        transcript = trusted_transcript(transcript, config)
+    except CCExecutorError as exc:
+        _fail(exc)
+    secrets = find_secrets(config)  # also masks what an older version left unmasked
     out.print(Text(f"transcript {transcript}", style="dim"))
     try:
         for line in replay(transcript):
-            out.print(line)
+            masked = secrets.mask(line.plain)
+            out.print(line if masked == line.plain else Text(masked, style=line.style))
     except (OSError, ValueError) as exc:
         _fail(ConfigError(f"{transcript} is not a readable transcript: {exc}"))
 
@@ -605,7 +630,10 @@ def demo(
     files = sorted(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
     out.print(Text(f"Transcripts: {transcripts} ({len(files)} file(s))", style="bold"))
     if files:
-        out.print(f"  replay one: cc-execute show {shlex.quote(str(files[0]))}")
+        out.print(
+            f"  replay one: cc-execute show --transcript-dir {shlex.quote(str(transcripts))} "
+            f"{shlex.quote(str(files[0]))}"
+        )
     out.print(f"Journal and history: {state / 'state.db'} (run {run_id})")
     if model is not None:
         out.print(

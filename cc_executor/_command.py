@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ._secrets import ALWAYS_SECRET, Secrets, find_secrets
 from ._structured import schema_arg
 from .config import CCExecutorConfig
 from .errors import CLINotFoundError, ConfigError
@@ -44,12 +45,6 @@ known good (`make test-latest`). `cc-execute doctor` reports against this list."
 # The CLI's own API retries (it reports each as system/api_retry). Set from
 # `cli_max_retries` unless `env` names it explicitly.
 CLI_RETRIES_VAR = "CLAUDE_CODE_MAX_RETRIES"
-
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
-_ALWAYS_SECRET = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
-# Inherited variables are masked only when long enough to be a credential, so a
-# stray KEY=1 in the environment does not blank every "1" of a transcript.
-_MIN_INHERITED_SECRET_LEN = 8
 
 
 def cli_tested_status(version: str) -> Literal["tested", "older", "untested"]:
@@ -106,11 +101,11 @@ class Command:
     argv: list[str]
     env: dict[str, str]
     cwd: Path
-    secrets: tuple[str, ...]
+    secrets: Secrets
     files: tuple[tuple[int, FileArg], ...] = ()
 
     def masked_argv(self) -> list[str]:
-        return [mask(arg, self.secrets) for arg in self.argv]
+        return [self.secrets.mask(arg) for arg in self.argv]
 
 
 @contextlib.contextmanager
@@ -200,7 +195,7 @@ def build_command(
         argv=argv,
         env=env,
         cwd=cwd,
-        secrets=secret_values(config.env, environ),
+        secrets=find_secrets(config, environ),
         files=tuple((i + 1, arg) for i, arg in enumerate(args) if isinstance(arg, FileArg)),
     )
 
@@ -363,39 +358,6 @@ def _check_root_bypass(config: CCExecutorConfig, env: Mapping[str, str], euid: i
         )
 
 
-def secret_values(extra_env: Mapping[str, str], environ: Mapping[str, str]) -> tuple[str, ...]:
-    """Values that must never reach a transcript, longest first."""
-    found: set[str] = set()
-    for name, value in extra_env.items():
-        if value and (name in _ALWAYS_SECRET or _SECRET_NAME.search(name)):
-            found.add(value)
-    for name, value in environ.items():
-        if not value:
-            continue
-        if name in _ALWAYS_SECRET or (
-            _SECRET_NAME.search(name) and len(value) >= _MIN_INHERITED_SECRET_LEN
-        ):
-            found.add(value)
-    return tuple(sorted(found, key=len, reverse=True))
-
-
-MASK = "[REDACTED]"
-
-
-def mask(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return text
-
-
-def mask_bytes(data: bytes, secrets: tuple[bytes, ...]) -> bytes:
-    for secret in secrets:
-        if secret in data:
-            data = data.replace(secret, MASK.encode())
-    return data
-
-
 def session_saved(session_id: str, config: CCExecutorConfig) -> bool:
     """Whether the CLI keeps session `session_id` on this machine, so `--resume` can work:
     its transcript ``<config dir>/projects/<project>/<session id>.jsonl``. A CLI that died
@@ -432,7 +394,7 @@ def find_auth(env: Mapping[str, str]) -> AuthSource | None:
     for switch in _PROVIDERS:
         if env.get(switch, "").strip().lower() not in ("", "0", "false", "no", "off"):
             return AuthSource("provider", switch)
-    for name in _ALWAYS_SECRET:
+    for name in ALWAYS_SECRET:
         if env.get(name, "").strip():
             return AuthSource("variable", name)
     config_dir = Path(env.get("CLAUDE_CONFIG_DIR") or Path(env.get("HOME", "~"), ".claude"))

@@ -122,7 +122,10 @@ def prompt_class(normalized: str) -> str:
 
 
 def record_from_result(result: TaskResult, config: CCExecutorConfig) -> HistoryRecord:
-    normalized = normalize_prompt(result.task)
+    from ._secrets import find_secrets
+
+    # Masked before normalising: the lower-cased copy must not hold a secret either.
+    normalized = normalize_prompt(find_secrets(config).mask(result.task))
     usage = result.usage or {}
     input_tokens = _int_sum(
         usage, "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"
@@ -179,17 +182,22 @@ async def get_execution_history(
 ) -> list[HistoryRecord]:
     """The newest `limit` recorded tasks, newest first, started at or after `since`.
 
-    Reads `history_url` (Redis) if given, else `<state_dir>/state.db`
-    (default `./.cc_executor/state.db`). A naive `since` is local time. No
-    history yet gives an empty list. Raises `StateStoreError` when `state.db`
-    cannot be read (corrupt: the message gives the command that moves it aside).
+    Reads `history_url` (Redis) if given, else `<state_dir>/state.db` (default: the
+    current directory's project folder, `config.project_records_dir`). A naive `since`
+    is local time. No history yet gives an empty list. Raises `StateStoreError` when
+    `state.db` cannot be read (corrupt: the message gives the command that moves it aside).
     """
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ConfigError(f"limit must be an int >= 1, got {limit!r}", field="limit")
     since_ts = since.timestamp() if since is not None else None
     if history_url:
         return await _redis_recent(history_url, limit, since_ts)
-    directory = Path(state_dir) if state_dir is not None else Path(".cc_executor")
+    if state_dir is not None:
+        directory = Path(state_dir)
+    else:
+        from .config import project_records_dir
+
+        directory = project_records_dir(Path.cwd().resolve())
     return await asyncio.to_thread(_sqlite_recent, directory / STATE_FILE, limit, since_ts)
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import anyio.to_thread
 
 from . import errors
+from ._secrets import Secrets
 from ._statestore import cause_of, check_integrity, store_error
 from .result import TaskResult
 
@@ -46,6 +47,7 @@ DB_NAME = "state.db"
 RESERVE_NAME = "state.db.reserve"
 RESERVE_BYTES = 4 * 1024 * 1024
 """Space kept free for recording the end of a step when the disk fills up."""
+_NO_SECRETS = Secrets()
 _SCHEMA_VERSION = 1
 _HOLDERS = """
 CREATE TABLE IF NOT EXISTS holders (
@@ -222,12 +224,15 @@ class Journal:
         doing = f"recording the start of step {index} of run {run_id!r}"
         await anyio.to_thread.run_sync(self._write_or_raise, doing, *statements)
 
-    async def finish(self, run_id: str, index: int, result: TaskResult) -> None:
-        """Record how step `index` ended, with its whole result."""
+    async def finish(
+        self, run_id: str, index: int, result: TaskResult, secrets: Secrets = _NO_SECRETS
+    ) -> None:
+        """Record how step `index` ended, with its whole result, `secrets` masked in it."""
+        failure = error_json(result)
         row = (
             "success" if result.success else "failed",
-            result.model_dump_json(),
-            error_json(result),
+            secrets.mask_json(result.model_dump_json()),
+            secrets.mask_json(failure) if failure is not None else None,
             result.total_cost_usd,
             str(result.transcript_path) if result.transcript_path else None,
             result.ended_at.isoformat(),
@@ -309,7 +314,9 @@ class NullJournal:
     ) -> None:
         return None
 
-    async def finish(self, run_id: str, index: int, result: TaskResult) -> None:
+    async def finish(
+        self, run_id: str, index: int, result: TaskResult, secrets: Secrets = _NO_SECRETS
+    ) -> None:
         return None
 
     async def close(self) -> None:

@@ -295,6 +295,7 @@ class RetryingRun:
                 "model_usage": model_usage,
                 "tool_uses": [t for r in results for t in r.tool_uses],
                 "api_retries": [e for r in results for e in r.api_retries],
+                "transcript_complete": all(r.transcript_complete for r in results),
             }
         )
         if final.error is not None:

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from ._command import Command, arg_files, build_command, mask, spawn_error
+from ._command import Command, arg_files, build_command, spawn_error
 from ._display import LiveView
 from ._log import logger
 from ._predict import predict_timeout
@@ -200,6 +200,8 @@ class Execution:
             footer = self._footer(proc, status, started_at, ended_at, time.monotonic() - t0)
             transcript.record("footer", footer)
             transcript.close()
+            if self.result is not None:
+                self.result.transcript_complete = transcript.complete
 
     @property
     def api_retries(self) -> list[ApiRetryEvent]:
@@ -218,9 +220,10 @@ class Execution:
                 continue
             try:
                 event = parse_event(line)
-            except InvalidLineError as exc:
+            except InvalidLineError:
                 self.invalid_lines += 1
-                logger.warning("skipping a stdout line of the CLI: {}", exc)
+                preview = self.command.secrets.mask_bytes(line)[:200]
+                logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
                 continue
             if type(event) is not StreamEvent:
                 self._observe(event, proc)
@@ -272,7 +275,7 @@ class Execution:
         stopped_by = proc.stopped_by
         if stopped_by == "result_no_exit":
             logger.warning("the CLI did not exit after its result; it was ended, the result stands")
-        stderr_tail = mask(proc.stderr_tail, self.command.secrets)
+        stderr_tail = self.command.secrets.mask(proc.stderr_tail)
         assert self.timeout_s is not None
         structured = self._structured
         error = classify(
@@ -372,7 +375,7 @@ class Execution:
             "session_id": self.session_id,
             "total_cost_usd": result.total_cost_usd if result else None,
             "invalid_lines": self.invalid_lines,
-            "stderr_tail": mask(proc.stderr_tail, self.command.secrets) if proc else "",
+            "stderr_tail": self.command.secrets.mask(proc.stderr_tail) if proc else "",
             "started_at": started_at.isoformat(),
             "ended_at": ended_at.isoformat(),
             "duration_s": round(duration_s, 3),

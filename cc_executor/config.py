@@ -9,8 +9,10 @@ widens what the agent may do is an option the caller writes down.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,7 +31,16 @@ from pydantic import (
 from ._structured import check_schema
 from .errors import ConfigError
 
-__all__ = ["CCExecutorConfig", "PermissionMode", "RetryBackoff", "check_prompt", "check_text"]
+__all__ = [
+    "CCExecutorConfig",
+    "PermissionMode",
+    "RetryBackoff",
+    "check_prompt",
+    "check_text",
+    "project_folder_name",
+    "project_records_dir",
+    "records_home",
+]
 
 PermissionMode = Literal[
     "acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"
@@ -155,7 +166,10 @@ class CCExecutorConfig(BaseModel):
     save_transcript: bool = True
     transcript_dir: Path | None = Field(
         None,
-        description="Transcript folder: default $CC_EXECUTOR_TRANSCRIPT_DIR, else ./transcripts.",
+        description=(
+            "Transcript folder: default $CC_EXECUTOR_TRANSCRIPT_DIR, else the project's "
+            "records folder (see `records_home`) / transcripts."
+        ),
     )
     on_permission_denied: Literal["fail", "warn"] = "fail"
 
@@ -207,10 +221,12 @@ class CCExecutorConfig(BaseModel):
 
     # -- task lists; state_dir also holds the SQLite execution history --
     state_dir: Path | None = Field(
-        Path(".cc_executor"),
+        None,
         description=(
             "Folder of the embedded state file state.db (task-list journal and SQLite "
-            "history); None keeps neither."
+            "history); None keeps neither. Not given: the project's records folder, "
+            "<records_home()>/projects/<cwd as a folder name>, resolved when the config is "
+            "built."
         ),
     )
     max_total_cost_usd: float | None = Field(
@@ -377,6 +393,23 @@ class CCExecutorConfig(BaseModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _default_state_dir(self) -> CCExecutorConfig:
+        # Not given (None given means none): the project's folder in the per-user records.
+        if "state_dir" not in self.model_fields_set:
+            object.__setattr__(self, "state_dir", project_records_dir(self.task_cwd()))
+        return self
+
+    def task_cwd(self) -> Path:
+        """The task's working directory, resolved: `cwd`, else the current directory."""
+        try:
+            return (self.cwd or Path.cwd()).expanduser().resolve()
+        except OSError as exc:  # the current directory was removed
+            raise ConfigError(
+                f"cannot resolve the task's working directory: {exc}; pass cwd=",
+                field="cwd",
+            ) from exc
+
     def with_overrides(self, **overrides: Any) -> CCExecutorConfig:
         """A copy with `overrides` applied and validated (ConfigError on a bad one)."""
         if not overrides:
@@ -391,9 +424,17 @@ class CCExecutorConfig(BaseModel):
         return CCExecutorConfig(**values)
 
     def resolved_transcript_dir(self) -> Path:
-        if self.transcript_dir is not None:
-            return self.transcript_dir
-        return Path(os.environ.get("CC_EXECUTOR_TRANSCRIPT_DIR") or "transcripts")
+        """Where this config's runs write transcripts: `transcript_dir`, else
+        $CC_EXECUTOR_TRANSCRIPT_DIR, else `<project records folder>/transcripts`."""
+        return self.given_transcript_dir() or project_records_dir(self.task_cwd()) / "transcripts"
+
+    def given_transcript_dir(self) -> Path | None:
+        """`transcript_dir`, else $CC_EXECUTOR_TRANSCRIPT_DIR, made absolute; None when
+        neither is set (the default layout, `<records_home()>/projects/*/transcripts`).
+        A transcript must be under it (or that layout) to be trusted: `verify_execution`,
+        `cc-execute show`."""
+        given = self.transcript_dir or os.environ.get("CC_EXECUTOR_TRANSCRIPT_DIR")
+        return Path(given).expanduser().absolute() if given else None
 
     def fallback_model_arg(self) -> str | None:
         if isinstance(self.fallback_model, tuple):
@@ -439,6 +480,43 @@ def check_text(text: str, field: str) -> None:
 
 
 _ACCEPTED_NAMES = frozenset(CCExecutorConfig.model_fields) | {"stream"}
+
+HOME_VAR = "CC_EXECUTOR_HOME"
+_PROJECT_NAME_MAX = 200
+
+
+def records_home() -> Path:
+    """The per-user folder of cc_executor's records: $CC_EXECUTOR_HOME, else the
+    platform's user state directory (``~/.local/state/cc_executor`` on Linux,
+    ``~/Library/Application Support/cc_executor`` on macOS), from `platformdirs`.
+
+    Outside every project, so an agent editing its project cannot reach its own
+    records (transcripts, state.db) by listing its working directory.
+    """
+    home = os.environ.get(HOME_VAR)
+    if home:
+        return Path(home).expanduser().absolute()
+    import platformdirs  # only when a default location is needed: `import cc_executor` stays lean
+
+    return Path(platformdirs.user_state_dir("cc_executor", appauthor=False))
+
+
+def project_folder_name(cwd: Path) -> str:
+    """The folder name of project `cwd` (an absolute path), as Claude Code names its own
+    project folders (``~/.claude/projects/-work-foo``): every character other than an
+    ASCII letter or digit becomes ``-``. A name longer than 200 characters keeps its first
+    200 and gains ``-`` and a hash of the whole path, so it stays unique and short."""
+    name = re.sub(r"[^A-Za-z0-9]", "-", str(cwd))
+    if len(name) > _PROJECT_NAME_MAX:
+        digest = hashlib.sha256(str(cwd).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        name = f"{name[:_PROJECT_NAME_MAX]}-{digest}"
+    return name
+
+
+def project_records_dir(cwd: Path) -> Path:
+    """`<records_home()>/projects/<project_folder_name(cwd)>`: the default `state_dir`;
+    its `transcripts` folder is the default transcript dir."""
+    return records_home() / "projects" / project_folder_name(cwd)
 
 
 def _unknown_field_error(name: str) -> ConfigError:

@@ -14,7 +14,6 @@ not finish successfully, since its steps are independent.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 import secrets
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ._api import _run_sync, cc_run
 from ._log import logger
 from ._retry import call_hook
+from ._secrets import find_secrets
 from ._tasklist import load_task_list
 from .config import CCExecutorConfig, check_prompt, config_error
 from .errors import BudgetExceededError, CCExecutorError, ConfigError, StateStoreError
@@ -555,7 +555,7 @@ class _ListRun:
         # Kept before the journal write: a failing store still hands the result back.
         self.results[i] = result
         self.spent += result.total_cost_usd or 0.0
-        await self.journal.finish(self.run_id, i, result)
+        await self.journal.finish(self.run_id, i, result, find_secrets(config))
         if not result.success:
             self.failed.append(i)
             if timeout_capped and result.stopped_by == "timeout" and self.budget_error is None:
@@ -709,6 +709,7 @@ def _print(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-@functools.cache
 def _default_config() -> CCExecutorConfig:
+    # Built per call, never cached: its default state_dir is the current directory's
+    # project folder, which changes with the directory.
     return CCExecutorConfig()

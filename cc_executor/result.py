@@ -132,6 +132,14 @@ class TaskResult(BaseModel):
     exit_code: int | None = None
     stderr_tail: str = ""
     transcript_path: Path | None = None
+    transcript_complete: bool = Field(
+        default=True,
+        description=(
+            "False when a transcript of this task (any attempt's) could not be written to "
+            "its end (disk full, I/O error): it holds the run up to that point and has no "
+            "footer. The result itself is unaffected."
+        ),
+    )
     execution_uuid: str
     started_at: datetime
     ended_at: datetime

@@ -40,11 +40,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real_cli)
 
 
+@pytest.fixture
+def records_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test's $CC_EXECUTOR_HOME: the per-user records (default transcripts, state.db)."""
+    return tmp_path_factory.mktemp("cc_executor_home")
+
+
 @pytest.fixture(autouse=True)
-def _run_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test runs in its own directory: the default state dir (./.cc_executor,
-    the execution history) and ./transcripts never land in the developer's tree."""
+def _run_in_tmp_path(tmp_path: Path, records_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own directory with its own records home: nothing lands in
+    the developer's tree or in their real per-user state directory."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CC_EXECUTOR_HOME", str(records_home))
 
 
 @pytest.fixture(scope="session")

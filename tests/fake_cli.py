@@ -125,6 +125,13 @@ def main() -> None:
         sys.stdout.buffer.write(b'{"type": "brand_new_type", "x": 1}\n')
         sys.stdout.buffer.flush()
         result("survived")
+    elif MODE == "garbage_secret":
+        # A non-JSON stdout line holding the secret (logged, and kept in the transcript).
+        init()
+        for name in ("FAKE_API_KEY", "FAKE_DB_PASSWORD"):
+            secret = os.environ.get(name, "")
+            sys.stdout.buffer.write(f"not json: {secret}\n".encode())
+        result("done")
     elif MODE == "big_line":
         size = int(os.environ.get("FAKE_CLI_BYTES", str(100 * 1024 * 1024)))
         init()

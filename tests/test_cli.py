@@ -121,7 +121,7 @@ def test_the_console_script_is_cc_executor_cli_main() -> None:
 
 
 def test_run_prints_the_answer_and_history_and_show_read_it_back(
-    model: ScriptedModel, work: Path, tmp_path: Path
+    model: ScriptedModel, work: Path, tmp_path: Path, records_home: Path
 ) -> None:
     model.add(
         tool_use("Write", {"file_path": str(work / "hello.py"), "content": "print(1)\n"}),
@@ -141,15 +141,18 @@ def test_run_prints_the_answer_and_history_and_show_read_it_back(
     assert (work / "hello.py").read_text() == "print(1)\n"
     assert model.prompts[0] == "Create hello.py for issue 42"
 
-    table = cc("history", cwd=tmp_path)
+    # The records are the project's (--cwd work), kept in the per-user records folder.
+    assert list(work.iterdir()) == [work / "hello.py"]
+    assert not (tmp_path / "transcripts").exists()
+    table = cc("history", cwd=work)
     assert table.returncode == 0, table.stderr
     assert "create hello.py for issue <n>" in table.stdout
-    records = json.loads(cc("history", "--json", cwd=tmp_path).stdout)
+    records = json.loads(cc("history", "--json", cwd=work).stdout)
     assert [(r["normalized_prompt"], r["success"]) for r in records] == [
         ("create hello.py for issue <n>", True)
     ]
 
-    (transcript,) = (tmp_path / "transcripts").glob("*.jsonl")
+    (transcript,) = (records_home / "projects").glob("*/transcripts/*.jsonl")
     shown = cc("show", str(transcript), cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
@@ -160,7 +163,7 @@ def test_run_prints_the_answer_and_history_and_show_read_it_back(
         re.match(r"■ success \(success\) · 2 turn\(s\) · .* · \$0\.\d{4}$", x) for x in lines
     )
     assert lines[-1] == "ended      success · exit code 0"
-    newest = cc("show", cwd=tmp_path).stdout.splitlines()  # default: the newest transcript
+    newest = cc("show", cwd=work).stdout.splitlines()  # default: the project's newest
     assert newest[1:] == lines[1:]
 
 

@@ -4,6 +4,7 @@ direct recording."""
 from __future__ import annotations
 
 import asyncio
+import re
 import stat
 import sys
 import uuid
@@ -164,11 +165,14 @@ async def test_history_file_is_private_and_shared_with_the_state_dir(tmp_path: P
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
 
 
-async def test_default_state_dir_is_dot_cc_executor_in_the_current_directory(
-    tmp_path: Path,
+async def test_default_state_dir_is_the_projects_folder_in_the_records_home(
+    tmp_path: Path, records_home: Path
 ) -> None:
+    """Not the current directory (the project an agent edits): the per-user records."""
     await record_history(fake_result("a"), CCExecutorConfig())
-    assert (tmp_path / ".cc_executor" / "state.db").is_file()  # conftest: cwd is tmp_path
+    project = "-" + "-".join(filter(None, re.split(r"[^A-Za-z0-9]", str(tmp_path.resolve()))))
+    assert (records_home / "projects" / project / "state.db").is_file()
+    assert list(tmp_path.iterdir()) == []  # conftest: cwd is tmp_path
     assert [r.normalized_prompt for r in await get_execution_history()] == ["a"]
 
 
@@ -177,11 +181,14 @@ async def test_reading_an_empty_history_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "none").exists()
 
 
-async def test_record_history_false_records_nothing(claude_cli: str, tmp_path: Path) -> None:
+async def test_record_history_false_records_nothing(
+    claude_cli: str, tmp_path: Path, records_home: Path
+) -> None:
     with ScriptedModel([text("ok")]) as model:
-        result = await cc_run("hello", model.config(cwd=tmp_path, record_history=False))
+        config = model.config(cwd=tmp_path, record_history=False)
+        result = await cc_run("hello", config)
     assert result.success
-    assert not (tmp_path / ".cc_executor").exists()
+    assert config.state_dir is not None and not (config.state_dir / "state.db").exists()
 
 
 async def test_a_broken_store_never_fails_the_task(claude_cli: str, tmp_path: Path) -> None:

@@ -53,6 +53,8 @@ def _server_env(extra: dict[str, str]) -> dict[str, str]:
     return {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "CC_EXECUTOR_CLI": os.environ["CC_EXECUTOR_CLI"],
+        # The test's records home (conftest), never the real per-user state directory.
+        "CC_EXECUTOR_HOME": os.environ["CC_EXECUTOR_HOME"],
         **extra,
     }
 
@@ -572,5 +574,5 @@ async def test_closing_the_server_mid_task_leaves_no_process(
     # the task is left, and its transcript says it was cancelled: the server shut down
     # cleanly instead of being killed.
     assert {p: process_state(p) for p in pids} == {p: "gone" for p in pids}
-    check = await verify_execution(uuid, CCExecutorConfig(transcript_dir=workdir / "transcripts"))
+    check = await verify_execution(uuid, CCExecutorConfig(cwd=workdir))  # the default dir
     assert (check.found, check.status) == (True, "cancelled")

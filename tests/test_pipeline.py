@@ -41,6 +41,7 @@ from cc_executor import (
 from cc_executor._journal import Journal
 from cc_executor._process import find_marked_processes
 from cc_executor._transcript import read_transcript
+from cc_executor.config import project_folder_name
 from cc_executor.testing import ScriptedModel, hang, text, tool_use
 
 from .conftest import ROOT, read_pids
@@ -149,9 +150,10 @@ async def test_stop_on_failure_false_runs_every_step(
 
 
 async def test_seed_form_uses_the_defaults(
-    model: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model: ScriptedModel, tmp_path: Path, records_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`cc_execute_list([...], sequential=True)` as in the seed: journal in ./.cc_executor."""
+    """`cc_execute_list([...], sequential=True)` as in the seed: the journal in the
+    current directory's project folder of the per-user records, nothing in the directory."""
     for name, value in model.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
@@ -161,7 +163,8 @@ async def test_seed_form_uses_the_defaults(
     )
     assert [r.output for r in results] == ["made", "modelled"]
     assert model.prompts == ["1. Create project structure", "2. Add database models"]
-    db = tmp_path / ".cc_executor" / "state.db"
+    assert list(tmp_path.iterdir()) == []
+    db = records_home / "projects" / project_folder_name(tmp_path.resolve()) / "state.db"
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     assert _journal_rows(db.parent, results.run_id) == [(0, "success"), (1, "success")]

@@ -9,7 +9,8 @@ Needs the optional extra: ``pip install 'cc_executor[mcp]'``.
 Where a run's options come from, lowest first:
 
 1. the library's defaults (`CCExecutorConfig`) and its environment variables:
-   ``CC_EXECUTOR_CLI`` (the ``claude`` executable), ``CC_EXECUTOR_TRANSCRIPT_DIR``;
+   ``CC_EXECUTOR_CLI`` (the ``claude`` executable), ``CC_EXECUTOR_TRANSCRIPT_DIR``,
+   ``CC_EXECUTOR_HOME`` (where records go by default);
    every run inherits the server's environment (the ``env`` of its ``.mcp.json``
    entry), so ``ANTHROPIC_API_KEY`` and friends set there reach the CLI;
 2. ``--config FILE``: a JSON or YAML mapping of `CCExecutorConfig` fields;
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from .._secrets import Secrets, find_secrets
 from ..config import CCExecutorConfig, PermissionMode
 from ..errors import ConfigError
 
@@ -77,13 +79,15 @@ def _parser() -> argparse.ArgumentParser:
         "--transcript-dir",
         type=Path,
         metavar="DIR",
-        help="transcripts (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else ./transcripts)",
+        help="transcripts (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else the --cwd project's "
+        "folder in $CC_EXECUTOR_HOME or the per-user state directory)",
     )
     parser.add_argument(
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="task-list journal and execution history (default: ./.cc_executor)",
+        help="task-list journal and execution history (default: the --cwd project's folder "
+        "in $CC_EXECUTOR_HOME or the per-user state directory)",
     )
     parser.add_argument(
         "--permission-mode",
@@ -96,9 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--log-level",
-        default="WARNING",
+        default=None,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="cc_executor's log on stderr, which MCP clients keep (default: WARNING)",
+        help="write cc_executor's log at this level to stderr, which MCP clients keep in "
+        "their own log files (default: no log; secrets are masked in it either way)",
     )
     return parser
 
@@ -148,18 +153,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = _parser().parse_args(argv)
     try:
-        server = create_server(_config(args))
+        config = _config(args)
+        server = create_server(config)
     except (ConfigError, ModuleNotFoundError) as exc:
         print(f"cc_executor.mcp: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    _log_to_stderr(args.log_level)
+    if args.log_level is not None:
+        _log_to_stderr(args.log_level, find_secrets(config))
     server.run("stdio")
 
 
-def _log_to_stderr(level: str) -> None:
-    """The library's log (off by default) on stderr: stdout carries the MCP protocol."""
+def _log_to_stderr(level: str, secrets: Secrets) -> None:
+    """The library's log (off unless --log-level) on stderr: stdout carries the MCP
+    protocol. Every message has `secrets` masked, whatever logged it. The SDK's own
+    log (stdlib logging, errors only by default) follows the same level."""
+    import logging
+
     from loguru import logger
 
+    logging.getLogger().setLevel(level)
+
+    def masked(record: Any) -> bool:
+        record["message"] = secrets.mask(record["message"])
+        return True
+
     logger.remove()
-    logger.add(sys.stderr, level=level)
+    logger.add(sys.stderr, level=level, filter=masked)
     logger.enable("cc_executor")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._command import MARKER_VAR, TESTED_CLI_VERSIONS, cli_tested_status, find_auth, find_cli
 from .._process import find_marked_processes
-from .._transcript import read_transcript
+from .._transcript import find_transcripts, read_transcript, transcript_root
 from .._version import __version__
 from ..config import CCExecutorConfig
 from ..errors import CCExecutorError, ConfigError
@@ -102,7 +102,8 @@ class ExecutionVerification(BaseModel):
 
     execution_uuid: str
     found: bool
-    """A transcript with this execution uuid exists in the transcript dir."""
+    """A transcript with this execution uuid exists in the transcript dir (a file
+    elsewhere, e.g. in the project the agent edits, is never looked at)."""
     ended: bool
     """The transcript has its footer: cc_executor saw the run end (however it ended)."""
     status: str | None = None
@@ -126,6 +127,9 @@ class ExecutionVerification(BaseModel):
     still_running: bool = False
     """A process carrying this execution's marker is alive now."""
     transcript_path: str | None = None
+    conflicting_transcripts: list[str] = []
+    """Set when more than one transcript carries this uuid: none of them is trusted
+    (`success` stays None) and the summary says so."""
     summary: str
     """One plain sentence: what happened."""
 
@@ -302,7 +306,8 @@ def _without_password(url: str) -> str:
 
 
 async def verify_execution(execution_uuid: str, config: CCExecutorConfig) -> ExecutionVerification:
-    """Find `<stamp>_<execution_uuid>.jsonl` in the transcript dir and read how the run ended.
+    """Find `<stamp>_<execution_uuid>.jsonl` under the transcript dir (`transcript_root`)
+    and read how the run ended. Two files for one uuid are flagged, neither trusted.
 
     Raises ConfigError for a malformed uuid (it is also a file-name pattern).
     """
@@ -313,12 +318,26 @@ async def verify_execution(execution_uuid: str, config: CCExecutorConfig) -> Exe
             f"{execution_uuid!r}; take it from execute_task's result or get_execution_history",
             field="execution_uuid",
         )
-    return await asyncio.to_thread(_verify, uuid, config.resolved_transcript_dir().absolute())
+    return await asyncio.to_thread(_verify, uuid, config)
 
 
-def _verify(uuid: str, directory: Path) -> ExecutionVerification:
+def _verify(uuid: str, config: CCExecutorConfig) -> ExecutionVerification:
     running = bool(find_marked_processes(f"{MARKER_VAR}={uuid}".encode()))
-    matches = sorted(directory.glob(f"*_{uuid}.jsonl")) if directory.is_dir() else []
+    directory = transcript_root(config)
+    matches = find_transcripts(uuid, config)
+    if len(matches) > 1:
+        return ExecutionVerification(
+            execution_uuid=uuid,
+            found=True,
+            ended=False,
+            still_running=running,
+            conflicting_transcripts=[str(p) for p in matches],
+            summary=(
+                f"{len(matches)} transcripts in {directory} carry execution {uuid}, which "
+                "cc_executor writes once: at least one was written by something else, so "
+                "none is trusted. Inspect them: " + ", ".join(str(p) for p in matches)
+            ),
+        )
     if not matches:
         summary = (
             f"No transcript of execution {uuid} in {directory}: no run with this id wrote one "
@@ -329,7 +348,7 @@ def _verify(uuid: str, directory: Path) -> ExecutionVerification:
         return ExecutionVerification(
             execution_uuid=uuid, found=False, ended=False, still_running=running, summary=summary
         )
-    path = matches[-1]
+    (path,) = matches
     header, lines, footer = read_transcript(path)
     header = header or {}
     task = header.get("task")

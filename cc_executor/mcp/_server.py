@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
@@ -39,6 +40,7 @@ from .._predict import (
     get_task_complexity,
     suggest_execution_strategy,
 )
+from .._secrets import Secrets, find_secrets
 from .._version import __version__
 from ..config import CCExecutorConfig
 from ..errors import CCExecutorError, ConfigError
@@ -95,20 +97,52 @@ class ListTask(BaseModel):
 
 def _tool_errors(fn: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R | CallToolResult]]:
     """A library error (bad option, no CLI, bad id) becomes an MCP tool error whose text is
-    the error's type and message."""
+    the error's type and message. Every result, error or not, has the server's secrets
+    masked (`_secrets.Secrets`): it lands in the orchestrator's own transcript."""
 
     @functools.wraps(fn)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R | CallToolResult:
+        tools = args[0]
+        assert isinstance(tools, _Tools)
+        result: Any
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except CCExecutorError as exc:
-            logger.info("tool {} failed: {!r}", fn.__name__, exc)
-            return _error(f"{type(exc).__name__}: {exc}")
+            logger.info("tool {} failed: {}", fn.__name__, tools.secrets.mask(repr(exc)))
+            result = _error(f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # a bug or an OS error: say what, keep serving
-            logger.exception("tool {} failed unexpectedly", fn.__name__)
-            return _error(f"{type(exc).__name__}: {exc} (unexpected; see the server's log)")
+            logger.error(
+                "tool {} failed unexpectedly: {}",
+                fn.__name__,
+                tools.secrets.mask("".join(traceback.format_exception(exc))),
+            )
+            result = _error(f"{type(exc).__name__}: {exc} (unexpected; see the server's log)")
+        masked: _R | CallToolResult = _masked(result, tools.secrets)
+        return masked
 
     return wrapper
+
+
+def _masked(value: Any, secrets: Secrets) -> Any:
+    """`value` (a tool's result) with `secrets` masked in every string it holds."""
+    if not secrets:
+        return value
+    if isinstance(value, CallToolResult):
+        content = [
+            TextContent(type="text", text=secrets.mask(c.text)) if isinstance(c, TextContent) else c
+            for c in value.content
+        ]
+        return value.model_copy(
+            update={
+                "content": content,
+                "structured_content": secrets.mask_tree(value.structured_content),
+            }
+        )
+    if isinstance(value, BaseModel):
+        return type(value).model_validate(secrets.mask_tree(value.model_dump()))
+    if isinstance(value, list):
+        return [_masked(item, secrets) for item in value]
+    return value
 
 
 def _error(text: str) -> CallToolResult:
@@ -126,7 +160,14 @@ class _Tools:
                 "the server with another --cwd",
                 field="cwd",
             )
-        self.config = config.with_overrides(cwd=self.root)
+        # The records of every call stay in the server's project folder (a call's cwd,
+        # inside the root, does not move them): one history, one place to verify runs.
+        self.config = config.with_overrides(
+            cwd=self.root,
+            state_dir=config.state_dir,
+            transcript_dir=config.resolved_transcript_dir().absolute(),
+        )
+        self.secrets = find_secrets(self.config)
         self.running_tasks = 0
         self.running_task_lists = 0
 
@@ -185,6 +226,8 @@ class _Tools:
         """The newest finished tasks (of this server and of any program sharing its state
         store): execution_uuid, success, error_type, duration_s, cost_usd, model, turns,
         tool calls, started_at. Prompts are kept only in normalized form."""
+        if self.config.state_dir is None and self.config.history_url is None:
+            return []  # state_dir=None: no history kept
         return await get_execution_history(
             limit, state_dir=self.config.state_dir, history_url=self.config.history_url
         )
@@ -252,7 +295,7 @@ class _Tools:
         if model is not None:
             overrides["model"] = model
         config = self.config.with_overrides(**overrides)
-        progress = _Progress(ctx)
+        progress = _Progress(ctx, self.secrets)
         self.running_tasks += 1
         try:
             async with cc_stream(task, config) as stream:
@@ -299,7 +342,7 @@ class _Tools:
         table. A list that did not succeed is a tool error with the same record."""
         specs = [self._spec(item) for item in tasks]
         run_id = run_id if run_id is not None else _new_run_id()
-        progress = _Progress(ctx)
+        progress = _Progress(ctx, self.secrets)
         running_steps = 0
 
         async def on_step(event: StepEvent) -> None:
@@ -373,8 +416,9 @@ class _Tools:
 class _Progress:
     """MCP progress notifications for one tool call; a failure to send never stops the run."""
 
-    def __init__(self, ctx: Context[Any, Any]) -> None:
+    def __init__(self, ctx: Context[Any, Any], secrets: Secrets) -> None:
         self._ctx = ctx
+        self._secrets = secrets
         self._count = 0
 
     async def __call__(
@@ -383,7 +427,7 @@ class _Progress:
         self._count += 1
         try:
             await self._ctx.report_progress(
-                self._count if value is None else value, total, message[:300]
+                self._count if value is None else value, total, self._secrets.mask(message)[:300]
             )
         except Exception as exc:
             logger.debug("could not send a progress notification: {!r}", exc)
@@ -512,7 +556,9 @@ def create_server(config: CCExecutorConfig | None = None) -> MCPServer[Any]:
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=__version__,
-        log_level="WARNING",
+        # The SDK's own log (stdlib logging, on stderr): errors only, unless the server
+        # was started with --log-level (cc_executor.mcp.main raises it then).
+        log_level="ERROR",
     )
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     runs = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)

@@ -13,9 +13,9 @@ from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from .. import errors
-from .._command import _ALWAYS_SECRET, _SECRET_NAME
 from .._journal import restore_result
 from .._log import logger
+from .._secrets import ALWAYS_SECRET, SECRET_NAME
 from ..config import CCExecutorConfig
 from ..errors import BudgetExceededError, CCExecutorError, ConfigError
 from ..pipeline import Task, TaskListResult, TaskSpec, _check_tasks, _label, _new_run_id
@@ -196,7 +196,7 @@ def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
             field="json_schema",
         )
     for name in config.env:
-        if name in _ALWAYS_SECRET or _SECRET_NAME.search(name):
+        if name in ALWAYS_SECRET or SECRET_NAME.search(name):
             raise ConfigError(
                 f"step {i}: env[{name!r}] looks like a credential, and a workflow's input is "
                 "stored in Temporal's history: set it in the workers' environment instead "
