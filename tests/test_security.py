@@ -197,8 +197,8 @@ async def test_secrets_reach_no_created_file_in_any_form(
 async def test_secrets_inside_nested_config_reach_no_file(
     fake_cli: Factory, tmp_path: Path, records_home: Path, log: list[str]
 ) -> None:
-    """A token in an MCP server's `env` and one in `--settings`: the fake CLI answers
-    with its whole command line, so they come back escaped up to three times."""
+    """A token in an MCP server's `env` and one in `--settings`: neither goes on argv (the
+    CLI gets 0600 files, gone after the run), and no record holds them in any form."""
     settings = json.dumps({"env": {"DB_PASSWORD": SECRET_UNICODE}})
     config = fake_cli(
         "echo_env",
@@ -208,8 +208,11 @@ async def test_secrets_inside_nested_config_reach_no_file(
     config = config.with_overrides(transcript_dir=None)  # the default place
     result = await cc_run("x", config)
     assert result.success, result.error
-    argv = json.loads(result.output)["argv"]  # in memory: as given
-    assert settings in argv
+    argv = json.loads(result.output)["argv"]
+    assert all(SECRET_QUOTE not in arg and settings not in arg for arg in argv)
+    for flag in ("--settings", "--mcp-config"):
+        path = Path(argv[argv.index(flag) + 1])
+        assert path.is_absolute() and not path.exists()
     assert result.transcript_path is not None and result.transcript_path.is_relative_to(
         records_home
     )
