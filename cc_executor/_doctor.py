@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from ._command import PINNED_CLI_VERSION, find_auth, find_cli, provider_name
+from ._command import INSTALL_CLI, PINNED_CLI_VERSION, find_auth, find_cli, provider_name
 from .config import CCExecutorConfig
 from .errors import CLINotFoundError
 
@@ -49,13 +49,12 @@ def run_checks(config: CCExecutorConfig, environ: dict[str, str] | None = None) 
 
 
 def check_cli(config: CCExecutorConfig, env: dict[str, str]) -> Check:
-    install = f"npm install -g @anthropic-ai/claude-code@{PINNED_CLI_VERSION}"
+    install = INSTALL_CLI
     try:
         path = find_cli(config, env)
     except CLINotFoundError as exc:
-        return Check(
-            "claude CLI", "fail", str(exc).split(". ")[0], f"{install}, or set $CC_EXECUTOR_CLI"
-        )
+        detail = "not found in " + "; ".join(exc.searched) if exc.searched else str(exc)
+        return Check("claude CLI", "fail", detail, f"{exc.fix or install}, or set $CC_EXECUTOR_CLI")
     run_env = {k: v for k, v in env.items() if k != "CLAUDECODE"}
     try:
         proc = subprocess.run(
