@@ -1,6 +1,7 @@
 """`cc-execute`: the command line (Typer for the arguments, Rich for the output).
 
-Subcommands: `run`, `list`, `doctor`, `history`, `show`, `demo`. Each is a
+Subcommands: `run`, `list`, `doctor`, `history`, `show`, `demo`, `scripted-model`, `mcp`,
+`prompt`, `worker`. Each is a
 function decorated with `@app.command()`; adding one is that function and, if
 it can fail, an `exit_code_for` of its error. Exit codes come from one table,
 `EXIT_CODES`, through one function, `exit_code_for`, and the `--help` text is
@@ -668,6 +669,40 @@ def _demo(root: Path, *, live: bool, remove: bool) -> None:
                 style="bold yellow",
             )
         )
+    raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------- scripted-model
+
+
+@app.command("scripted-model")
+def scripted_model_command(
+    script: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A YAML/JSON list of turns (text, tool_use, tool_uses, structured_output, "
+            "http_error, hang, big_text); default: a short text answer to every request.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the scripted Messages API (cc_executor.testing) on 127.0.0.1, for trying
+    `run` and `list` without an account, or for your own CI.
+
+    Prints `export NAME=value` lines on stdout once it listens (everything else on
+    stderr): source them in the shell that runs `claude` or `cc-execute`. Serves in the
+    foreground until Ctrl-C or SIGTERM:
+
+        cc-execute scripted-model > model.env &
+        until [ -s model.env ]; do sleep 0.1; done; . ./model.env
+    """
+    from .testing._serve import serve
+
+    try:
+        code = serve(script)
+    except ValueError as exc:
+        _fail(ConfigError(str(exc)))
     raise typer.Exit(code)
 
 
