@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,51 @@ async def test_cc_execute_list_still_starts_a_run_under_a_new_run_id(
         [TaskSpec("Say hi")], config.with_overrides(state_dir=tmp_path / "s"), run_id="fresh"
     )
     assert results.success and results.run_id == "fresh"
+
+
+# ------------------------------------------------------------------ README blocks
+
+
+def _readme_block(section: str, lang: str) -> str:
+    text = (ROOT / "README.md").read_text().split(section, 1)[1]
+    block = re.search(rf"```{lang}\n(.*?)```", text, re.DOTALL)
+    assert block is not None, f"no ```{lang} block after {section!r}"
+    return block[1]
+
+
+def test_the_readme_test_snippet_runs_as_written(tmp_path: Path, claude_cli: str) -> None:
+    """In a project of its own (no asyncio_mode setting: pytest-asyncio's strict default)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_snippet.py").write_text(
+        _readme_block("## Testing your own pipelines", "python")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippet.py"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+
+
+def test_the_readme_try_it_without_an_account_block_runs_as_written(
+    tmp_path: Path, claude_cli: str
+) -> None:
+    script = _readme_block("### Try it without an account", "bash")
+    bin_dir = Path(sys.executable).parent
+    env = cli_env(HOME=str(tmp_path / "home"), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script + "wait\n"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Hello from the scripted model (answer 1)" in proc.stdout  # run
+    assert "2/2 ok" in proc.stdout  # list
+    assert "scripted model stopped (SIGTERM); 3 main request(s) answered" in proc.stderr
