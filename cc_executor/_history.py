@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ._cost import JSONCost
 from ._log import logger
 from .errors import ConfigError
 
@@ -73,7 +74,7 @@ class HistoryRecord(BaseModel):
     duration_s: float
     success: bool
     error_type: str | None = None
-    cost_usd: float | None = None
+    cost_usd: JSONCost = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     num_turns: int | None = None

@@ -246,3 +246,41 @@ def test_the_readme_try_it_without_an_account_block_runs_as_written(
     assert "Hello from the scripted model (answer 1)" in proc.stdout  # run
     assert "2/2 ok" in proc.stdout  # list
     assert "scripted model stopped (SIGTERM); 3 main request(s) answered" in proc.stderr
+
+
+# ------------------------------------------------------------------ costs in JSON
+
+
+def test_costs_are_rounded_to_6_decimals_in_json_output(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from cc_executor._history import HistoryRecord
+    from cc_executor.mcp._server import _task_report
+    from cc_executor.result import TaskResult
+
+    noisy = 0.0008960000000000001
+    record = HistoryRecord(
+        execution_uuid="u",
+        prompt_hash="p",
+        prompt_class="c",
+        normalized_prompt="say hi",
+        duration_s=1.0,
+        success=True,
+        cost_usd=noisy,
+        started_at=datetime.now(timezone.utc),
+    )
+    assert '"cost_usd":0.000896,' in record.model_dump_json()
+    assert record.model_dump(mode="json")["cost_usd"] == 0.000896
+    assert record.cost_usd == noisy  # full precision in Python
+    result = TaskResult.model_construct(
+        success=True,
+        output="hi",
+        error=None,
+        total_cost_usd=noisy,
+        duration_s=1.0,
+        num_turns=1,
+        session_id=None,
+        execution_uuid="u",
+        transcript_path=None,
+    )
+    assert repr(_task_report(result, 1000)["total_cost_usd"]) == "0.000896"

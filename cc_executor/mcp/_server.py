@@ -30,6 +30,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._api import cc_stream
+from .._cost import json_cost
 from .._history import HistoryRecord, get_execution_history, load_candidates
 from .._log import logger
 from .._predict import (
@@ -417,7 +418,7 @@ def _task_report(result: TaskResult, limit: int) -> dict[str, Any]:
         "output": output,
         "error_type": result.error_type,
         "error_message": result.error_message,
-        "total_cost_usd": result.total_cost_usd,
+        "total_cost_usd": json_cost(result.total_cost_usd),
         "duration_s": round(result.duration_s, 3),
         "num_turns": result.num_turns,
         "session_id": result.session_id,
@@ -468,7 +469,7 @@ def _list_result(outcome: TaskListResult) -> CallToolResult:
         "failed_step": outcome.failed_step,
         "skipped": outcome.skipped,
         "restored": outcome.restored,
-        "total_cost_usd": round(outcome.total_cost_usd, 6),
+        "total_cost_usd": json_cost(outcome.total_cost_usd),
         "duration_s": round(outcome.duration_s, 3),
         "error_type": type(error).__name__ if error is not None else None,
         "error_message": str(error) if error is not None else None,
