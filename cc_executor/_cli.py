@@ -491,7 +491,10 @@ def history(
         where = redis or state_dir / STATE_FILE
         _fail(ConfigError(f"cannot read the history in {where}: {exc}"), as_json=json_output)
     if json_output:
-        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        from ._cost import json_cost
+
+        rows = [r.model_dump(mode="json") | {"cost_usd": json_cost(r.cost_usd)} for r in records]
+        print(json.dumps(rows, indent=2))
         return
     if not records:
         out.print("No runs recorded yet.")

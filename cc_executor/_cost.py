@@ -18,4 +18,6 @@ def json_cost(value: float | None) -> float | None:
 
 
 JSONCost = Annotated[float | None, PlainSerializer(json_cost, when_used="json")]
-"""A cost field of a pydantic model: full precision in Python, rounded in JSON."""
+"""A cost field of a pydantic model that is only ever output (never stored):
+full precision in Python, rounded in JSON. Stored records keep the exact value
+and are rounded where they are printed (`json_cost`)."""

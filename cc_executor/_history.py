@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ._cost import JSONCost
 from ._log import logger
 from .errors import ConfigError
 
@@ -74,7 +73,7 @@ class HistoryRecord(BaseModel):
     duration_s: float
     success: bool
     error_type: str | None = None
-    cost_usd: JSONCost = None
+    cost_usd: float | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     num_turns: int | None = None

@@ -2,7 +2,7 @@
 
     python examples/concurrent_competition.py          # offline: the real CLI, scripted models
     python examples/concurrent_competition.py --live   # the real model (needs credentials)
-    python examples/concurrent_competition.py --keep   # keep its temp dir (removed at exit otherwise)
+    python examples/concurrent_competition.py --keep   # keep its temp dir (else removed at exit)
 
 Each instance is its own CLI process working in its own directory; `asyncio.gather`
 runs them concurrently. The example then runs every solution against the same

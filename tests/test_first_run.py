@@ -252,9 +252,11 @@ def test_the_readme_try_it_without_an_account_block_runs_as_written(
 
 
 def test_costs_are_rounded_to_6_decimals_in_json_output(tmp_path: Path) -> None:
+    import asyncio
+    import json
     from datetime import datetime, timezone
 
-    from cc_executor._history import HistoryRecord
+    from cc_executor._history import STATE_FILE, HistoryRecord, _sqlite_add, get_execution_history
     from cc_executor.mcp._server import _task_report
     from cc_executor.result import TaskResult
 
@@ -269,9 +271,17 @@ def test_costs_are_rounded_to_6_decimals_in_json_output(tmp_path: Path) -> None:
         cost_usd=noisy,
         started_at=datetime.now(timezone.utc),
     )
-    assert '"cost_usd":0.000896,' in record.model_dump_json()
-    assert record.model_dump(mode="json")["cost_usd"] == 0.000896
-    assert record.cost_usd == noisy  # full precision in Python
+    state = tmp_path / "state"
+    state.mkdir()
+    _sqlite_add(state / STATE_FILE, record, 100)
+    proc = cc("history", "--json", "--state-dir", str(state), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '"cost_usd": 0.000896,' in proc.stdout
+    assert json.loads(proc.stdout)[0]["cost_usd"] == 0.000896
+    # The store keeps the exact value; only the output is rounded.
+    [stored] = asyncio.run(get_execution_history(1, state_dir=state))
+    assert stored.cost_usd == noisy
+
     result = TaskResult.model_construct(
         success=True,
         output="hi",

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict
 
 from .._command import MARKER_VAR, find_auth, find_cli
+from .._cost import JSONCost
 from .._process import find_marked_processes
 from .._transcript import read_transcript
 from .._version import __version__
@@ -108,7 +109,7 @@ class ExecutionVerification(BaseModel):
     error_message: str | None = None
     exit_code: int | None = None
     stopped_by: str | None = None
-    total_cost_usd: float | None = None
+    total_cost_usd: JSONCost = None
     duration_s: float | None = None
     session_id: str | None = None
     started_at: str | None = None

@@ -177,9 +177,10 @@ class _Tools:
         """The newest finished tasks (of this server and of any program sharing its state
         store): execution_uuid, success, error_type, duration_s, cost_usd, model, turns,
         tool calls, started_at. Prompts are kept only in normalized form."""
-        return await get_execution_history(
+        records = await get_execution_history(
             limit, state_dir=self.config.state_dir, history_url=self.config.history_url
         )
+        return [r.model_copy(update={"cost_usd": json_cost(r.cost_usd)}) for r in records]
 
     @_tool_errors
     async def verify_execution(
