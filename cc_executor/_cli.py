@@ -290,13 +290,16 @@ def list_command(
     run_id: Annotated[
         str | None,
         typer.Option(
+            metavar="ID",
             help="Resume this run (it must exist in the state dir): steps that finished are "
-            "restored, the rest run."
+            "restored, the rest run.",
         ),
     ] = None,
     new_run_id: Annotated[
         str | None,
-        typer.Option(help="Start a new run under this id (default: a new generated id)."),
+        typer.Option(
+            metavar="ID", help="Start a new run under this id (default: a new generated id)."
+        ),
     ] = None,
     continue_on_failure: Annotated[
         bool, typer.Option("--continue-on-failure", help="Run every step even after a failure.")
@@ -685,6 +688,7 @@ def scripted_model_command(
         typer.Argument(
             help="A YAML/JSON list of turns (text, tool_use, tool_uses, structured_output, "
             "http_error, hang, big_text); default: a short text answer to every request.",
+            metavar="SCRIPT",
             exists=True,
             dir_okay=False,
         ),
