@@ -1,4 +1,6 @@
 # The two commands of the README:  make demo  ·  make test
+# `make demo` needs Python >= 3.10 and npm, nothing else; `make test` adds the
+# test extras and redis-server (installed with apt-get when missing, as root).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,15 +8,23 @@ PY := $(VENV)/bin/python
 CLI_VERSION := $(shell sed -n 's/^PINNED_CLI_VERSION = "\(.*\)"$$/\1/p' cc_executor/_command.py)
 CLI := $(CURDIR)/.claude-cli/node_modules/.bin/claude
 LATEST_CLI := $(CURDIR)/.claude-cli-latest/node_modules/.bin/claude
-export CC_EXECUTOR_CLI ?= $(CLI)
 
-.PHONY: install demo test test-latest lint bench redis
+.PHONY: install install-test demo test test-latest lint bench redis
 
-install: $(VENV)/.installed $(CLI) redis
+# The package and the pinned CLI, linked into the venv: `.venv/bin/cc-execute`,
+# `.venv/bin/python examples/…` and the library find it there without any variable.
+install: $(VENV)/.installed $(VENV)/bin/claude
+
+install-test: install $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "cc_executor needs Python >= 3.10: make PYTHON=python3.1x")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
@@ -24,32 +34,43 @@ $(CLI):
 		@anthropic-ai/claude-code@$(CLI_VERSION)
 	$(CLI) --version
 
-# redis-server for the Redis history tests (Debian package). They are never skipped.
-redis:
-	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server) \
-		|| { echo "redis-server is needed by the tests: install it (apt-get install -y redis-server, as root)" >&2; exit 1; }
+$(VENV)/bin/claude: | $(CLI) $(VENV)/.installed
+	ln -sfn ../../.claude-cli/node_modules/.bin/claude $@
 
 demo: install
 	$(VENV)/bin/cc-execute demo
 
-lint: install
+# The Redis history tests need redis-server (they are never skipped; each test
+# session starts its own on loopback).
+redis:
+	@if command -v redis-server >/dev/null; then \
+		echo "redis-server (test dependency): $$(command -v redis-server)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "redis-server (test dependency) is missing: installing it with apt-get"; \
+		apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	else \
+		echo "redis-server is needed by the tests: install it (Debian: apt-get install -y redis-server, as root)" >&2; \
+		exit 1; \
+	fi
+
+lint: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: lint
+test: lint redis
 	$(PY) -m pytest
 
 # The real-CLI tests against the newest CLI on npm, in a prefix of its own. Not part of
 # `make test` or CI: an upstream release must not block a change. When it passes, add the
 # version to TESTED_CLI_VERSIONS (cc_executor/_command.py).
-test-latest: install
+test-latest: install-test
 	npm install --prefix .claude-cli-latest --no-audit --no-fund --loglevel=error \
 		@anthropic-ai/claude-code@latest
 	@echo "CLI under test: $$($(LATEST_CLI) --version)"
 	CC_EXECUTOR_CLI=$(LATEST_CLI) $(PY) -m pytest -m real_cli
 
-bench: install
+bench: install-test
 	$(PY) bench/bench_overhead.py
 	$(PY) bench/bench_stream.py 200
 	$(PY) bench/bench_parse.py

@@ -1,6 +1,7 @@
 """`cc-execute`: the command line (Typer for the arguments, Rich for the output).
 
-Subcommands: `run`, `list`, `doctor`, `history`, `show`, `demo`. Each is a
+Subcommands: `run`, `list`, `doctor`, `history`, `show`, `demo`, `scripted-model`, `mcp`,
+`prompt`, `worker`. Each is a
 function decorated with `@app.command()`; adding one is that function and, if
 it can fail, an `exit_code_for` of its error. Exit codes come from one table,
 `EXIT_CODES`, through one function, `exit_code_for`, and the `--help` text is
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import sys
 import tempfile
@@ -156,6 +156,17 @@ def _config(**overrides: Any) -> CCExecutorConfig:
     return CCExecutorConfig(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def _require_cli(config: CCExecutorConfig) -> None:
+    """Fail now (exit 3, the places looked at and the fix) when no `claude` can be found,
+    before anything that looks like a run is printed."""
+    from ._command import find_cli
+
+    try:
+        find_cli(config)
+    except CLINotFoundError as exc:
+        _fail(exc)
+
+
 def _timeout(value: str | None) -> float | str | None:
     if value is None or value == "auto":
         return value
@@ -243,6 +254,9 @@ def run(
             json_schema=_load_schema(schema) if schema is not None else None,
             return_json=(json_output and schema is None) or None,
         )
+        from ._command import find_cli
+
+        find_cli(config)
         result = asyncio.run(cc_run(task, config))
     except KeyboardInterrupt:
         err.print("✗ interrupted: the task's CLI and every process it started were ended")
@@ -284,7 +298,17 @@ def list_command(
     ],
     run_id: Annotated[
         str | None,
-        typer.Option(help="Resume this run: steps that finished are restored, the rest run."),
+        typer.Option(
+            metavar="ID",
+            help="Resume this run (it must exist in the state dir): steps that finished are "
+            "restored, the rest run.",
+        ),
+    ] = None,
+    new_run_id: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ID", help="Start a new run under this id (default: a new generated id)."
+        ),
     ] = None,
     continue_on_failure: Annotated[
         bool, typer.Option("--continue-on-failure", help="Run every step even after a failure.")
@@ -310,9 +334,11 @@ def list_command(
     try:
         specs = load_task_list(file)
         config = _config(cwd=cwd, model=model, state_dir=state_dir, max_total_cost_usd=max_cost)
+        _check_run_id(config.state_dir, resume=run_id, new=new_run_id)
     except CCExecutorError as exc:
         _fail(exc)
-    run_id = run_id or _new_run_id()
+    _require_cli(config)
+    run_id = run_id or new_run_id or _new_run_id()
     resume = f"cc-execute list {shlex.quote(str(file))} --run-id {run_id}"
     code, _ = _run_list(
         specs,
@@ -323,6 +349,37 @@ def list_command(
         resume_hint=resume,
     )
     raise typer.Exit(code)
+
+
+def _check_run_id(state_dir: Path | None, *, resume: str | None, new: str | None) -> None:
+    """`--run-id` must name a run of the journal, `--new-run-id` must not (ConfigError: exit 2)."""
+    from ._journal import DB_NAME, run_ids
+
+    if resume is not None and new is not None:
+        raise ConfigError("give --run-id (resume a run) or --new-run-id (start one), not both")
+    if resume is None and new is None:
+        return
+    where = state_dir / DB_NAME if state_dir is not None else None
+    try:
+        known = run_ids(state_dir) if state_dir is not None else []
+    except Exception as exc:  # sqlite3 / OS errors: the journal cannot be read
+        raise ConfigError(f"cannot read the runs in {where}: {exc}", field="state_dir") from exc
+    if resume is not None and resume not in known:
+        listed = ", ".join(known[:10]) + (
+            f" (and {len(known) - 10} more)" if len(known) > 10 else ""
+        )
+        runs = f"runs there, newest first: {listed}" if known else "it holds no run yet"
+        raise ConfigError(
+            f"--run-id {resume}: no such run in {where} ({runs}). To start a new run under "
+            f"this id use --new-run-id {resume}; another journal: --state-dir DIR.",
+            field="run_id",
+        )
+    if new is not None and new in known:
+        raise ConfigError(
+            f"--new-run-id {new}: that run already exists in {where}; resume it with "
+            f"--run-id {new}, or choose another id",
+            field="run_id",
+        )
 
 
 def _run_list(
@@ -452,7 +509,10 @@ def history(
         where = redis or state_dir / STATE_FILE
         _fail(ConfigError(f"cannot read the history in {where}: {exc}"), as_json=json_output)
     if json_output:
-        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        from ._cost import json_cost
+
+        rows = [r.model_dump(mode="json") | {"cost_usd": json_cost(r.cost_usd)} for r in records]
+        print(json.dumps(rows, indent=2))
         return
     if not records:
         out.print("No runs recorded yet.")
@@ -546,23 +606,38 @@ def demo(
     directory: Annotated[
         Path | None,
         typer.Option(
-            "--dir", help="An empty or new folder for the demo (default: a new temp dir)."
+            "--dir", help="An empty or new folder for the demo, kept (default: a temp dir)."
         ),
     ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Keep the temp dir (project, transcripts, journal)."),
+    ] = False,
 ) -> None:
     """A real 3-step task list through the real CLI: write a project, run it, report.
 
     Without --live the model is scripted (cc_executor.testing), so it needs no
-    credentials and no network.
+    credentials and no network. With --live the CLI uses its own credentials.
     """
-    from ._demo import demo_steps, scripted_model
-    from ._doctor import auth_source
-    from ._progress import tool_results
-    from .events import AssistantEvent, UserEvent
+    import shutil
 
     if directory is not None and directory.exists() and any(directory.iterdir()):
         _fail(ConfigError(f"--dir {directory} is not empty: give a new or empty folder"))
+    _require_cli(CCExecutorConfig())
     root = (directory or Path(tempfile.mkdtemp(prefix="cc-execute-demo-"))).absolute()
+    remove = directory is None and not keep
+    try:
+        _demo(root, live=live, remove=remove)
+    finally:
+        if remove:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _demo(root: Path, *, live: bool, remove: bool) -> None:
+    from ._demo import demo_steps, scripted_model
+    from ._progress import tool_results
+    from .events import AssistantEvent, UserEvent
+
     project, transcripts, state = root / "project", root / "transcripts", root / "state"
     project.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
@@ -572,15 +647,7 @@ def demo(
     }
     model = None
     if live:
-        source = auth_source(dict(os.environ))
-        if source is None:
-            _fail(
-                ConfigError(
-                    "--live needs credentials: export ANTHROPIC_API_KEY=…, or run `claude` and "
-                    "/login (without --live the demo needs none)"
-                )
-            )
-        out.print(f"Model: REAL ({source}); the list stops once it has cost $1.")
+        out.print("Model: REAL (the CLI's own credentials); the list stops once it has cost $1.")
         config = CCExecutorConfig(timeout=600, max_total_cost_usd=1.0, **settings)
     else:
         model = scripted_model(project)
@@ -629,19 +696,57 @@ def demo(
         out.print(Text(json.dumps(report, indent=2, ensure_ascii=False)))
     files = sorted(transcripts.glob("*.jsonl")) if transcripts.is_dir() else []
     out.print(Text(f"Transcripts: {transcripts} ({len(files)} file(s))", style="bold"))
-    if files:
-        out.print(
-            f"  replay one: cc-execute show --transcript-dir {shlex.quote(str(transcripts))} "
-            f"{shlex.quote(str(files[0]))}"
-        )
-    out.print(f"Journal and history: {state / 'state.db'} (run {run_id})")
-    if model is not None:
+    if remove:
+        out.print(f"All of {root} is removed now: `cc-execute demo --keep` keeps it.")
+    else:
+        if files:
+            out.print(
+                f"  replay one: cc-execute show --transcript-dir {shlex.quote(str(transcripts))} "
+                f"{shlex.quote(str(files[0]))}"
+            )
+        out.print(f"Journal and history: {state / 'state.db'} (run {run_id})")
+    if model is not None and code == 0:
         out.print(
             Text(
                 "The model was SCRIPTED (no credentials, no network); everything else was real.",
                 style="bold yellow",
             )
         )
+    raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------- scripted-model
+
+
+@app.command("scripted-model")
+def scripted_model_command(
+    script: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A YAML/JSON list of turns (text, tool_use, tool_uses, structured_output, "
+            "http_error, hang, big_text); default: a short text answer to every request.",
+            metavar="SCRIPT",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the scripted Messages API (cc_executor.testing) on 127.0.0.1, for trying
+    `run` and `list` without an account, or for your own CI.
+
+    Prints `export NAME=value` lines on stdout once it listens (everything else on
+    stderr): source them in the shell that runs `claude` or `cc-execute`. Serves in the
+    foreground until Ctrl-C or SIGTERM:
+
+        cc-execute scripted-model > model.env &
+        until [ -s model.env ]; do sleep 0.1; done; . ./model.env
+    """
+    from .testing._serve import serve
+
+    try:
+        code = serve(script)
+    except ValueError as exc:
+        _fail(ConfigError(str(exc)))
     raise typer.Exit(code)
 
 

@@ -143,8 +143,38 @@ def _temp_error(exc: OSError) -> ConfigError:
     )
 
 
-def find_cli(config: CCExecutorConfig, environ: Mapping[str, str] | None = None) -> str:
-    """`cli_path`, then $CC_EXECUTOR_CLI, then `claude` on PATH."""
+# The one command that installs the pinned CLI where `find_cli` looks, without root.
+INSTALL_CLI = f"npm install -g --prefix ~/.local @anthropic-ai/claude-code@{PINNED_CLI_VERSION}"
+
+
+def find_cli(
+    config: CCExecutorConfig,
+    environ: Mapping[str, str] | None = None,
+    *,
+    executable: str | None = None,
+) -> str:
+    """The `claude` executable to run, as an absolute path.
+
+    Looked up in this order; the first hit wins:
+
+    1. `cli_path`, then ``$CC_EXECUTOR_CLI``: when one is set it must be an
+       executable (a path, or a name on PATH), else `CLINotFoundError` at once;
+    2. ``claude`` on ``$PATH``;
+    3. ``claude`` beside the Python interpreter as invoked (``sys.executable``,
+       not symlink-resolved), so a CLI linked into a virtualenv's ``bin/`` is
+       found without activating it (``make install`` links it there);
+    4. the places Claude Code's installers use: ``~/.claude/local/claude``,
+       ``~/.local/bin/claude``, and ``bin/claude`` under npm's global prefix
+       (``$NPM_CONFIG_PREFIX``, ``prefix=`` in ``~/.npmrc``, else the folder
+       above ``node``'s; read from files, npm is never run).
+
+    `environ` (default `os.environ`) gives ``PATH``, ``HOME`` and the
+    variables above; `executable` defaults to `sys.executable`.
+
+    Raises:
+        CLINotFoundError: nothing found; its message and `searched` list every
+            place looked at, and `fix` is the command that installs the CLI.
+    """
     environ = os.environ if environ is None else environ
     for source, candidate in (
         ("cli_path", str(config.cli_path) if config.cli_path else None),
@@ -153,23 +183,73 @@ def find_cli(config: CCExecutorConfig, environ: Mapping[str, str] | None = None)
         if candidate:
             path = Path(candidate).expanduser()
             if path.is_file() and os.access(path, os.X_OK):
-                return str(path)
+                return str(path.absolute())
             found = shutil.which(candidate, path=environ.get("PATH"))
             if found:
-                return found
+                return str(Path(found).absolute())
             raise CLINotFoundError(
                 f"The Claude Code CLI given by {source} ({candidate}) does not exist or is not "
-                f"executable. Fix the path, or install the CLI: "
-                f"npm install -g @anthropic-ai/claude-code@{PINNED_CLI_VERSION}"
+                f"executable. Fix the path, or unset it and install the CLI: {INSTALL_CLI}",
+                searched=(f"{source}: {candidate}",),
+                fix=INSTALL_CLI,
             )
-    found = shutil.which("claude", path=environ.get("PATH"))
+    searched = ["cli_path: not set", "$CC_EXECUTOR_CLI: not set"]
+    path_var = environ.get("PATH", "")
+    found = shutil.which("claude", path=path_var)
     if found:
-        return found
+        return str(Path(found).absolute())
+    searched.append(f"$PATH: {path_var or '(empty)'}")
+    for where, place in _install_places(environ, executable or sys.executable):
+        if place is not None and place.is_file() and os.access(place, os.X_OK):
+            return str(place.absolute())
+        searched.append(f"{where}: {place if place is not None else 'unknown'}")
+    listing = "".join(f"\n  - {place}" for place in searched)
     raise CLINotFoundError(
-        "The Claude Code CLI (`claude`) was not found on PATH. Install it with "
-        f"`npm install -g @anthropic-ai/claude-code@{PINNED_CLI_VERSION}`, or point "
-        "cli_path= or $CC_EXECUTOR_CLI at the executable."
+        f"The Claude Code CLI (`claude`) was not found. Looked in:{listing}\n"
+        f"Install it with: {INSTALL_CLI}\n"
+        "(or point cli_path= / $CC_EXECUTOR_CLI at an installed `claude`)",
+        searched=tuple(searched),
+        fix=INSTALL_CLI,
     )
+
+
+def _install_places(environ: Mapping[str, str], executable: str) -> list[tuple[str, Path | None]]:
+    """Where the CLI is found when it is not on PATH: (what the place is, the file)."""
+    home = Path(environ["HOME"]) if environ.get("HOME") else None
+    places: list[tuple[str, Path | None]] = []
+    if executable:
+        # Not resolved: `.venv/bin/python` is a symlink to the base interpreter, and
+        # the CLI linked into the venv sits beside the link.
+        places.append(
+            ("beside the Python interpreter", Path(executable).absolute().parent / "claude")
+        )
+    places.append(("Claude Code's local install", home / ".claude/local/claude" if home else None))
+    places.append(("~/.local/bin", home / ".local/bin/claude" if home else None))
+    prefix = _npm_global_prefix(environ, home)
+    places.append(("npm's global prefix", prefix / "bin/claude" if prefix else None))
+    return places
+
+
+def _npm_global_prefix(environ: Mapping[str, str], home: Path | None) -> Path | None:
+    """npm's global prefix as npm itself would choose it, read without running npm.
+
+    ``$npm_config_prefix`` (any case), else ``prefix=`` in ``~/.npmrc``, else the
+    folder above the one holding ``node`` (npm's built-in default on POSIX).
+    """
+    for name, value in environ.items():
+        if name.lower() == "npm_config_prefix" and value:
+            return Path(value).expanduser()
+    if home is not None:
+        try:
+            npmrc = (home / ".npmrc").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            npmrc = ""
+        for line in npmrc.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == "prefix" and value.strip():
+                return Path(value.strip().strip("\"'").replace("${HOME}", str(home))).expanduser()
+    node = shutil.which("node", path=environ.get("PATH"))
+    return Path(node).resolve().parent.parent if node else None
 
 
 def build_command(

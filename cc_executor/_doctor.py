@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from ._command import (
-    PINNED_CLI_VERSION,
+    INSTALL_CLI,
     cli_tested_status,
     describe_tested_clis,
     find_auth,
@@ -57,13 +57,12 @@ def run_checks(config: CCExecutorConfig, environ: dict[str, str] | None = None) 
 
 
 def check_cli(config: CCExecutorConfig, env: dict[str, str]) -> Check:
-    install = f"npm install -g @anthropic-ai/claude-code@{PINNED_CLI_VERSION}"
+    install = INSTALL_CLI
     try:
         path = find_cli(config, env)
     except CLINotFoundError as exc:
-        return Check(
-            "claude CLI", "fail", str(exc).split(". ")[0], f"{install}, or set $CC_EXECUTOR_CLI"
-        )
+        detail = "not found in " + "; ".join(exc.searched) if exc.searched else str(exc)
+        return Check("claude CLI", "fail", detail, f"{exc.fix or install}, or set $CC_EXECUTOR_CLI")
     run_env = {k: v for k, v in env.items() if k != "CLAUDECODE"}
     try:
         proc = subprocess.run(

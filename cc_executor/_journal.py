@@ -352,3 +352,26 @@ def restore_result(result_json: str, error_json: str | None = None) -> TaskResul
         error.result = result
         result.error = error
     return result
+
+
+def run_ids(state_dir: Path) -> list[str]:
+    """The run ids recorded in the journal of `state_dir`, newest first.
+
+    Reads only: an absent journal gives ``[]`` and creates nothing. Raises
+    `sqlite3.Error` / `OSError` when the file exists but cannot be read.
+    """
+    path = state_dir.absolute() / DB_NAME
+    if not path.is_file():
+        return []
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT run_id FROM steps GROUP BY run_id ORDER BY MIN(started_at) DESC"
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a state.db that holds only the history
+            return []
+        raise
+    finally:
+        db.close()
+    return [str(row[0]) for row in rows]

@@ -82,7 +82,17 @@ class ConfigError(CCExecutorError, ValueError):
 
 
 class CLINotFoundError(CCExecutorError, FileNotFoundError):
-    """No usable `claude` executable was found."""
+    """No usable `claude` executable was found; nothing was started.
+
+    `searched` lists every place that was looked at (as shown in the message),
+    `fix` is the one command that installs the CLI where the lookup finds it
+    (empty when it is not known).
+    """
+
+    def __init__(self, message: str, *, searched: tuple[str, ...] = (), fix: str = "") -> None:
+        super().__init__(message)
+        self.searched = searched
+        self.fix = fix
 
 
 class StateStoreError(CCExecutorError):

@@ -2,6 +2,7 @@
 
     python examples/concurrent_competition.py          # offline: the real CLI, scripted models
     python examples/concurrent_competition.py --live   # the real model (needs credentials)
+    python examples/concurrent_competition.py --keep   # keep its temp dir (else removed at exit)
 
 Each instance is its own CLI process working in its own directory; `asyncio.gather`
 runs them concurrently. The example then runs every solution against the same
@@ -13,7 +14,9 @@ with an off-by-one bug.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,6 +77,8 @@ def judge(workdir: Path) -> tuple[bool, float | None, str]:
 
 async def main(live: bool) -> int:
     root = Path(tempfile.mkdtemp(prefix="cc-competition-"))
+    if "--keep" not in sys.argv:  # removed at exit; --keep keeps it
+        atexit.register(shutil.rmtree, root, True)
     if not live:
         print("Models: SCRIPTED (offline; the CLIs are real). Use --live for the real model.\n")
     t0 = time.monotonic()
@@ -97,7 +102,8 @@ async def main(live: bool) -> int:
         return 1
     seconds, winner = min(scores)
     print(f"\nwinner: instance {winner} (correct, fastest: {seconds * 1e6:,.0f} µs)")
-    print(f"solutions in {root}")
+    kept = "" if "--keep" in sys.argv else " (removed at exit; --keep keeps them)"
+    print(f"solutions in {root}{kept}")
     return 0
 
 

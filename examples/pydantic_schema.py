@@ -2,6 +2,7 @@
 
     python examples/pydantic_schema.py          # offline: the real CLI, a scripted model
     python examples/pydantic_schema.py --live   # the real model (needs credentials)
+    python examples/pydantic_schema.py --keep   # keep its temp dir (removed at exit otherwise)
 
 `json_schema=Release` sends `Release.model_json_schema()` to the CLI, which makes
 the model answer through its StructuredOutput tool; the library then runs
@@ -13,7 +14,9 @@ rule, to show the error you get.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +43,8 @@ class Release(BaseModel):
 
 async def main(live: bool) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cc-pydantic-"))
+    if "--keep" not in sys.argv:  # removed at exit; --keep keeps it
+        atexit.register(shutil.rmtree, workdir, True)
     config = CCExecutorConfig(cwd=workdir, save_transcript=False, timeout=600)
     model = None
     if not live:

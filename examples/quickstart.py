@@ -2,6 +2,7 @@
 
     python examples/quickstart.py          # offline: the real CLI, a scripted model
     python examples/quickstart.py --live   # the real model (needs credentials)
+    python examples/quickstart.py --keep   # keep its temp dir (removed at exit otherwise)
 
 Offline, the model's answers come from `cc_executor.testing.ScriptedModel`, a
 local Messages API on 127.0.0.1; the `claude` CLI itself is real and really
@@ -11,7 +12,9 @@ writes the file. Nothing leaves this machine.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +27,8 @@ TASK = "Create hello.py that prints 'Hello from cc_executor', then say what you 
 
 async def main(live: bool) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cc-quickstart-"))
+    if "--keep" not in sys.argv:  # removed at exit; --keep keeps it
+        atexit.register(shutil.rmtree, workdir, True)
     transcripts = Path(os.getcwd(), "transcripts")
     config = CCExecutorConfig(cwd=workdir, transcript_dir=transcripts, timeout=600)
     model = None

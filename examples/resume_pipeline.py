@@ -3,6 +3,7 @@ are restored from the journal, not run again.
 
     python examples/resume_pipeline.py          # offline: the real CLI, a scripted model
     python examples/resume_pipeline.py --live   # the real model (needs credentials)
+    python examples/resume_pipeline.py --keep   # keep its temp dir (removed at exit otherwise)
 
 Offline, the scripted API is overloaded (HTTP 529) when step 2 starts, and
 retries are off, so the first run stops there. The second run, same list and
@@ -15,6 +16,8 @@ With --live the first run usually succeeds, and the second restores everything.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +30,8 @@ RUN_ID = "nightly-docs"
 
 async def main(live: bool) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cc-resume-"))
+    if "--keep" not in sys.argv:  # removed at exit; --keep keeps it
+        atexit.register(shutil.rmtree, workdir, True)
     steps = [
         "Write outline.md: three headings for a guide to this project.",
         "Write guide.md from outline.md, one paragraph per heading.",

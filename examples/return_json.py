@@ -3,6 +3,7 @@ really changed.
 
     python examples/return_json.py          # offline: the real CLI, a scripted model
     python examples/return_json.py --live   # the real model (needs credentials)
+    python examples/return_json.py --keep   # keep its temp dir (removed at exit otherwise)
 
 Offline, the model's answers come from `cc_executor.testing.ScriptedModel`; the
 `claude` CLI is real, really writes the files, and really checks the answers
@@ -12,6 +13,8 @@ against the schema (so does the library, again).
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +25,8 @@ from cc_executor.testing import ScriptedModel, structured_output, tool_use
 
 async def main(live: bool) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cc-return-json-"))
+    if "--keep" not in sys.argv:  # removed at exit; --keep keeps it
+        atexit.register(shutil.rmtree, workdir, True)
     (workdir / "app.py").write_text("print('app')\n")
     config = CCExecutorConfig(cwd=workdir, save_transcript=False, timeout=600)
     model = None

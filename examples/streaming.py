@@ -2,6 +2,7 @@
 
     python examples/streaming.py          # offline: the real CLI, a scripted model
     python examples/streaming.py --live   # the real model (needs credentials)
+    python examples/streaming.py --keep   # keep its temp dir (removed at exit otherwise)
 
 Text arrives in deltas (`StreamEvent.text_delta`) while the model writes; tool
 calls come in complete `AssistantEvent`s, their results in `UserEvent`s, and
@@ -11,6 +12,8 @@ the `ResultEvent` ends the run. `stream.result` is the `TaskResult` afterwards.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -25,6 +28,8 @@ TASK = "Write poem.txt with a two-line poem about streams, then read it back to 
 
 async def main(live: bool) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cc-streaming-"))
+    if "--keep" not in sys.argv:  # removed at exit; --keep keeps it
+        atexit.register(shutil.rmtree, workdir, True)
     config = CCExecutorConfig(cwd=workdir, save_transcript=False, timeout=600)
     model = None
     if not live:

@@ -3,6 +3,7 @@ instance, with a journal that lets a stopped list resume (see resume_pipeline.py
 
     python examples/task_list.py          # offline: the real CLI, a scripted model
     python examples/task_list.py --live   # the real model (needs credentials)
+    python examples/task_list.py --keep   # keep its temp dir (removed at exit otherwise)
 
 The plan comes from a Markdown file (`load_task_list`); a last step is built at
 run time from what the earlier steps returned. Step 2 may use Bash: its spec
@@ -12,6 +13,8 @@ allows it, the others may only edit files.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +40,8 @@ def on_step(event: StepEvent) -> None:
 
 async def main(live: bool) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cc-task-list-"))
+    if "--keep" not in sys.argv:  # removed at exit; --keep keeps it
+        atexit.register(shutil.rmtree, workdir, True)
     (workdir / "plan.md").write_text(PLAN)
     settings = dict(
         cwd=workdir, transcript_dir=workdir / "transcripts", state_dir=workdir / ".state"

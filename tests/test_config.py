@@ -137,7 +137,7 @@ def test_cli_lookup_order(tmp_path: Path) -> None:
 
 def test_missing_cli_says_how_to_install(tmp_path: Path) -> None:
     with pytest.raises(CLINotFoundError, match="npm install"):
-        find_cli(CCExecutorConfig(), {"PATH": str(tmp_path)})
+        find_cli(CCExecutorConfig(), {"PATH": str(tmp_path)}, executable=str(tmp_path / "python"))
     with pytest.raises(CLINotFoundError, match="cli_path"):
         find_cli(CCExecutorConfig(cli_path=tmp_path / "nope"), {"PATH": ""})
 

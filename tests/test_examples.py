@@ -9,22 +9,40 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
 
 
-def run_example(name: str, cwd: Path, claude_cli: str) -> str:
+def run_example(name: str, cwd: Path, claude_cli: str, *args: str) -> str:
+    """Run an example as a user would after `make install`: the venv's python as invoked,
+    no $CC_EXECUTOR_CLI, no `claude` on PATH; the library finds the CLI linked beside
+    the interpreter."""
+    linked = Path(sys.executable).parent / "claude"
+    if not linked.exists():
+        pytest.fail(f"{linked} is missing: `make install` links the pinned CLI there")
+    path = os.pathsep.join(
+        d for d in os.environ.get("PATH", "").split(os.pathsep) if not (Path(d) / "claude").exists()
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CC_EXECUTOR_CLI"}
+    tmp = cwd / "tmp"
+    tmp.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [sys.executable, str(EXAMPLES / name), *args],
         cwd=cwd,
-        env={**os.environ, "CC_EXECUTOR_CLI": claude_cli, "PYTHONPATH": str(ROOT)},
+        env={**env, "PATH": path, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SCRIPTED" in proc.stdout  # it says so: the model was not real
+    prefix = re.search(r'mkdtemp\(prefix="([\w-]+)"', (EXAMPLES / name).read_text())
+    assert prefix is not None
+    left = sorted(p.name for p in tmp.glob(f"{prefix[1]}*"))
+    assert bool(left) == ("--keep" in args), left  # its temp dirs are gone unless --keep
     return proc.stdout
 
 
@@ -87,7 +105,7 @@ def test_resume_pipeline_restores_the_finished_step(claude_cli: str, tmp_path: P
 
 
 def test_concurrent_competition_compares_three_solutions(claude_cli: str, tmp_path: Path) -> None:
-    out = run_example("concurrent_competition.py", tmp_path, claude_cli)
+    out = run_example("concurrent_competition.py", tmp_path, claude_cli, "--keep")
     assert re.search(r"instance A: correct", out)
     assert re.search(r"instance B: correct", out)
     assert "instance C: wrong: fib(1) = 0, expected 1" in out

@@ -437,20 +437,45 @@ def readme_mcp_json() -> dict[str, Any]:
     return data
 
 
-async def test_claude_cli_calls_the_server_tool_configured_by_the_readme_snippet(
+def printed_mcp_json(cwd: Path) -> dict[str, Any]:
+    """What `cc-execute mcp --print-config` prints on stdout, run as a user runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "cc_executor._cli", "mcp", "--print-config"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "claude mcp add-json --scope project cc_executor '{" in proc.stderr
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def test_the_readme_snippet_is_what_print_config_prints_with_an_absolute_path(
+    tmp_path: Path,
+) -> None:
+    readme = readme_mcp_json()["mcpServers"]["cc_executor"]
+    printed = printed_mcp_json(tmp_path)["mcpServers"]["cc_executor"]
+    assert Path(readme["command"]).is_absolute()
+    assert printed["command"] == str(Path(sys.executable).absolute())  # not resolved: the venv
+    assert {**readme, "command": printed["command"]} == printed
+
+
+async def test_claude_cli_connects_with_the_printed_config(
     workdir: Path, model: ScriptedModel, tmp_path: Path
 ) -> None:
+    """The entry `mcp --print-config` prints, copied as is: no PATH, no PYTHONPATH help."""
     mcp_json = workdir / ".mcp.json"
-    mcp_json.write_text(json.dumps(readme_mcp_json()))
+    mcp_json.write_text(json.dumps(printed_mcp_json(tmp_path)))
     tool = "mcp__cc_executor__get_task_complexity"
     task = "Implement a parser in parser.py and write tests"
     model.add(
         tool_use(tool, {"task": task}),
         text("It is complex."),
     )
-    # The snippet runs `python` from PATH: put this interpreter's first, and let the
-    # server import this checkout.
-    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
     result = await cc_run(
         "How complex is writing a parser?",
         model.config(
@@ -458,7 +483,7 @@ async def test_claude_cli_calls_the_server_tool_configured_by_the_readme_snippet
             transcript_dir=tmp_path / "transcripts",
             mcp_config=mcp_json,
             allowed_tools=[tool],
-            env={"PATH": path, "PYTHONPATH": str(ROOT)},
+            env={"PATH": path, "PYTHONPATH": ""},
         ),
     )
     assert result.success, (result.error, result.stderr_tail)

@@ -38,7 +38,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-__all__ = ["create_server", "main", "server_config"]
+__all__ = ["client_config", "create_server", "main", "server_config"]
 
 _MISSING_SDK = "The MCP server needs the `mcp` package: pip install 'cc_executor[mcp]'"
 
@@ -99,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", metavar="SECONDS", help='default timeout per task, or "auto" (default: 3600)'
     )
     parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the .mcp.json that starts this server with these options on this machine "
+        "(stdout; the equivalent `claude mcp add-json` line on stderr) and exit",
+    )
+    parser.add_argument(
         "--log-level",
         default=None,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -145,6 +151,65 @@ def _read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
+_PATH_OPTIONS = ("config", "cwd", "transcript_dir", "state_dir")
+
+
+def client_config(argv: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``.mcp.json`` document that starts this server, with the options `argv`,
+    from any directory of this machine.
+
+    ``command`` is this interpreter as invoked (absolute, not symlink-resolved, so a
+    virtualenv's packages are used); path options are made absolute; ``timeout``
+    (milliseconds, Claude Code's limit on one tool call) covers one task's
+    `timeout` on every attempt (`num_retries` + 1) and the longest backoffs between
+    them, plus a minute. Raises `ConfigError` for options the server would refuse.
+    """
+    import math
+
+    args = _parser().parse_args(argv)
+    config = _config(args)
+    server_args = ["-m", "cc_executor.mcp"]
+    for action in _parser()._actions:
+        name = action.dest
+        if name in ("help", "print_config") or not action.option_strings:
+            continue
+        value = getattr(args, name)
+        if value is None or value == action.default:
+            continue
+        if name in _PATH_OPTIONS:
+            value = Path(value).expanduser().absolute()
+        server_args += [action.option_strings[0], str(value)]
+    per_attempt = config.timeout if config.timeout != "auto" else config.auto_timeout_max
+    attempts = config.num_retries + 1
+    seconds = per_attempt * attempts + config.retry_backoff.max * config.num_retries + 60
+    entry = {
+        "command": str(Path(sys.executable).absolute()),
+        "args": server_args,
+        "timeout": int(math.ceil(seconds)) * 1000,
+    }
+    return {"mcpServers": {"cc_executor": entry}}
+
+
+def _print_config(argv: Sequence[str]) -> None:
+    import importlib.util
+    import shlex
+
+    if importlib.util.find_spec("mcp") is None:
+        raise ModuleNotFoundError(_MISSING_SDK + f" (into {sys.executable})", name="mcp")
+    document = client_config(argv)
+    entry = document["mcpServers"]["cc_executor"]
+    print(json.dumps(document, indent=2), flush=True)
+    add = shlex.join(["claude", "mcp", "add-json", "--scope", "project", "cc_executor"])
+    print(
+        "# Save the JSON above as .mcp.json in your project (or pass it to claude "
+        "--mcp-config), or add the same entry with:\n"
+        f"{add} {shlex.quote(json.dumps(entry))}\n"
+        f"# timeout: {entry['timeout'] // 1000} s for one tool call (a task's timeout on "
+        "every attempt, with the waits between them); raise it for long task lists.",
+        file=sys.stderr,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the MCP server over stdio until the client closes it (`python -m cc_executor.mcp`).
 
@@ -152,6 +217,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     A bad option or a missing `mcp` package exits with status 2 and a message.
     """
     args = _parser().parse_args(argv)
+    if args.print_config:
+        try:
+            _print_config(sys.argv[1:] if argv is None else argv)
+        except (ConfigError, ModuleNotFoundError) as exc:
+            print(f"cc_executor.mcp: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return
     try:
         config = _config(args)
         server = create_server(config)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._command import MARKER_VAR, TESTED_CLI_VERSIONS, cli_tested_status, find_auth, find_cli
+from .._cost import JSONCost
 from .._process import find_marked_processes
 from .._transcript import find_transcripts, read_transcript, transcript_root
 from .._version import __version__
@@ -113,7 +114,7 @@ class ExecutionVerification(BaseModel):
     error_message: str | None = None
     exit_code: int | None = None
     stopped_by: str | None = None
-    total_cost_usd: float | None = None
+    total_cost_usd: JSONCost = None
     duration_s: float | None = None
     session_id: str | None = None
     started_at: str | None = None

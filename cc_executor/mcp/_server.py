@@ -32,6 +32,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from .._api import cc_stream
+from .._cost import json_cost
 from .._history import HistoryRecord, get_execution_history, load_candidates
 from .._log import logger
 from .._predict import (
@@ -228,9 +229,10 @@ class _Tools:
         tool calls, started_at. Prompts are kept only in normalized form."""
         if self.config.state_dir is None and self.config.history_url is None:
             return []  # state_dir=None: no history kept
-        return await get_execution_history(
+        records = await get_execution_history(
             limit, state_dir=self.config.state_dir, history_url=self.config.history_url
         )
+        return [r.model_copy(update={"cost_usd": json_cost(r.cost_usd)}) for r in records]
 
     @_tool_errors
     async def verify_execution(
@@ -470,7 +472,7 @@ def _task_report(result: TaskResult, limit: int) -> dict[str, Any]:
         "output": output,
         "error_type": result.error_type,
         "error_message": result.error_message,
-        "total_cost_usd": result.total_cost_usd,
+        "total_cost_usd": json_cost(result.total_cost_usd),
         "duration_s": round(result.duration_s, 3),
         "num_turns": result.num_turns,
         "session_id": result.session_id,
@@ -521,7 +523,7 @@ def _list_result(outcome: TaskListResult) -> CallToolResult:
         "failed_step": outcome.failed_step,
         "skipped": outcome.skipped,
         "restored": outcome.restored,
-        "total_cost_usd": round(outcome.total_cost_usd, 6),
+        "total_cost_usd": json_cost(outcome.total_cost_usd),
         "duration_s": round(outcome.duration_s, 3),
         "error_type": type(error).__name__ if error is not None else None,
         "error_message": str(error) if error is not None else None,
