@@ -1,17 +1,18 @@
-"""cc_executor: run Claude Code tasks from Python, unattended, and trust what comes back."""
+"""cc_executor: run Claude Code tasks from Python, unattended, and trust what comes back.
 
-from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
-from ._history import HistoryRecord, get_execution_history
-from ._predict import (
-    ExecutionStrategy,
-    TaskComplexity,
-    TaskPlan,
-    TimeoutPrediction,
-    get_task_complexity,
-    predict_timeout,
-    suggest_execution_strategy,
-)
-from ._run import TaskStream
+Every public name is here and in `__all__`. The runner's names (`cc_execute`,
+`cc_execute_list`, ...) are imported on first use (PEP 562 `__getattr__`), so that
+importing a data module (`cc_executor.config`, a result, the task-list loader) does
+not import the runner.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._models import StepEvent, TaskListResult, TaskSpec
+from ._tasklist import load_task_list
 from ._version import __version__
 from .config import CCExecutorConfig, RetryBackoff
 from .errors import (
@@ -37,15 +38,22 @@ from .errors import (
     TaskTimeoutError,
 )
 from .events import Event, RetryEvent, UnknownEvent, parse_event
-from .pipeline import (
-    StepEvent,
-    TaskListResult,
-    TaskSpec,
-    cc_execute_list,
-    cc_execute_list_sync,
-    load_task_list,
-)
 from .result import Attempt, TaskResult, ToolUse, is_transient
+
+if TYPE_CHECKING:
+    from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
+    from ._history import HistoryRecord, get_execution_history
+    from ._predict import (
+        ExecutionStrategy,
+        TaskComplexity,
+        TaskPlan,
+        TimeoutPrediction,
+        get_task_complexity,
+        predict_timeout,
+        suggest_execution_strategy,
+    )
+    from ._run import TaskStream
+    from .pipeline import cc_execute_list, cc_execute_list_sync
 
 __all__ = [
     "APIError",
@@ -72,8 +80,8 @@ __all__ = [
     "RetryEvent",
     "RunLockedError",
     "StateStoreError",
-    "StructuredOutputError",
     "StepEvent",
+    "StructuredOutputError",
     "TaskComplexity",
     "TaskFailedError",
     "TaskListResult",
@@ -101,3 +109,37 @@ __all__ = [
     "predict_timeout",
     "suggest_execution_strategy",
 ]
+
+# Imported on first use: the runner and what only it needs.
+_LAZY = {
+    "cc_execute": "._api",
+    "cc_execute_sync": "._api",
+    "cc_run": "._api",
+    "cc_run_sync": "._api",
+    "cc_stream": "._api",
+    "HistoryRecord": "._history",
+    "get_execution_history": "._history",
+    "ExecutionStrategy": "._predict",
+    "TaskComplexity": "._predict",
+    "TaskPlan": "._predict",
+    "TimeoutPrediction": "._predict",
+    "get_task_complexity": "._predict",
+    "predict_timeout": "._predict",
+    "suggest_execution_strategy": "._predict",
+    "TaskStream": "._run",
+    "cc_execute_list": ".pipeline",
+    "cc_execute_list_sync": ".pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

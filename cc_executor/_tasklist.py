@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._models import TaskSpec
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .pipeline import TaskSpec
 
 __all__ = ["load_task_list"]
 
@@ -67,8 +65,6 @@ def load_task_list(path: str | Path) -> list[TaskSpec]:
 
 
 def _from_markdown(path: Path, content: str) -> list[TaskSpec]:
-    from .pipeline import TaskSpec
-
     lines = content.splitlines()
     fenced = _fenced_lines(lines)
     markers = [
@@ -148,8 +144,6 @@ def _parse_data(path: Path, content: str, suffix: str) -> Any:
 
 
 def _from_data(path: Path, data: Any) -> list[TaskSpec]:
-    from .pipeline import TaskSpec
-
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"tasks"})
         if unknown or not isinstance(data.get("tasks"), list):

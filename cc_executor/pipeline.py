@@ -19,19 +19,28 @@ import inspect
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, overload
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from ._api import _run_sync, cc_run
 from ._log import logger
+from ._models import (
+    StepEvent,
+    StepStatus,
+    TaskFactory,
+    TaskListResult,
+    TaskSpec,
+)
+from ._models import (
+    Task as Task,  # re-exported: the Temporal client names a list step by it
+)
+from ._models import default_config as _default_config
+from ._models import first_line as _first_line
 from ._retry import call_hook
 from ._secrets import find_secrets
 from ._tasklist import load_task_list
-from .config import CCExecutorConfig, check_prompt, config_error
+from .config import CCExecutorConfig
 from .errors import BudgetExceededError, CCExecutorError, ConfigError, StateStoreError
 from .result import TaskResult
 
@@ -47,177 +56,6 @@ __all__ = [
     "cc_execute_list_sync",
     "load_task_list",
 ]
-
-# Options of the whole list: a step cannot override them.
-_LIST_FIELDS = frozenset({"state_dir", "max_total_cost_usd", "max_total_duration"})
-
-
-class TaskSpec(BaseModel):
-    """One step of a task list: its prompt, an optional name, and options for this step.
-
-    Every other keyword is a `CCExecutorConfig` field that overrides the list's
-    config for this step only (``timeout``, ``cwd``, ``model``,
-    ``allowed_tools``, …); they are checked here, so a typo raises
-    `ConfigError` before the list starts. `continue_session=True` continues the
-    previous step's session (``--resume <its session_id>``) instead of starting
-    a fresh one. ``TaskSpec("prompt", timeout=600)`` is short for
-    ``TaskSpec(prompt="prompt", timeout=600)``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
-
-    prompt: str
-    name: str | None = None
-    continue_session: bool = False
-
-    def __init__(self, prompt: str | None = None, /, **data: Any) -> None:
-        if prompt is not None:
-            data["prompt"] = prompt
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise config_error(exc) from None
-        check_prompt(self.prompt, "prompt")
-        overrides = self.overrides
-        for name in overrides:
-            if name in _LIST_FIELDS:
-                raise ConfigError(
-                    f"{name!r} applies to a whole task list, not to one step: pass it in the "
-                    "config or as a keyword of cc_execute_list",
-                    field=name,
-                )
-        if self.continue_session and "resume" in overrides:
-            raise ConfigError(
-                "continue_session=True resumes the previous step's session; do not also "
-                "pass resume=",
-                field="resume",
-            )
-        _default_config().with_overrides(**overrides)
-
-    @property
-    def overrides(self) -> dict[str, Any]:
-        """The config fields this step overrides."""
-        return dict(self.__pydantic_extra__ or {})
-
-
-TaskFactory = Callable[[list[TaskResult]], "str | TaskSpec | Awaitable[str | TaskSpec]"]
-"""A step built at run time from the results so far (in step order)."""
-
-Task = str | TaskSpec | TaskFactory
-StepStatus = Literal["started", "success", "failed", "restored"]
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """What `on_step` receives when a step starts, ends, or is restored from the journal."""
-
-    run_id: str
-    index: int
-    """0-based, as in `TaskListResult.results`."""
-    total: int
-    name: str | None
-    label: str
-    """`name`, or the first line of the prompt."""
-    status: StepStatus
-    total_cost_usd: float
-    """Spent by the list so far, restored steps included."""
-    result: TaskResult | None = None
-    """Set when the step ended or was restored."""
-
-
-@dataclass
-class TaskListResult:
-    """The record of a task list. Iterates, indexes and measures like `results`.
-
-    `results[i]` is step i: the steps that ran or were restored always form the
-    start of the list (later ones are `skipped`). `error` says why the list did
-    not succeed: a `BudgetExceededError` when `max_total_cost_usd` /
-    `max_total_duration` stopped it, else the first failed step's error; None on
-    success.
-    """
-
-    results: list[TaskResult]
-    success: bool
-    failed_step: int | None
-    """Index of the first step that failed, or None."""
-    skipped: list[int]
-    """Indices of the steps that did not run."""
-    total_cost_usd: float
-    """Cost of every step in `results`, restored ones included."""
-    duration_s: float
-    """Wall-clock seconds of this call."""
-    run_id: str
-    error: CCExecutorError | None = None
-    restored: list[int] = field(default_factory=list)
-    """Indices of the steps taken from the journal instead of being run."""
-    labels: list[str] = field(default_factory=list)
-    """A short label per step (its name, or its prompt's first line), skipped ones included."""
-
-    def __iter__(self) -> Iterator[TaskResult]:
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    @overload
-    def __getitem__(self, index: int) -> TaskResult: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[TaskResult]: ...
-    def __getitem__(self, index: int | slice) -> TaskResult | list[TaskResult]:
-        return self.results[index]
-
-    def raise_for_error(self) -> TaskListResult:
-        """Raise `error` if the list did not succeed; return self otherwise."""
-        if self.error is not None:
-            raise self.error
-        return self
-
-    def summary(self) -> str:
-        """One table: a row per step (status, cost, time, label), then the totals."""
-        rows = [("step", "status", "cost", "time", "task")]
-        restored = set(self.restored)
-        for i, label in enumerate(self.labels):
-            if i < len(self.results):
-                r = self.results[i]
-                status = "restored" if i in restored else ("success" if r.success else "failed")
-                if r.error is not None:
-                    label = f"{label} — {r.error_type}: {_first_line(str(r.error), 80)}"
-                cost, took = f"${r.total_cost_usd or 0:.4f}", f"{r.duration_s:.1f}s"
-            else:
-                status, cost, took = "skipped", "-", "-"
-            rows.append((str(i), status, cost, took, label))
-        ok = sum(1 for r in self.results if r.success)
-        verdict = f"{ok}/{len(self.labels)} ok · run {self.run_id}"
-        if self.error is not None and self.error is not self._step_error():
-            verdict += f" · {type(self.error).__name__}: {_first_line(str(self.error), 100)}"
-        rows.append(
-            ("total", "", f"${self.total_cost_usd:.4f}", f"{self.duration_s:.1f}s", verdict)
-        )
-        widths = [max(len(row[c]) for row in rows) for c in range(4)]
-        lines = [
-            "  ".join(
-                [row[0].rjust(widths[0])] + [row[c].ljust(widths[c]) for c in (1, 2, 3)] + [row[4]]
-            ).rstrip()
-            for row in rows
-        ]
-        rule = "-" * min(100, max(len(line) for line in lines))
-        return "\n".join([lines[0], rule, *lines[1:-1], rule, lines[-1]])
-
-    def _step_error(self) -> CCExecutorError | None:
-        if self.failed_step is not None and self.failed_step < len(self.results):
-            return self.results[self.failed_step].error
-        return None
-
-    def __str__(self) -> str:
-        return self.summary()
-
-    def __repr__(self) -> str:
-        ok = sum(1 for r in self.results if r.success)
-        return (
-            f"<TaskListResult run_id={self.run_id!r} success={self.success} "
-            f"{ok}/{len(self.labels)} ok failed_step={self.failed_step} "
-            f"cost=${self.total_cost_usd:.4f}>"
-        )
 
 
 async def cc_execute_list(
@@ -700,16 +538,5 @@ def _label(item: TaskSpec | TaskFactory) -> str:
     return f"<{getattr(item, '__name__', 'callable')}>"
 
 
-def _first_line(text: str, limit: int) -> str:
-    line = text.strip().split("\n", 1)[0]
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _print(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _default_config() -> CCExecutorConfig:
-    # Built per call, never cached: its default state_dir is the current directory's
-    # project folder, which changes with the directory.
-    return CCExecutorConfig()
