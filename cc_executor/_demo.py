@@ -20,7 +20,10 @@ from typing import Any
 from .pipeline import TaskSpec
 from .testing import ScriptedModel, Turn, structured_output, text, tool_use, tool_uses
 
-__all__ = ["demo_steps", "demo_script"]
+__all__ = [
+    "demo_script",
+    "demo_steps",
+]
 
 WORDCOUNT = '''\
 """Count the words and lines of a text file: python3 wordcount.py FILE"""

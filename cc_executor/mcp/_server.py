@@ -51,7 +51,11 @@ from ..prompts import orchestrator_prompt
 from ..result import TaskResult
 from ._checks import ExecutionVerification, ExecutorStatus, check_status, verify_execution
 
-__all__ = ["SERVER_NAME", "ListTask", "create_server"]
+__all__ = [
+    "ListTask",
+    "SERVER_NAME",
+    "create_server",
+]
 
 SERVER_NAME = "cc_executor"
 """The server's name, and the key of its `.mcp.json` entry: Claude Code then names the
