@@ -3,23 +3,20 @@
 See `ScriptedModel`.
 """
 
-from ._server import (
+from ._requests import SIDE_REPLY_TEXT, RecordedRequest, extract_prompt, is_main_request
+from ._server import ScriptedModel
+from ._turns import (
     EXHAUSTED_TEXT,
-    SIDE_REPLY_TEXT,
     BigTextTurn,
     HangTurn,
     HttpErrorTurn,
-    RecordedRequest,
-    ScriptedModel,
     TextTurn,
     ToolCall,
     ToolUseTurn,
     Turn,
     big_text,
-    extract_prompt,
     hang,
     http_error,
-    is_main_request,
     structured_output,
     text,
     tool_use,
@@ -27,12 +24,12 @@ from ._server import (
 )
 
 __all__ = [
-    "EXHAUSTED_TEXT",
-    "SIDE_REPLY_TEXT",
     "BigTextTurn",
+    "EXHAUSTED_TEXT",
     "HangTurn",
     "HttpErrorTurn",
     "RecordedRequest",
+    "SIDE_REPLY_TEXT",
     "ScriptedModel",
     "TextTurn",
     "ToolCall",

@@ -36,8 +36,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._server import (
-    ScriptedModel,
+from ._server import ScriptedModel
+from ._turns import (
     TextTurn,
     Turn,
     big_text,
