@@ -353,13 +353,14 @@ def list_command(
 
 def _check_run_id(state_dir: Path | None, *, resume: str | None, new: str | None) -> None:
     """`--run-id` must name a run of the journal, `--new-run-id` must not (ConfigError: exit 2)."""
-    from ._journal import DB_NAME, run_ids
+    from ._journal import run_ids
+    from ._statestore import db_path
 
     if resume is not None and new is not None:
         raise ConfigError("give --run-id (resume a run) or --new-run-id (start one), not both")
     if resume is None and new is None:
         return
-    where = state_dir / DB_NAME if state_dir is not None else None
+    where = db_path(state_dir) if state_dir is not None else None
     try:
         known = run_ids(state_dir) if state_dir is not None else []
     except Exception as exc:  # sqlite3 / OS errors: the journal cannot be read
@@ -490,23 +491,24 @@ def history(
     json_output: Annotated[bool, typer.Option("--json", help="The records as JSON.")] = False,
 ) -> None:
     """Recent runs recorded by cc_run / cc_execute, as a table."""
-    from ._history import STATE_FILE, get_execution_history
+    from ._history import get_execution_history
+    from ._statestore import db_path
 
     if state_dir is None:
         state_dir = CCExecutorConfig().state_dir
         assert state_dir is not None
-    if redis is None and not (state_dir / STATE_FILE).exists():
+    if redis is None and not db_path(state_dir).exists():
         if json_output:
             print("[]")
         else:
-            out.print(f"No history yet: {state_dir / STATE_FILE} does not exist.")
+            out.print(f"No history yet: {db_path(state_dir)} does not exist.")
         raise typer.Exit(0)
     try:
         records = asyncio.run(get_execution_history(limit, state_dir=state_dir, history_url=redis))
     except CCExecutorError as exc:
         _fail(exc, as_json=json_output)
     except Exception as exc:  # sqlite3 / Redis / OS errors: the store cannot be read
-        where = redis or state_dir / STATE_FILE
+        where = redis or db_path(state_dir)
         _fail(ConfigError(f"cannot read the history in {where}: {exc}"), as_json=json_output)
     if json_output:
         from ._cost import json_cost
@@ -636,6 +638,7 @@ def demo(
 def _demo(root: Path, *, live: bool, remove: bool) -> None:
     from ._demo import demo_steps, scripted_model
     from ._progress import tool_results
+    from ._statestore import db_path
     from .events import AssistantEvent, UserEvent
 
     project, transcripts, state = root / "project", root / "transcripts", root / "state"
@@ -704,7 +707,7 @@ def _demo(root: Path, *, live: bool, remove: bool) -> None:
                 f"  replay one: cc-execute show --transcript-dir {shlex.quote(str(transcripts))} "
                 f"{shlex.quote(str(files[0]))}"
             )
-        out.print(f"Journal and history: {state / 'state.db'} (run {run_id})")
+        out.print(f"Journal and history: {db_path(state)} (run {run_id})")
     if model is not None and code == 0:
         out.print(
             Text(

@@ -1,4 +1,5 @@
-"""`cc-execute doctor`: can this machine run tasks? One `Check` per requirement.
+"""`cc-execute doctor`: can this machine run tasks? One `Check` per requirement, rendered
+from the probes in `_health` (which the MCP status tool renders too).
 
 Each check says what it found and, when it fails, the fix. Secrets are never
 read into the output: an API key is reported as set or not, a login as the
@@ -8,26 +9,14 @@ file that holds it.
 from __future__ import annotations
 
 import os
-import re
-import sqlite3
-import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Literal
 
-from ._command import (
-    INSTALL_CLI,
-    cli_tested_status,
-    describe_tested_clis,
-    find_auth,
-    find_cli,
-    provider_name,
-)
-from ._statestore import cause_of, check_integrity, move_aside_command
+from ._command import INSTALL_CLI, describe_tested_clis, provider_name
+from ._health import probe_auth, probe_cli, probe_state_store, probe_transcript_dir
+from ._statestore import move_aside_command
 from .config import CCExecutorConfig
-from .errors import CLINotFoundError
 
 __all__ = ["Check", "auth_source", "run_checks"]
 
@@ -58,28 +47,19 @@ def run_checks(config: CCExecutorConfig, environ: dict[str, str] | None = None) 
 
 def check_cli(config: CCExecutorConfig, env: dict[str, str]) -> Check:
     install = INSTALL_CLI
-    try:
-        path = find_cli(config, env)
-    except CLINotFoundError as exc:
+    probe = probe_cli(config, env)
+    if probe.path is None:
+        exc = probe.not_found
+        assert exc is not None
         detail = "not found in " + "; ".join(exc.searched) if exc.searched else str(exc)
         return Check("claude CLI", "fail", detail, f"{exc.fix or install}, or set $CC_EXECUTOR_CLI")
-    run_env = {k: v for k, v in env.items() if k != "CLAUDECODE"}
-    try:
-        proc = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=30, env=run_env
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("claude CLI", "fail", f"{path}: `--version` failed: {exc}", install)
-    match = re.search(r"\d+(\.\d+)+", proc.stdout)
-    if proc.returncode != 0 or match is None:
-        said = (proc.stdout + proc.stderr).strip()[:200]
-        return Check("claude CLI", "fail", f"{path}: `--version` gave {said!r}", install)
-    version = match.group(0)
+    if probe.version is None:
+        return Check("claude CLI", "fail", f"{probe.path}: `--version` {probe.error}", install)
+    path, version = probe.path, probe.version
     tested = f"tested: {describe_tested_clis()}"
-    status = cli_tested_status(version)
-    if status == "tested":
+    if probe.tested == "tested":
         return Check("claude CLI", "ok", f"{path} · {version}, a tested version ({tested})")
-    if status == "older":
+    if probe.tested == "older":
         return Check(
             "claude CLI",
             "warn",
@@ -95,7 +75,7 @@ def check_cli(config: CCExecutorConfig, env: dict[str, str]) -> Check:
 
 def auth_source(env: dict[str, str]) -> str | None:
     """Where the CLI would find credentials, in words; None when it would find none."""
-    source = find_auth(env)
+    source = probe_auth(env)
     if source is None:
         return None
     if source.kind == "provider":
@@ -130,57 +110,39 @@ def check_auth(env: dict[str, str]) -> Check:
 
 
 def check_transcript_dir(config: CCExecutorConfig) -> Check:
-    directory = config.resolved_transcript_dir()
+    probe = probe_transcript_dir(config, create=False)
+    directory = probe.path
     fix = "set $CC_EXECUTOR_TRANSCRIPT_DIR (or transcript_dir=) to a writable folder"
-    if not config.save_transcript:
+    if probe.state == "disabled":
         return Check("transcripts", "ok", "disabled (save_transcript=False)")
-    if directory.is_dir():
-        try:
-            with tempfile.TemporaryFile(dir=directory):
-                pass
-        except OSError as exc:
-            return Check("transcripts", "fail", f"{directory} is not writable: {exc}", fix)
+    if probe.state == "writable":
         return Check("transcripts", "ok", f"{directory} is writable")
-    parent = _existing_parent(directory)
-    if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+    if probe.state == "creatable":
         return Check("transcripts", "ok", f"{directory} will be created on the first run")
-    return Check("transcripts", "fail", f"{directory} cannot be created in {parent}", fix)
+    if probe.state == "not_writable":
+        return Check("transcripts", "fail", f"{directory} is not writable: {probe.error}", fix)
+    return Check("transcripts", "fail", f"{directory} cannot be created in {probe.parent}", fix)
 
 
 def check_state_store(config: CCExecutorConfig) -> Check:
-    if config.state_dir is None:
+    probe = probe_state_store(config, create=False)
+    path = probe.path
+    if probe.state == "disabled":
         return Check("state store", "ok", "disabled (state_dir=None): no journal, no history")
-    path = config.state_dir / "state.db"
     fix = f"check the permissions of {path}, or move it away (a new one is created)"
-    if not path.exists():
-        parent = _existing_parent(config.state_dir)
-        if os.access(parent, os.W_OK | os.X_OK):
-            return Check("state store", "ok", f"{path} will be created on the first run")
-        return Check("state store", "fail", f"{path} cannot be created in {parent}", fix)
-    try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-        try:
-            check_integrity(conn)
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-            runs = (
-                conn.execute("SELECT COUNT(DISTINCT run_id) FROM steps").fetchone()[0]
-                if "steps" in tables
-                else 0
-            )
-            records = (
-                conn.execute("SELECT COUNT(*) FROM history").fetchone()[0]
-                if "history" in tables
-                else 0
-            )
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        cause = cause_of(exc)
-        if cause == "corrupt":
+    if probe.state == "creatable":
+        return Check("state store", "ok", f"{path} will be created on the first run")
+    if probe.state == "not_creatable":
+        return Check("state store", "fail", f"{path} cannot be created in {probe.parent}", fix)
+    if probe.error is not None:
+        exc, cause = probe.error.__cause__, probe.error.cause
+        if cause == "corrupt" and path is not None:
             fix = f"move it aside (a new one is created): {move_aside_command(path)}"
         return Check("state store", "fail", f"{path} cannot be read: {cause}: {exc}", fix)
     return Check(
-        "state store", "ok", f"{path}: {runs} task-list run(s), {records} history record(s)"
+        "state store",
+        "ok",
+        f"{path}: {probe.runs} task-list run(s), {probe.records} history record(s)",
     )
 
 
@@ -193,10 +155,3 @@ def check_platform() -> Check:
         f"{sys.platform}: only the CLI's process group is ended when a task ends",
         "run on Linux for full process tracking (README: Processes)",
     )
-
-
-def _existing_parent(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path

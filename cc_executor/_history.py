@@ -3,9 +3,10 @@
 Two backends, one interface:
 
 - SQLite (default): table `history` in `<state_dir>/state.db`, the embedded
-  state file the pipeline journal also lives in. WAL mode and a busy timeout
-  let several tasks, threads and processes write at once without losing a
-  record; every write is one `BEGIN IMMEDIATE` transaction (insert + prune).
+  state file the pipeline journal also lives in; `_statestore` owns the file (its
+  connection setup, schema and the worker thread its calls run in). WAL mode and a
+  busy timeout let several tasks, threads and processes write at once without
+  losing a record; every write is one `BEGIN IMMEDIATE` transaction (insert + prune).
 - Redis (`history_url="redis://…"`): for several machines sharing one history.
   Each record is a JSON member of two sorted sets scored by start time (all
   records, and the record's prompt class); a Lua script adds and prunes
@@ -19,13 +20,12 @@ placeholders), so re-runs of "the same task with other numbers" share a class.
 Recording never fails a task: errors are logged and dropped. Reading
 (`get_execution_history`) raises `StateStoreError` naming the file and the
 cause ("corrupt", "disk full", ...), never a raw sqlite3 error. The blocking
-SQLite calls run in a worker thread, Redis through `redis.asyncio`, so the
-event loop is never blocked.
+SQLite calls run in a worker thread (`_statestore.run_sync`), Redis through
+`redis.asyncio`, so the event loop is never blocked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import os
@@ -38,16 +38,16 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from ._log import logger
+from ._statestore import connect, db_path, run_sync, store_error
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from .config import CCExecutorConfig
     from .result import TaskResult
 
 __all__ = [
     "HistoryRecord",
+    "check_history_url",
     "get_execution_history",
     "load_candidates",
     "normalize_prompt",
@@ -58,11 +58,9 @@ __all__ = [
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-STATE_FILE = "state.db"
 REDIS_PREFIX = "cc_executor:history:"
 NORMALIZED_MAX_CHARS = 2000
 _CONNECT_TIMEOUT_S = 5.0
-_BUSY_TIMEOUT_MS = 30_000
 
 
 class HistoryRecord(BaseModel):
@@ -167,8 +165,8 @@ async def record_history(result: TaskResult, config: CCExecutorConfig) -> None:
         if config.history_url:
             await _redis_add(config.history_url, record, config.history_max_per_class)
         elif config.state_dir is not None:  # state_dir=None: no embedded state at all
-            path = config.state_dir / STATE_FILE
-            await asyncio.to_thread(_sqlite_add, path, record, config.history_max_per_class)
+            path = db_path(config.state_dir)
+            await run_sync(_sqlite_add, path, record, config.history_max_per_class)
     except Exception as exc:
         logger.warning("could not record the task in the execution history: {}", exc)
 
@@ -198,7 +196,7 @@ async def get_execution_history(
         from .config import project_records_dir
 
         directory = project_records_dir(Path.cwd().resolve())
-    return await asyncio.to_thread(_sqlite_recent, directory / STATE_FILE, limit, since_ts)
+    return await run_sync(_sqlite_recent, db_path(directory), limit, since_ts)
 
 
 async def load_candidates(config: CCExecutorConfig, limit: int) -> list[HistoryRecord]:
@@ -208,54 +206,22 @@ async def load_candidates(config: CCExecutorConfig, limit: int) -> list[HistoryR
             return await _redis_recent(config.history_url, limit, None)
         if config.state_dir is None:
             return []
-        path = config.state_dir / STATE_FILE
-        return await asyncio.to_thread(_sqlite_recent, path, limit, None)
+        return await run_sync(_sqlite_recent, db_path(config.state_dir), limit, None)
     except Exception as exc:
         logger.warning("could not read the execution history: {}", exc)
         return []
 
 
+async def check_history_url(url: str) -> None:
+    """Read one record from the Redis history at `url`: raises what the connection or
+    the read raised (a health check's probe)."""
+    await _redis_recent(url, 1, None)
+
+
 # -- SQLite --------------------------------------------------------------------
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS history (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    execution_uuid TEXT NOT NULL UNIQUE,
-    prompt_hash TEXT NOT NULL,
-    prompt_class TEXT NOT NULL,
-    normalized_prompt TEXT NOT NULL,
-    model TEXT,
-    duration_s REAL NOT NULL,
-    success INTEGER NOT NULL,
-    error_type TEXT,
-    cost_usd REAL,
-    input_tokens INTEGER,
-    output_tokens INTEGER,
-    num_turns INTEGER,
-    tool_calls INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    timeout_s REAL,
-    timeout_source TEXT,
-    started_ts REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS history_by_class ON history (prompt_class, started_ts);
-CREATE INDEX IF NOT EXISTS history_by_start ON history (started_ts);
-"""
+# The table is created by `_statestore.MIGRATIONS`.
 _COLUMNS = tuple(HistoryRecord.model_fields)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    import sqlite3
-
-    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(_SCHEMA)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def _typed_errors(doing: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
@@ -266,8 +232,6 @@ def _typed_errors(doing: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
         @functools.wraps(fn)
         def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             import sqlite3
-
-            from ._statestore import store_error
 
             try:
                 return fn(*args, **kwargs)
@@ -281,22 +245,12 @@ def _typed_errors(doing: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     return wrap
 
 
-def _create_private(path: Path) -> None:
-    """Create the state file (and folder) readable by the owner only: it holds prompts."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        pass
-
-
 @_typed_errors("recording a task in the execution history")
 def _sqlite_add(path: Path, record: HistoryRecord, keep: int) -> None:
-    _create_private(path)
     row = record.model_dump(mode="json")
     values = [row[c] for c in _COLUMNS] + [record.started_at.timestamp()]
     placeholders = ", ".join("?" * len(values))
-    conn = _connect(path)
+    conn = connect(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
@@ -317,13 +271,10 @@ def _sqlite_add(path: Path, record: HistoryRecord, keep: int) -> None:
 
 @_typed_errors("reading the execution history")
 def _sqlite_recent(path: Path, limit: int, since_ts: float | None) -> list[HistoryRecord]:
-    from ._statestore import check_integrity
-
     if not path.exists():
         return []
-    conn = _connect(path)
+    conn = connect(path, check=True)
     try:
-        check_integrity(conn)
         rows = conn.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM history WHERE started_ts >= ?"
             " ORDER BY started_ts DESC, id DESC LIMIT ?",

@@ -16,10 +16,11 @@ the reserve is deleted and the write made again in the space it held, then the
 list stops with a ``disk full`` error. Opening refuses a disk too full to hold
 the reserve, before any step runs.
 
-The blocking sqlite3 calls run in a worker thread (`anyio.to_thread`), so a
-slow disk never stalls the event loop that reads the CLIs' output; a write in
-flight finishes even when the list is cancelled. One connection, guarded by a
-lock, serves every thread.
+The file, its connection setup and schema, and the worker thread the blocking
+sqlite3 calls run in belong to `_statestore` (`connect`, `run_sync`): a slow disk
+never stalls the event loop that reads the CLIs' output, and a write in flight
+finishes even when the list is cancelled. One connection, guarded by a lock, serves
+every thread.
 """
 
 from __future__ import annotations
@@ -34,46 +35,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-
 from . import errors
 from ._secrets import Secrets
-from ._statestore import cause_of, check_integrity, store_error
+from ._statestore import cause_of, connect, create_private, db_path, run_sync, store_error
 from .result import TaskResult
 
 __all__ = ["Journal", "NullJournal", "StepRecord", "error_json", "restore_result"]
 
-DB_NAME = "state.db"
-RESERVE_NAME = "state.db.reserve"
 RESERVE_BYTES = 4 * 1024 * 1024
 """Space kept free for recording the end of a step when the disk fills up."""
 _NO_SECRETS = Secrets()
-_SCHEMA_VERSION = 1
-_HOLDERS = """
-CREATE TABLE IF NOT EXISTS holders (
-    run_id   TEXT PRIMARY KEY,
-    pid      INTEGER NOT NULL,
-    host     TEXT    NOT NULL,
-    since    TEXT    NOT NULL       -- who holds the run lock; the flock decides, this names
-)
-"""
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS steps (
-    run_id          TEXT    NOT NULL,
-    step            INTEGER NOT NULL,
-    name            TEXT,
-    prompt_hash     TEXT    NOT NULL,
-    status          TEXT    NOT NULL,   -- started | success | failed
-    attempts        INTEGER NOT NULL DEFAULT 1,
-    result_json     TEXT,               -- TaskResult.model_dump_json()
-    error_json      TEXT,               -- the error's own attributes (timeout_s, status_code, ...)
-    cost_usd        REAL,
-    transcript_path TEXT,
-    started_at      TEXT    NOT NULL,
-    ended_at        TEXT,
-    PRIMARY KEY (run_id, step)
-)
-"""
 
 
 @dataclass(frozen=True)
@@ -93,13 +64,10 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._reserve = path.with_name(RESERVE_NAME)
+        self._reserve = path.with_name(path.name + ".reserve")
         self._lock = threading.Lock()
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Results hold task text and output: owner-only. SQLite gives the -wal
-            # and -shm files the database file's permissions.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            create_private(path)
         except OSError as exc:
             if cause_of(exc) == "disk full":
                 raise store_error(exc, path, "creating the journal") from exc
@@ -108,17 +76,9 @@ class Journal:
                 "state_dir, or state_dir=None to run without a journal (no resume)",
                 field="state_dir",
             ) from exc
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            check_integrity(self._db)
-            self._db.execute(_SCHEMA)
-            self._db.execute(_HOLDERS)
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            self._db = connect(path, check=True)
         except sqlite3.Error as exc:
-            self._db.close()
             raise store_error(exc, path, "opening the journal") from exc
         try:
             self._make_reserve()
@@ -153,7 +113,7 @@ class Journal:
     async def open(cls, state_dir: Path) -> Journal:
         """Open (or create) `<state_dir>/state.db`. Raises `ConfigError` when the folder
         cannot be made, `StateStoreError` when the file is corrupt or the disk full."""
-        return await anyio.to_thread.run_sync(lambda: cls(state_dir.absolute() / DB_NAME))
+        return await run_sync(cls, db_path(state_dir))
 
     def _write(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
         """Run `statements` as one transaction, committed (and synced) on return.
@@ -208,7 +168,7 @@ class Journal:
 
     async def load(self, run_id: str) -> dict[int, StepRecord]:
         """Every step recorded for `run_id`, by index."""
-        return await anyio.to_thread.run_sync(self._load, run_id)
+        return await run_sync(self._load, run_id)
 
     async def start(
         self, run_id: str, index: int, name: str | None, prompt_hash: str, *, drop_later: bool
@@ -222,7 +182,7 @@ class Journal:
         if drop_later:
             statements.append((_DROP_LATER, (run_id, index)))
         doing = f"recording the start of step {index} of run {run_id!r}"
-        await anyio.to_thread.run_sync(self._write_or_raise, doing, *statements)
+        await run_sync(self._write_or_raise, doing, *statements)
 
     async def finish(
         self, run_id: str, index: int, result: TaskResult, secrets: Secrets = _NO_SECRETS
@@ -239,7 +199,7 @@ class Journal:
             run_id,
             index,
         )
-        await anyio.to_thread.run_sync(self._finish, run_id, index, row)
+        await run_sync(self._finish, run_id, index, row)
 
     def _finish(self, run_id: str, index: int, row: tuple[Any, ...]) -> None:
         doing = f"recording the end of step {index} of run {run_id!r}"
@@ -280,7 +240,7 @@ class Journal:
             self._db.close()
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self._close)
+        await run_sync(self._close)
 
 
 _START = """
@@ -360,10 +320,10 @@ def run_ids(state_dir: Path) -> list[str]:
     Reads only: an absent journal gives ``[]`` and creates nothing. Raises
     `sqlite3.Error` / `OSError` when the file exists but cannot be read.
     """
-    path = state_dir.absolute() / DB_NAME
+    path = db_path(state_dir)
     if not path.is_file():
         return []
-    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    db = connect(path, read_only=True)
     try:
         rows = db.execute(
             "SELECT run_id FROM steps GROUP BY run_id ORDER BY MIN(started_at) DESC"

@@ -13,6 +13,13 @@ SIGKILL included, so a crashed holder never blocks a resume. The file descriptor
 inherited by the CLI processes (close-on-exec), so a leftover agent process cannot hold
 it either. Who holds it is recorded in the journal (`holder` table: pid, host) only to
 name the holder in `RunLockedError`; the lock itself is the one authority.
+
+The file: this module owns `<state_dir>/state.db` (`DB_NAME`, `db_path`). `connect` is
+the one place a connection is made: the file and its folder created owner-only, the
+pragmas (`BUSY_TIMEOUT_MS`, WAL, ``synchronous=FULL``) set, and the schema brought up to
+date (`MIGRATIONS`, counted in ``PRAGMA user_version``). `run_sync` is the one way its
+blocking calls leave the event loop: a worker thread (`anyio.to_thread`), waited for
+even when the caller is cancelled, so a write in flight always finishes.
 """
 
 from __future__ import annotations
@@ -24,12 +31,87 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
+import anyio.to_thread
 
 from .errors import RunLockedError, StateStoreError
 
-__all__ = ["RunLock", "cause_of", "check_integrity", "move_aside_command", "store_error"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DB_NAME",
+    "MIGRATIONS",
+    "RunLock",
+    "cause_of",
+    "check_integrity",
+    "connect",
+    "db_path",
+    "move_aside_command",
+    "run_sync",
+    "store_error",
+]
+
+DB_NAME = "state.db"
+"""The state file's name in `state_dir`: the task-list journal, the run holders and the
+SQLite history, one file."""
+BUSY_TIMEOUT_MS = 30_000
+"""How long a write waits for another writer (another step, task or process) to commit."""
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the task-list journal (one row per step of a run) and who holds a run's lock.
+    """
+    CREATE TABLE IF NOT EXISTS steps (
+        run_id          TEXT    NOT NULL,
+        step            INTEGER NOT NULL,
+        name            TEXT,
+        prompt_hash     TEXT    NOT NULL,
+        status          TEXT    NOT NULL,   -- started | success | failed
+        attempts        INTEGER NOT NULL DEFAULT 1,
+        result_json     TEXT,               -- TaskResult.model_dump_json()
+        error_json      TEXT,               -- the error's own attributes (timeout_s, ...)
+        cost_usd        REAL,
+        transcript_path TEXT,
+        started_at      TEXT    NOT NULL,
+        ended_at        TEXT,
+        PRIMARY KEY (run_id, step)
+    );
+    CREATE TABLE IF NOT EXISTS holders (
+        run_id   TEXT PRIMARY KEY,
+        pid      INTEGER NOT NULL,
+        host     TEXT    NOT NULL,
+        since    TEXT    NOT NULL       -- who holds the run lock; the flock decides, this names
+    );
+    """,
+    # 2: the execution history (one row per finished task; `_history.HistoryRecord`).
+    """
+    CREATE TABLE IF NOT EXISTS history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_uuid TEXT NOT NULL UNIQUE,
+        prompt_hash TEXT NOT NULL,
+        prompt_class TEXT NOT NULL,
+        normalized_prompt TEXT NOT NULL,
+        model TEXT,
+        duration_s REAL NOT NULL,
+        success INTEGER NOT NULL,
+        error_type TEXT,
+        cost_usd REAL,
+        input_tokens INTEGER,
+        output_tokens INTEGER,
+        num_turns INTEGER,
+        tool_calls INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        timeout_s REAL,
+        timeout_source TEXT,
+        started_ts REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS history_by_class ON history (prompt_class, started_ts);
+    CREATE INDEX IF NOT EXISTS history_by_start ON history (started_ts);
+    """,
+)
+"""The schema, one step per version: a file at ``user_version`` N gets steps N+1 ... on
+`connect`. Append a step to change it; never edit one that has shipped."""
+
+_T = TypeVar("_T")
 
 _POLL_S = 0.1
 
@@ -111,6 +193,94 @@ def store_error(
         path=path,
         cause=cause,
     )
+
+
+def db_path(state_dir: Path) -> Path:
+    """`<state_dir>/state.db`, absolute."""
+    return state_dir.absolute() / DB_NAME
+
+
+def create_private(path: Path) -> None:
+    """Create `path` (and its folder) readable by the owner only, if absent: the file
+    holds prompts, results and task text. SQLite gives its -wal and -shm files the same
+    permissions. Raises `OSError`."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+
+def connect(path: Path, *, read_only: bool = False, check: bool = False) -> sqlite3.Connection:
+    """A connection to the state file `path`, set up the one way: autocommit
+    (transactions are explicit ``BEGIN IMMEDIATE``), usable from any thread (the caller
+    serialises), `BUSY_TIMEOUT_MS`, WAL, ``synchronous=FULL`` (a commit survives a power
+    cut), schema migrated to the last of `MIGRATIONS`.
+
+    `check=True` first reads every page (`check_integrity`): a damaged file is refused
+    before anything is written to it. `read_only=True` opens an existing file without
+    writing anything (no creation, no migration): what a health check does. Raises
+    `sqlite3.Error` / `OSError` as they come; callers name them with `store_error`.
+    """
+    if read_only:
+        conn = sqlite3.connect(
+            f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
+    else:
+        create_private(path)
+        conn = sqlite3.connect(
+            path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if check:
+            check_integrity(conn)
+        if not read_only:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            _migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version >= len(MIGRATIONS):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])  # under the lock
+        for number in range(version, len(MIGRATIONS)):
+            for statement in _statements(MIGRATIONS[number]):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {max(version, len(MIGRATIONS))}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """`script` cut into whole statements (SQLite's own test: a ";" in a comment or a
+    string does not end one)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+async def run_sync(fn: Callable[..., _T], *args: object) -> _T:
+    """Run the blocking `fn(*args)` in a worker thread; a cancelled caller still waits
+    for it to return, so a write in flight is never cut in half."""
+    return await anyio.to_thread.run_sync(fn, *args)
 
 
 def check_integrity(conn: sqlite3.Connection) -> None:

@@ -256,7 +256,8 @@ def test_costs_are_rounded_to_6_decimals_in_json_output(tmp_path: Path) -> None:
     import json
     from datetime import datetime, timezone
 
-    from cc_executor._history import STATE_FILE, HistoryRecord, _sqlite_add, get_execution_history
+    from cc_executor._history import HistoryRecord, _sqlite_add, get_execution_history
+    from cc_executor._statestore import db_path
     from cc_executor.mcp._server import _task_report
     from cc_executor.result import TaskResult
 
@@ -273,7 +274,7 @@ def test_costs_are_rounded_to_6_decimals_in_json_output(tmp_path: Path) -> None:
     )
     state = tmp_path / "state"
     state.mkdir()
-    _sqlite_add(state / STATE_FILE, record, 100)
+    _sqlite_add(db_path(state), record, 100)
     proc = cc("history", "--json", "--state-dir", str(state), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert '"cost_usd": 0.000896,' in proc.stdout

@@ -11,20 +11,22 @@ import asyncio
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._command import MARKER_VAR, TESTED_CLI_VERSIONS, cli_tested_status, find_auth, find_cli
+from .._command import MARKER_VAR, TESTED_CLI_VERSIONS
 from .._cost import JSONCost
+from .._health import probe_auth, probe_cli, probe_state_store, probe_transcript_dir
+from .._history import check_history_url
 from .._process import find_marked_processes
+from .._statestore import run_sync
 from .._transcript import find_transcripts, read_transcript, transcript_root
 from .._version import __version__
 from ..config import CCExecutorConfig
-from ..errors import CCExecutorError, ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "AuthStatus",
@@ -36,7 +38,6 @@ __all__ = [
     "verify_execution",
 ]
 
-VERSION_TIMEOUT_S = 10.0
 TASK_PREVIEW_CHARS = 500
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -172,47 +173,21 @@ async def check_status(
 
 
 async def _cli_status(config: CCExecutorConfig, env: dict[str, str]) -> CLIStatus:
-    try:
-        path = find_cli(config, env)
-    except CCExecutorError as exc:
-        return CLIStatus(found=False, error=str(exc))
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            path,
-            "--version",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={k: v for k, v in env.items() if k != "CLAUDECODE"},
-        )
-    except OSError as exc:
-        return CLIStatus(found=True, path=path, error=f"{path} could not be started: {exc}")
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), VERSION_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
+    probe = await run_sync(probe_cli, config, env)
+    if probe.path is None:
+        return CLIStatus(found=False, error=str(probe.not_found))
+    if probe.version is None:
         return CLIStatus(
-            found=True,
-            path=path,
-            error=f"`{path} --version` did not answer within {VERSION_TIMEOUT_S:g} s",
+            found=True, path=probe.path, error=f"`{probe.path} --version` {probe.error}"
         )
-    if proc.returncode != 0:
-        tail = (err or out).decode(errors="replace").strip()[-300:]
-        return CLIStatus(
-            found=True,
-            path=path,
-            error=f"`{path} --version` exited with code {proc.returncode}: {tail}",
-        )
-    version = out.decode(errors="replace").strip()
-    number = re.match(r"\d+(?:\.\d+)+", version)
-    tested = number is not None and cli_tested_status(number.group(0)) == "tested"
-    return CLIStatus(found=True, path=path, version=version, tested=tested)
+    return CLIStatus(
+        found=True, path=probe.path, version=probe.printed, tested=probe.tested == "tested"
+    )
 
 
 def _auth_status(env: dict[str, str]) -> AuthStatus:
-    """Where the CLI will find credentials (`find_auth`, the CLI's own order); no value."""
-    source = find_auth(env)
+    """Where the CLI will find credentials (`probe_auth`, the CLI's own order); no value."""
+    source = probe_auth(env)
     if source is None:
         config_dir = env.get("CLAUDE_CONFIG_DIR") or str(Path(env.get("HOME", "~"), ".claude"))
         credentials = Path(config_dir).expanduser() / ".credentials.json"
@@ -235,61 +210,39 @@ def _auth_status(env: dict[str, str]) -> AuthStatus:
 
 
 async def _state_status(config: CCExecutorConfig) -> StoreStatus:
-    from .._history import STATE_FILE, _connect, _create_private, _redis_recent
-    from .._statestore import check_integrity, store_error
-
     if config.history_url:
         location = _without_password(config.history_url)
         try:
-            await _redis_recent(config.history_url, 1, None)
+            await check_history_url(config.history_url)
         except Exception as exc:
             return StoreStatus(location=location, usable=False, error=f"Redis: {exc!r}")
         return StoreStatus(location=location, usable=True)
-    if config.state_dir is None:
+    probe = await run_sync(lambda: probe_state_store(config, create=True))
+    if probe.path is None:
         return StoreStatus(
             location=None,
             usable=False,
             error="state_dir is None: no task-list journal (no resume) and no SQLite history",
         )
-    path = config.state_dir.absolute() / STATE_FILE
-
-    def probe() -> None:
-        _create_private(path)
-        conn = _connect(path)
-        try:
-            check_integrity(conn)
-        finally:
-            conn.close()
-
-    try:
-        await asyncio.to_thread(probe)
-    except Exception as exc:
-        error = store_error(exc, path, "checking it")
-        return StoreStatus(location=str(path), usable=False, error=str(error))
-    return StoreStatus(location=str(path), usable=True)
+    if probe.error is not None:
+        return StoreStatus(location=str(probe.path), usable=False, error=str(probe.error))
+    return StoreStatus(location=str(probe.path), usable=True)
 
 
 async def _transcript_status(config: CCExecutorConfig) -> StoreStatus:
-    directory = config.resolved_transcript_dir().absolute()
-    if not config.save_transcript:
+    probe = await run_sync(lambda: probe_transcript_dir(config, create=True))
+    directory = probe.path
+    if probe.state == "disabled":
         return StoreStatus(
             location=str(directory),
             usable=False,
             error="save_transcript is off: runs leave no transcript and cannot be verified",
         )
-
-    def probe() -> None:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with tempfile.TemporaryFile(dir=directory):
-            pass
-
-    try:
-        await asyncio.to_thread(probe)
-    except OSError as exc:
+    if probe.error is not None:
         return StoreStatus(
             location=str(directory),
             usable=False,
-            error=f"cannot write to {directory}: {exc}; start the server with a writable "
+            error=f"cannot write to {directory}: {probe.error}; start the server with a writable "
             "--transcript-dir",
         )
     return StoreStatus(location=str(directory), usable=True)
