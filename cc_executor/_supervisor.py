@@ -1,0 +1,329 @@
+"""The task supervisor: a small process between the library and the CLI (Linux only).
+
+Run as ``python -I -S _supervisor.py PARENT_PID CTRL_FD CGROUP_DIR -- CLI_ARGV...``;
+``_contain.py`` starts it. Standard library only and nothing imported from the
+package, so it starts in a bare interpreter (``-I -S``: ~12 ms).
+
+What it does:
+- becomes a child subreaper (``PR_SET_CHILD_SUBREAPER``): every process the task
+  starts stays under it, whatever it renames itself to, however it detaches
+  (new session, double fork, ``nohup``) and whether or not its environment is
+  readable;
+- optionally makes a cgroup v2 leaf at ``CGROUP_DIR`` (``-`` for none) and puts
+  the CLI in it, so ``cgroup.kill`` ends the whole task in one atomic write;
+- forks and execs the CLI with its own stdin/stdout/stderr (the library's
+  pipes, inherited: no byte passes through here) and then points its own
+  0/1/2 at /dev/null so the library sees EOF when the CLI's side closes;
+- talks to the library over ``CTRL_FD`` (one end of a socketpair), lines of ASCII:
+
+  ==================  =====================================================
+  to the library      ``started <cli_pid> <mode>`` | ``error <errno>`` |
+                      ``exit <code>`` (negative: killed by that signal) |
+                      ``done <stuck_count>`` (then it exits)
+  from the library    ``term`` (SIGTERM to the CLI) | ``kill`` (end
+                      everything now) | ``sweep <grace_s>`` (SIGTERM what is
+                      left, `grace_s`, then end everything) | ``keep``
+                      (leave what is left running, exit)
+  ==================  =====================================================
+
+- when the library goes away (EOF on ``CTRL_FD``, or its parent dies:
+  ``PR_SET_PDEATHSIG`` delivers SIGTERM here) it ends the CLI and everything
+  under it at once: SIGTERM to the CLI, at most ``_ORPHAN_GRACE`` s, then the kill loop.
+
+Ending is a loop, not a pass: SIGKILL every descendant (and ``cgroup.kill``),
+reap, rescan, until it has no child left. A process forked after a scan is
+still a descendant (its parent's death hands it to us), so a fork loop
+cannot outrun it.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import time
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_ORPHAN_GRACE = 1.0  # s the CLI gets to end its own tools when the library is gone
+_KILL_LOOP_LIMIT = 10.0  # s; past this, unkillable processes (other uid, D state) are left
+_TICK = 0.02
+
+
+def _prctl(option: int, value: int) -> int:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.prctl(option, value, 0, 0, 0))
+
+
+class Supervisor:
+    def __init__(self, parent: int, ctrl: int, cgroup: str | None) -> None:
+        self.parent = parent
+        self.ctrl = ctrl
+        self.cgroup = cgroup
+        self.cli_pid = 0
+        self.cli_code: int | None = None
+        self.me = os.getpid()
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake = wake_r
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: None)  # PR_SET_PDEATHSIG, or a kill
+        signal.signal(signal.SIGHUP, lambda *_: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.terminated = False
+
+    # -- talking ---------------------------------------------------------------
+
+    def send(self, line: str) -> None:
+        try:
+            os.write(self.ctrl, line.encode() + b"\n")
+        except OSError:
+            pass  # the library is gone; EOF on read tells the main loop
+
+    # -- starting --------------------------------------------------------------
+
+    def start(self, argv: list[str]) -> bool:
+        mode = "subreaper"
+        if self.cgroup is not None:
+            try:
+                os.mkdir(self.cgroup, 0o755)
+            except OSError:
+                self.cgroup = None
+            else:
+                if not os.path.exists(os.path.join(self.cgroup, "cgroup.kill")):  # Linux < 5.14
+                    os.rmdir(self.cgroup)
+                    self.cgroup = None
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the CLI-to-be
+            try:
+                os.close(err_r)
+                if self.cgroup is not None:
+                    try:
+                        with open(os.path.join(self.cgroup, "cgroup.procs"), "w") as f:
+                            f.write("0")
+                    except OSError:
+                        os.write(err_w, b"nocgroup\n")
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                    signal.signal(sig, signal.SIG_DFL)
+                _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+                os.execvp(argv[0], argv)
+            except OSError as exc:
+                os.write(err_w, f"errno {exc.errno or 0}\n".encode())
+            finally:
+                os._exit(127)
+        os.close(err_w)
+        report = b""
+        while chunk := os.read(err_r, 256):
+            report += chunk
+        os.close(err_r)
+        self.cli_pid = pid
+        if b"nocgroup" in report and self.cgroup is not None:
+            os.rmdir(self.cgroup)
+            self.cgroup = None
+        if b"errno" in report:
+            errno = int(report.split(b"errno ")[1].split()[0])
+            os.waitpid(pid, 0)
+            self.cli_code = 127
+            self.send(f"error {errno}")
+            return False
+        if self.cgroup is not None:
+            mode = "cgroup+subreaper"
+        self.send(f"started {pid} {mode}")
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        return True
+
+    # -- watching --------------------------------------------------------------
+
+    def reap(self) -> bool:
+        """Reap every exited child; report the CLI's exit. False when no child is left."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return True
+            if pid == self.cli_pid and self.cli_code is None:
+                self.cli_code = os.waitstatus_to_exitcode(status)
+                self.send(f"exit {self.cli_code}")
+
+    def drain_wake(self) -> None:
+        try:
+            while os.read(self.wake, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def serve(self) -> None:
+        buffer = b""
+        while True:
+            self.reap()
+            ready, _, _ = select.select([self.ctrl, self.wake], [], [])
+            if self.wake in ready:
+                self.drain_wake()
+                if os.getppid() != self.parent:  # PR_SET_PDEATHSIG: the library died
+                    self.end_all(orphaned=True)
+                    return
+            if self.ctrl in ready:
+                try:
+                    data = os.read(self.ctrl, 4096)
+                except OSError:
+                    data = b""
+                if not data:  # the library is gone
+                    self.end_all(orphaned=True)
+                    return
+                buffer += data
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if self.command(line.decode().split()):
+                        return
+
+    def command(self, words: list[str]) -> bool:
+        """Act on one line from the library; True when the supervisor is done."""
+        if not words:
+            return False
+        if words[0] == "term":
+            if self.cli_code is None:
+                _kill(self.cli_pid, signal.SIGTERM)
+            return False
+        if words[0] == "kill":
+            self.end_all()
+            return True
+        if words[0] == "sweep":
+            self.sweep(float(words[1]))
+            return True
+        if words[0] == "keep":
+            self.release()
+            return True
+        return False
+
+    # -- ending ----------------------------------------------------------------
+
+    def descendants(self) -> set[int]:
+        children: dict[int, list[int]] = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rfind(b")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(name))
+        found: set[int] = set()
+        stack = [self.me]
+        while stack:
+            for child in children.get(stack.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        return found
+
+    def wait_children(self, timeout: float) -> bool:
+        """Reap until no child is left or `timeout` s pass; True if none is left."""
+        deadline = time.monotonic() + timeout
+        while self.reap():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            select.select([self.wake], [], [], min(left, _TICK))
+            self.drain_wake()
+        return True
+
+    def end_all(self, orphaned: bool = False) -> None:
+        """SIGKILL everything under the task until nothing is left, reap it, report, exit."""
+        if orphaned and self.cli_code is None:
+            _kill(self.cli_pid, signal.SIGTERM)  # the real CLI then ends its own tools
+            deadline = time.monotonic() + _ORPHAN_GRACE
+            while self.cli_code is None and time.monotonic() < deadline:
+                select.select([self.wake], [], [], _TICK)
+                self.drain_wake()
+                self.reap()
+        deadline = time.monotonic() + _KILL_LOOP_LIMIT
+        stuck: set[int] = set()
+        while self.reap():
+            if self.cgroup is not None:
+                _write(os.path.join(self.cgroup, "cgroup.kill"), "1")
+            stuck = self.descendants()
+            for pid in stuck:
+                _kill(pid, signal.SIGKILL)
+            if time.monotonic() > deadline:
+                break
+            select.select([self.wake], [], [], _TICK)
+            self.drain_wake()
+        self.finish(len(stuck) if self.reap() else 0)
+
+    def sweep(self, grace: float) -> None:
+        """After a normal exit: SIGTERM what the task left, `grace` s, then end_all."""
+        for pid in self.descendants():
+            _kill(pid, signal.SIGTERM)
+        self.wait_children(grace)
+        self.end_all()
+
+    def release(self) -> None:
+        """keep_background_processes: leave what is left running, outside our cgroup."""
+        if self.cgroup is not None:
+            parent = os.path.join(os.path.dirname(self.cgroup), "cgroup.procs")
+            for pid in _read_procs(self.cgroup):
+                _write(parent, str(pid))
+        self.reap()
+        self.finish(0)
+
+    def finish(self, stuck: int) -> None:
+        if self.cgroup is not None:
+            try:
+                os.rmdir(self.cgroup)
+            except OSError:
+                pass  # still populated: processes we could not kill
+        self.send(f"done {stuck}")
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError:
+        pass
+
+
+def _read_procs(cgroup: str) -> list[int]:
+    try:
+        with open(os.path.join(cgroup, "cgroup.procs")) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def main(args: list[str]) -> int:
+    parent, ctrl, cgroup = int(args[0]), int(args[1]), args[2]
+    argv = args[args.index("--") + 1 :]
+    os.set_inheritable(ctrl, False)  # the CLI must not hold the library's line
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    sup = Supervisor(parent, ctrl, None if cgroup == "-" else cgroup)
+    if os.getppid() != parent:  # the library died before PDEATHSIG was armed
+        return 1
+    if not sup.start(argv):
+        return 0
+    sup.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
