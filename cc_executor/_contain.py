@@ -29,7 +29,11 @@ from ._log import logger
 __all__ = ["Child", "containment_mode", "spawn"]
 
 _IS_LINUX = sys.platform.startswith("linux")
-_SUPERVISOR = str(Path(__file__).with_name("_supervisor.py"))
+# Imported (so from cached bytecode), not run as a script (compiled every time).
+_SUPERVISOR = (
+    f"import sys; sys.path[:0] = [{str(Path(__file__).parent)!r}]; "
+    "import _supervisor; _supervisor.run()"
+)
 _SUPERVISOR_LIMIT = 15.0  # s; the supervisor gives up on unkillable processes after 10
 
 
@@ -140,6 +144,7 @@ class _Supervised:
                 sys.executable,
                 "-I",
                 "-S",
+                "-c",
                 _SUPERVISOR,
                 str(os.getpid()),
                 str(theirs.fileno()),

@@ -21,6 +21,7 @@ from ._command import Command, build_command, mask
 from ._display import LiveView
 from ._log import logger
 from ._predict import predict_timeout
+from ._contain import containment_mode
 from ._process import CLIProcess
 from ._snapshot import FileChanges, FileTracker
 from ._structured import STRUCTURED_TOOL, StructuredCheck, check
@@ -130,6 +131,7 @@ class Execution:
                 "execution_uuid": self.execution_uuid,
                 "argv": self.command.masked_argv(),
                 "cwd": str(self.command.cwd),
+                "containment": containment_mode(),
                 "timeout_s": self.timeout_s,
                 "timeout_source": self.timeout_source,
                 "started_at": started_at.isoformat(),
