@@ -93,6 +93,10 @@ def _renamed(token: str) -> str:
     return f"perl -e '{script}' >/dev/null 2>&1 &"
 
 
+# The Bash tool refuses a standalone `sleep N` (FACTS.md); a hanging tool call is this:
+_HANG = "python3 -c 'import time; time.sleep(600)'"
+
+
 def _wait_for(name: str) -> str:
     return f"for i in $(seq 200); do [ -e {name} ] && break; sleep 0.05; done"
 
@@ -110,8 +114,12 @@ async def test_a_renamed_background_process_is_ended_after_a_normal_exit(
 async def test_a_renamed_background_process_is_ended_on_timeout(
     model: ScriptedModel, config: CCExecutorConfig, workdir: Path, token: str
 ) -> None:
-    model.add(_bash(f"{_renamed(token)} sleep 300"), text("never"))
-    result = await cc_run("x", config, allowed_tools=["Bash"], timeout=8, kill_grace=1)
+    model.add(
+        _bash(f"{_renamed(token)} {_wait_for(f'started.{token}')}"),  # its shell exits: orphaned
+        _bash(_HANG),
+        text("never"),
+    )
+    result = await cc_run("x", config, allowed_tools=["Bash"], timeout=10, kill_grace=1)
     assert isinstance(result.error, TaskTimeoutError)
     assert (workdir / f"started.{token}").exists()
     assert survivors(token) == {}
@@ -124,7 +132,8 @@ async def test_a_fork_loop_ignoring_sigterm_cannot_outrun_the_end_of_the_task(
     for _ in range(4):
         token = _token()
         try:
-            loop = f"( trap '' TERM; while true; do sleep {token} & touch loop.{token}; sleep 0.02; done ) &"
+            body = f"sleep {token} & touch loop.{token}; sleep 0.02"
+            loop = f"( trap '' TERM; while true; do {body}; done ) &"
             model.add(_bash(f"{loop} {_wait_for(f'loop.{token}')}; sleep 0.3"), text("looping"))
             result = await cc_run("x", config, allowed_tools=["Bash"])
             assert result.success, result.error
@@ -191,16 +200,17 @@ def test_killing_the_orchestrator_ends_the_whole_task_within_5_s(
     token: str,
     sig: signal.Signals,
 ) -> None:
-    """kill_grace is 60 s: ending the tree must not wait for it."""
-    background = f"nohup sleep 7{token} >/dev/null 2>&1 & touch started.{token}; sleep 8{token}"
-    model.add(_bash(background), text("never"))
+    """The background process is orphaned first (its shell exits), then the task hangs in a
+    second tool call. kill_grace is 60 s: ending the tree must not wait for it."""
+    background = f"nohup sleep 7{token} >/dev/null 2>&1 & touch started.{token}"
+    model.add(_bash(background), _bash(f"{_HANG} {token}"), text("never"))
     args = {"cli_path": claude_cli, "cwd": str(workdir), "env": model.env()}
     args["transcript_dir"] = str(transcripts)
     proc = _start_orchestrator(args, cwd=workdir)
     try:
         _wait_started(workdir / f"started.{token}")
         deadline = time.monotonic() + 20
-        while len(survivors(token)) < 3:  # the tool's shell, `nohup sleep`, `sleep`
+        while len(survivors(token)) < 3:  # `nohup sleep`, the second tool's shell, python
             assert time.monotonic() < deadline, survivors(token)
             time.sleep(0.05)
         proc.send_signal(sig)
