@@ -18,10 +18,10 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from ._command import Command, build_command, mask
+from ._contain import containment_mode
 from ._display import LiveView
 from ._log import logger
 from ._predict import predict_timeout
-from ._contain import containment_mode
 from ._process import CLIProcess
 from ._snapshot import FileChanges, FileTracker
 from ._structured import STRUCTURED_TOOL, StructuredCheck, check

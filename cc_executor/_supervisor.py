@@ -39,11 +39,16 @@ cannot outrun it.
 
 from __future__ import annotations
 
-import _signal as signal  # not `signal`: its enum import alone costs ~5 ms
 import os
 import select
 import sys
 import time
+
+MYPY = False  # mypy takes it as true; `typing` itself would cost ~10 ms here
+if MYPY:
+    import signal
+else:
+    import _signal as signal  # not `signal`: its enum import alone costs ~5 ms
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36

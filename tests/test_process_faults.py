@@ -347,16 +347,21 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
     assert_all_gone(pids)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_in_sync_wrapper_ends_every_process(
-    fake_cli: Factory, tmp_path: Path, pidfile: Path
+    fake_cli: Factory, tmp_path: Path, pidfile: Path, sig: signal.Signals
 ) -> None:
+    """SIGTERM is handled as Ctrl-C: the run is cancelled and its transcript gets a footer."""
     fake_cli("unused")  # writes the wrapper script
     proc = _start_script(tmp_path, pidfile)
     pids = _wait_for_pids(pidfile, 2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
     assert b"KeyboardInterrupt" in err
     _wait_gone(pids, 1)
+    (path,) = tmp_path.glob("*.jsonl")
+    _, _, footer = read_transcript(path)
+    assert footer is not None and footer["status"] == "cancelled"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
