@@ -1,24 +1,26 @@
 """The task supervisor: a small process between the library and the CLI (Linux only).
 
-Run as ``python -I -S -c <import it from its directory; run()> PARENT_PID CTRL_FD
-CGROUP_DIR -- CLI_ARGV...``; ``_contain.py`` starts it. Standard library only and
-nothing imported from the package, so it starts in a bare interpreter (``-I -S``)
-from its cached bytecode: ~13 ms before the CLI is exec'ed.
+``_contain.py`` starts this module once per library process as a fork server
+(``python -I -S -c <import it; run()> fork-server CHANNEL_FD``: standard library
+only, nothing imported from the package). For each task the library sends it
+the CLI's argv, env, cwd and four fds; it forks one supervisor, which costs
+~1 ms where starting an interpreter per task would cost ~15 ms.
 
 What it does:
 - becomes a child subreaper (``PR_SET_CHILD_SUBREAPER``): every process the task
   starts stays under it, whatever it renames itself to, however it detaches
   (new session, double fork, ``nohup``) and whether or not its environment is
   readable;
-- optionally makes a cgroup v2 leaf at ``CGROUP_DIR`` (``-`` for none) and puts
-  the CLI in it, so ``cgroup.kill`` ends the whole task in one atomic write;
+- optionally makes the cgroup v2 leaf the library names and puts the CLI in
+  it, so ``cgroup.kill`` ends the whole task in one atomic write;
 - forks and execs the CLI with its own stdin/stdout/stderr (the library's
   pipes, inherited: no byte passes through here) and then points its own
   0/1/2 at /dev/null so the library sees EOF when the CLI's side closes;
-- talks to the library over ``CTRL_FD`` (one end of a socketpair), lines of ASCII:
+- talks to the library over its control socket (one end of a socketpair the
+  library made for the task), lines of ASCII:
 
   ==================  =====================================================
-  to the library      ``started <cli_pid> <mode>`` | ``error <errno>`` |
+  to the library      ``started <cli_pid> <mode> <own_pid>`` | ``error <errno>`` |
                       ``exit <code>`` (negative: killed by that signal) |
                       ``done <stuck_count>`` (then it exits)
   from the library    ``term`` (SIGTERM to the CLI) | ``kill`` (end
@@ -27,8 +29,9 @@ What it does:
                       (leave what is left running, exit)
   ==================  =====================================================
 
-- when the library goes away (EOF on ``CTRL_FD``, or its parent dies:
-  ``PR_SET_PDEATHSIG`` delivers SIGTERM here) it ends the CLI and everything
+- when the library goes away (EOF on the control socket; or the fork server,
+  which exits on the library's EOF, dies: ``PR_SET_PDEATHSIG`` delivers SIGTERM
+  here) it ends the CLI and everything
   under it at once: SIGTERM to the CLI, at most ``_ORPHAN_GRACE`` s, then the kill loop.
 
 Ending is a loop, not a pass: SIGKILL every descendant (and ``cgroup.kill``),
@@ -39,16 +42,14 @@ cannot outrun it.
 
 from __future__ import annotations
 
+import ctypes
+import marshal
 import os
 import select
+import signal
+import socket
 import sys
 import time
-
-MYPY = False  # mypy takes it as true; `typing` itself would cost ~10 ms here
-if MYPY:
-    import signal
-else:
-    import _signal as signal  # not `signal`: its enum import alone costs ~5 ms
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -58,8 +59,6 @@ _TICK = 0.02
 
 
 def _prctl(option: int, value: int) -> int:
-    import ctypes
-
     return int(ctypes.CDLL(None).prctl(option, value, 0, 0, 0))
 
 
@@ -90,7 +89,7 @@ class Supervisor:
 
     # -- starting --------------------------------------------------------------
 
-    def start(self, argv: list[str]) -> bool:
+    def start(self, argv: list[str], env: dict[str, str]) -> bool:
         mode = "subreaper"
         if self.cgroup is not None:
             try:
@@ -110,7 +109,7 @@ class Supervisor:
                 for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-                os.execvp(argv[0], argv)
+                os.execvpe(argv[0], argv, env)
             except OSError as exc:
                 os.write(err_w, f"errno {exc.errno or 0}\n".encode())
             finally:
@@ -139,7 +138,7 @@ class Supervisor:
             except OSError:
                 os.rmdir(self.cgroup)
                 self.cgroup = None
-        self.send(f"started {pid} {mode}")
+        self.send(f"started {pid} {mode} {self.me}")
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
@@ -270,6 +269,9 @@ class Supervisor:
 
     def sweep(self, grace: float) -> None:
         """After a normal exit: SIGTERM what the task left, `grace` s, then end_all."""
+        if not self.reap():  # no child left: as a subreaper, no descendant either
+            self.finish(0)
+            return
         for pid in self.descendants():
             _kill(pid, signal.SIGTERM)
         self.wait_children(grace)
@@ -316,25 +318,77 @@ def _read_procs(cgroup: str) -> list[int]:
         return []
 
 
-def main(args: list[str]) -> int:
-    parent, ctrl, cgroup = int(args[0]), int(args[1]), args[2]
-    argv = args[args.index("--") + 1 :]
-    os.set_inheritable(ctrl, False)  # the CLI must not hold the library's line
+def supervise(parent: int, ctrl: int, request: tuple[list[str], dict[str, str], str, str]) -> int:
+    """One task, in a process forked by the fork server: stdio is already the CLI's."""
+    argv, env, cwd, cgroup = request
+    os.setsid()  # Ctrl-C in the host's terminal reaches the host, not the task
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    sup = Supervisor(parent, ctrl, None if cgroup == "-" else cgroup)
-    if os.getppid() != parent:  # the library died before PDEATHSIG was armed
+    sup = Supervisor(parent, ctrl, cgroup or None)
+    if os.getppid() != parent:  # the fork server died before PDEATHSIG was armed
         return 1
-    if not sup.start(argv):
-        return 0
-    sup.serve()
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        sup.send(f"error {exc.errno or 0}")
+        return 1
+    if sup.start(argv, env):
+        sup.serve()
     return 0
 
 
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return bytes(data)
+
+
+def fork_server(channel: int) -> int:
+    """Started once per library process: fork one supervisor per request, until EOF.
+
+    A request is an 8-byte length sent with four fds (the CLI's stdin, stdout,
+    stderr and the task's control socket), then that many bytes of
+    ``marshal.dumps((argv, env, cwd, cgroup_leaf))``.
+    """
+    me = os.getpid()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=channel)
+    while True:
+        try:
+            head, fds, _, _ = socket.recv_fds(sock, 8, 4)
+        except OSError:
+            return 0
+        if not head:  # the library is gone; its supervisors see their own EOF
+            return 0
+        try:
+            request = marshal.loads(_recv_exactly(sock, int.from_bytes(head, "big")))
+        except EOFError:
+            return 0
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for target, fd in enumerate(fds[:3]):
+                    os.dup2(fd, target)
+                for fd in fds[:3]:
+                    os.close(fd)
+                code = supervise(me, fds[3], request)
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+
+
 def run() -> None:
-    """Entry point: exit at once, skipping interpreter teardown (~5 ms)."""
-    code = main(sys.argv[1:])
-    os._exit(code)
+    """Entry point (``fork-server CHANNEL_FD``): exit at once, skipping interpreter teardown."""
+    os._exit(fork_server(int(sys.argv[2])))
 
 
 if __name__ == "__main__":

@@ -380,3 +380,57 @@ def test_killing_the_python_parent_ends_every_process_of_the_task(
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+_FORKING_SCRIPT = """
+import asyncio, os, sys, time
+from cc_executor import cc_run
+env = {"FAKE_CLI_MODE": "stubborn_child_then_hang", "FAKE_CLI_PIDFILE": sys.argv[3]}
+
+async def main():
+    task = asyncio.create_task(cc_run("x", cli_path=sys.argv[1], cwd=sys.argv[2],
+                                      transcript_dir=sys.argv[2], env=env, kill_grace=60))
+    while len(open(sys.argv[3]).read().split()) < 2 if os.path.exists(sys.argv[3]) else True:
+        await asyncio.sleep(0.05)
+    if os.fork() == 0:  # as multiprocessing's default start method does
+        time.sleep(60)
+        os._exit(0)
+    await task
+
+asyncio.run(main())
+"""
+
+
+def test_a_forked_child_of_the_orchestrator_does_not_keep_the_task_alive(
+    fake_cli: Factory, tmp_path: Path, pidfile: Path
+) -> None:
+    """The supervisor learns of the orchestrator's death from its socket's EOF: a child
+    made by os.fork() must not hold that socket open."""
+    fake_cli("unused")
+    argv = [sys.executable, "-c", _FORKING_SCRIPT, str(tmp_path / "claude"), str(tmp_path)]
+    proc = subprocess.Popen([*argv, str(pidfile)], stderr=subprocess.PIPE)
+    pids = _wait_for_pids(pidfile, 2)
+    forked = None
+    try:
+        deadline = time.monotonic() + 20
+        while forked is None:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            forked = next(
+                (
+                    int(c)
+                    for c in children
+                    if int(c) not in pids
+                    and "FAKE_CLI_MODE" in Path(f"/proc/{c}/cmdline").read_text()
+                ),
+                None,
+            )
+            assert time.monotonic() < deadline, "the orchestrator did not fork"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=10)
+        _wait_gone(pids, 5)
+        assert process_state(forked) != "gone"  # it did hold whatever it inherited
+    finally:
+        for pid in [*pids, *([forked] if forked else [])]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
