@@ -321,6 +321,7 @@ def _read_procs(cgroup: str) -> list[int]:
 def supervise(parent: int, ctrl: int, request: tuple[list[str], dict[str, str], str, str]) -> int:
     """One task, in a process forked by the fork server: stdio is already the CLI's."""
     argv, env, cwd, cgroup = request
+    os.set_inheritable(ctrl, False)  # fds received over a socket are inheritable
     os.setsid()  # Ctrl-C in the host's terminal reaches the host, not the task
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
