@@ -87,6 +87,8 @@ def _cgroup_dir() -> str | None:
             continue
         root, mount_point = fields[3], fields[4]
         relative = os.path.relpath(path, root) if root != "/" else path.lstrip("/")
+        if relative.startswith(".."):  # our cgroup is not under this mount
+            continue
         directory = os.path.normpath(os.path.join(mount_point, relative))
         probe = os.path.join(directory, f"cc-executor-probe-{os.getpid()}")
         try:
