@@ -35,9 +35,10 @@ from ._log import logger
 __all__ = ["Child", "containment_mode", "spawn"]
 
 _IS_LINUX = sys.platform.startswith("linux")
-# Imported (so from cached bytecode), not run as a script (compiled every time).
+# Imported from cached bytecode, not run as a script (compiled each time); the
+# package directory goes last on the path so nothing in it shadows the stdlib.
 _SUPERVISOR = (
-    f"import sys; sys.path[:0] = [{str(Path(__file__).parent)!r}]; "
+    f"import sys; sys.path.append({str(Path(__file__).parent)!r}); "
     "import _supervisor; _supervisor.run()"
 )
 _SUPERVISOR_LIMIT = 15.0  # s; the supervisor gives up on unkillable processes after 10
@@ -272,6 +273,14 @@ class _Supervised:
                 if words[:1] == ["exit"]:
                     self._returncode = int(words[1])
                     self._exited.set()
+                elif words[:1] == ["nocgroup"]:
+                    self.containment = "subreaper"
+                    errno = int(words[1])
+                    logger.warning(
+                        "task pid {}: no cgroup leaf ({}); the subreaper alone contains it",
+                        self.pid,
+                        os.strerror(errno),
+                    )
                 elif words[:1] == ["done"]:
                     if words[1] != "0":
                         logger.warning("{} process(es) of the task could not be ended", words[1])

@@ -21,6 +21,7 @@ What it does:
 
   ==================  =====================================================
   to the library      ``started <cli_pid> <mode> <own_pid>`` | ``error <errno>`` |
+                      ``nocgroup <errno>`` (the CLI could not join the leaf) |
                       ``exit <code>`` (negative: killed by that signal) |
                       ``done <stuck_count>`` (then it exits)
   from the library    ``term`` (SIGTERM to the CLI) | ``kill`` (end
@@ -43,6 +44,7 @@ cannot outrun it.
 from __future__ import annotations
 
 import ctypes
+import errno
 import marshal
 import os
 import select
@@ -90,7 +92,6 @@ class Supervisor:
     # -- starting --------------------------------------------------------------
 
     def start(self, argv: list[str], env: dict[str, str]) -> bool:
-        mode = "subreaper"
         if self.cgroup is not None:
             try:
                 os.mkdir(self.cgroup, 0o755)
@@ -121,24 +122,26 @@ class Supervisor:
         os.close(err_r)
         self.cli_pid = pid
         if b"errno" in report:
-            errno = int(report.split(b"errno ")[1].split()[0])
+            code = int(report.split(b"errno ")[1].split()[0])
             os.waitpid(pid, 0)
             self.cli_code = 127
-            self.send(f"error {errno}")
+            self.send(f"error {code}")
             return False
+        mode = "subreaper" if self.cgroup is None else "cgroup+subreaper"
+        self.send(f"started {pid} {mode} {self.me}")
         if self.cgroup is not None:
-            # Moved after exec rather than before: a first migration waits ~10 ms for
-            # an RCU grace period, which the CLI's own start-up (>100 ms before it
-            # can run a tool) hides. Anything forked before the move is still ours:
-            # the subreaper does not depend on the cgroup.
+            # Moved after exec and after the report rather than before: a first
+            # migration waits ~10 ms for an RCU grace period, which the CLI's own
+            # start-up (>100 ms before it can run a tool) hides. Anything forked
+            # before the move is still ours: the subreaper does not need the cgroup.
             try:
                 with open(os.path.join(self.cgroup, "cgroup.procs"), "w") as f:
                     f.write(str(pid))
-                mode = "cgroup+subreaper"
-            except OSError:
-                os.rmdir(self.cgroup)
+            except OSError as exc:
+                _rmdir(self.cgroup)
                 self.cgroup = None
-        self.send(f"started {pid} {mode} {self.me}")
+                if exc.errno != errno.ESRCH:  # not merely a CLI that exited at once
+                    self.send(f"nocgroup {exc.errno or 0}")
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
@@ -288,10 +291,7 @@ class Supervisor:
 
     def finish(self, stuck: int) -> None:
         if self.cgroup is not None:
-            try:
-                os.rmdir(self.cgroup)
-            except OSError:
-                pass  # still populated: processes we could not kill
+            _rmdir(self.cgroup)
         self.send(f"done {stuck}")
 
 
@@ -308,6 +308,13 @@ def _write(path: str, text: str) -> None:
             f.write(text)
     except OSError:
         pass
+
+
+def _rmdir(path: str) -> None:
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # still populated: processes we could not kill
 
 
 def _read_procs(cgroup: str) -> list[int]:
