@@ -165,6 +165,13 @@ async def cleanup_handles() -> AsyncIterator[list[WorkflowHandle[Any, Any]]]:
             pass
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _descendants(root: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -433,7 +440,9 @@ async def test_cancelling_the_workflow_ends_the_cli_and_its_tool_processes(
     await _until(lambda: len(model.main_requests) == 2, "the second turn to stream")
     # The CLI runs under the worker; the tool's process left its tree (nohup ... &).
     tool_pid = int((workdir / "bg.pid").read_text())
-    cli_pids = _descendants(worker.pid) | {tool_pid}
+    # Not the worker's fork server: it lives as long as the worker, for the next tasks.
+    task_pids = {p for p in _descendants(worker.pid) if "fork-server" not in _cmdline(p)}
+    cli_pids = task_pids | {tool_pid}
     assert all(process_state(pid) != "gone" for pid in cli_pids) and len(cli_pids) >= 2
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
