@@ -340,8 +340,13 @@ def supervise(parent: int, ctrl: int, request: tuple[list[str], dict[str, str], 
     except OSError as exc:
         sup.send(f"error {exc.errno or 0}")
         return 1
-    if sup.start(argv, env):
+    if not sup.start(argv, env):
+        return 0
+    try:
         sup.serve()
+    except BaseException:  # a bug here must not set the task loose: end it
+        sup.end_all()
+        raise
     return 0
 
 
