@@ -322,7 +322,9 @@ class _Supervised:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._sup_pid, signal.SIGKILL)
             await self._done.wait()
-        self._writer.close()
+        self._writer.close()  # the listener then reads EOF and ends
+        await asyncio.wait({self._listener}, timeout=1)
+        self._listener.cancel()
 
     async def end_all(self) -> None:
         """SIGKILL the CLI and everything under it until nothing is left."""
