@@ -79,7 +79,6 @@ class Supervisor:
         signal.signal(signal.SIGTERM, lambda *_: None)  # PR_SET_PDEATHSIG, or a kill
         signal.signal(signal.SIGHUP, lambda *_: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        self.terminated = False
 
     # -- talking ---------------------------------------------------------------
 
@@ -110,6 +109,8 @@ class Supervisor:
                 for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+                if os.getppid() != self.me:  # the supervisor died before that took effect
+                    os._exit(127)
                 os.execvpe(argv[0], argv, env)
             except OSError as exc:
                 os.write(err_w, f"errno {exc.errno or 0}\n".encode())
