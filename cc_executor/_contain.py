@@ -217,8 +217,10 @@ class _Supervised:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         started: list[str],
+        leaf: str,
     ) -> None:
         self.stdin, self.stdout, self.stderr = pipes
+        self._leaf = leaf
         self._reader = reader
         self._writer = writer
         self.pid = int(started[1])
@@ -258,7 +260,7 @@ class _Supervised:
             writer.close()  # EOF: the supervisor ends whatever it started
             raise
         if len(started) == 4 and started[0] == "started":
-            return cls(pipes, reader, writer, started)
+            return cls(pipes, reader, writer, started, leaf)
         writer.close()
         pipes[0].close()
         if len(started) == 2 and started[0] == "error":
@@ -325,6 +327,13 @@ class _Supervised:
         self._writer.close()  # the listener then reads EOF and ends
         await asyncio.wait({self._listener}, timeout=1)
         self._listener.cancel()
+        if self._leaf:  # normally gone already; the supervisor may have been killed
+            try:
+                os.rmdir(self._leaf)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.warning("cannot remove the task's cgroup {}: {}", self._leaf, exc)
 
     async def end_all(self) -> None:
         """SIGKILL the CLI and everything under it until nothing is left."""

@@ -125,6 +125,8 @@ class Supervisor:
         if b"errno" in report:
             code = int(report.split(b"errno ")[1].split()[0])
             os.waitpid(pid, 0)
+            if self.cgroup is not None:
+                _rmdir(self.cgroup)
             self.cli_code = 127
             self.send(f"error {code}")
             return False
@@ -288,12 +290,31 @@ class Supervisor:
             for pid in _read_procs(self.cgroup):
                 _write(parent, str(pid))
         self.reap()
+        if self.cgroup is not None:
+            _rmdir(self.cgroup)  # never cgroup.kill here: what is left is to be kept
+            self.cgroup = None
         self.finish(0)
 
     def finish(self, stuck: int) -> None:
-        if self.cgroup is not None:
-            _rmdir(self.cgroup)
+        if self.cgroup is not None and not stuck:
+            self.remove_cgroup()
         self.send(f"done {stuck}")
+
+    def remove_cgroup(self) -> None:
+        """rmdir the leaf; retried for a moment while it still counts as populated."""
+        assert self.cgroup is not None
+        deadline = time.monotonic() + 1.0
+        while True:
+            try:
+                os.rmdir(self.cgroup)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    return  # the library tries again, and says so
+                _write(os.path.join(self.cgroup, "cgroup.kill"), "1")
+                time.sleep(_TICK)
 
 
 def _kill(pid: int, sig: int) -> None:
