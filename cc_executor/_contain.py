@@ -263,9 +263,10 @@ class _Supervised:
             return cls(pipes, reader, writer, started, leaf)
         writer.close()
         pipes[0].close()
-        if len(started) == 2 and started[0] == "error":
+        if len(started) in (2, 3) and started[0] == "error":
             errno = int(started[1])
-            raise OSError(errno, os.strerror(errno), command.argv[0])
+            failed = str(command.cwd) if started[2:] == ["cwd"] else command.argv[0]
+            raise OSError(errno, os.strerror(errno), failed)
         raise OSError("the task supervisor failed to start")
 
     async def _listen(self) -> None:

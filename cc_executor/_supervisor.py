@@ -20,7 +20,7 @@ What it does:
   library made for the task), lines of ASCII:
 
   ==================  =====================================================
-  to the library      ``started <cli_pid> <mode> <own_pid>`` | ``error <errno>`` |
+  to the library      ``started <cli_pid> <mode> <own_pid>`` | ``error <errno> [cwd]`` |
                       ``nocgroup <errno>`` (the CLI could not join the leaf) |
                       ``exit <code>`` (negative: killed by that signal) |
                       ``done <stuck_count>`` (then it exits)
@@ -360,7 +360,7 @@ def supervise(parent: int, ctrl: int, request: tuple[list[str], dict[str, str], 
     try:
         os.chdir(cwd)
     except OSError as exc:
-        sup.send(f"error {exc.errno or 0}")
+        sup.send(f"error {exc.errno or 0} cwd")  # the library names cwd, not the CLI
         return 1
     if not sup.start(argv, env):
         return 0
