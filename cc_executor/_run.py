@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 import uuid
@@ -83,6 +84,8 @@ class Execution:
         self.config = config
         self.execution_uuid = str(uuid.uuid4())
         self.command: Command = build_command(config, self.execution_uuid)
+        # The attempt span's W3C context (TRACEPARENT), set by the caller when tracing.
+        self.trace_env: dict[str, str] = {}
         self.result: TaskResult | None = None
         self._structured: StructuredCheck | None = None
         self.session_id: str | None = None
@@ -148,6 +151,9 @@ class Execution:
         try:
             await self._files.start()
             command = arguments.enter_context(arg_files(self.command))
+            if self.trace_env:  # an explicit env=TRACEPARENT wins
+                env = {**command.env, **self.trace_env, **config.env}
+                command = dataclasses.replace(command, env=env)
             try:
                 proc = await CLIProcess.start(
                     command,

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import _otel
 from ._api import _run_sync, cc_run
 from ._log import logger
 from ._retry import call_hook
@@ -295,11 +296,12 @@ async def cc_execute_list(
             sequential=sequential,
         )
         try:
-            await run.load()
-            if sequential:
-                await run.run_sequential()
-            else:
-                await run.run_concurrent(max_concurrency)
+            with _otel.list_span(run_id, base, len(items)):
+                await run.load()
+                if sequential:
+                    await run.run_sequential()
+                else:
+                    await run.run_concurrent(max_concurrency)
         except StateStoreError as exc:
             exc.list_result = run.outcome()
             raise
@@ -551,7 +553,9 @@ class _ListRun:
         prompt_hash = _prompt_hash(spec.prompt)
         await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
         await self._emit(i, "started")
-        result = await cc_run(spec.prompt, config)
+        with _otel.step_span(i, spec.name, config) as span:
+            result = await cc_run(spec.prompt, config)
+            _otel.step_result(span, result)
         # Kept before the journal write: a failing store still hands the result back.
         self.results[i] = result
         self.spent += result.total_cost_usd or 0.0

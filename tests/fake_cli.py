@@ -83,6 +83,9 @@ def spawn_orphan() -> int:
 def main() -> None:
     prompt = sys.stdin.read()
     record_pid(os.getpid())
+    if os.environ.get("FAKE_CLI_ENV_LOG"):  # the trace context each run was given
+        with open(os.environ["FAKE_CLI_ENV_LOG"], "a") as f:
+            f.write(json.dumps({"TRACEPARENT": os.environ.get("TRACEPARENT")}) + "\n")
     if MODE == "ok":
         init()
         result(f"echo:{prompt}")
