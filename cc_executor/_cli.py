@@ -26,6 +26,7 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from ._log import log_to_stderr
 from ._version import __version__
 from .config import CCExecutorConfig
 from .errors import (
@@ -100,7 +101,78 @@ _EXIT_HELP = "\n".join(
     ]
 )
 
+
+def _set_log_level(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> None:
+    """-v (INFO), -vv (DEBUG), -q (ERROR only), --log-level NAME: the library's log on
+    stderr. The last one given wins; without any, the log stays off."""
+    if value is None or value == 0 or value is False:
+        return
+    if param.name == "verbose":
+        level = "DEBUG" if value >= 2 else "INFO"
+    else:
+        level = "ERROR" if param.name == "quiet" else value
+    try:
+        log_to_stderr(str(level))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), ctx=ctx) from None
+
+
+def _logging(
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v",
+            "--verbose",
+            count=True,
+            expose_value=False,
+            callback=_set_log_level,
+            help="Log what the library does on stderr (-v: INFO, -vv: DEBUG).",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "-q",
+            "--quiet",
+            expose_value=False,
+            callback=_set_log_level,
+            help="Log only errors on stderr.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            expose_value=False,
+            callback=_set_log_level,
+            help="The library's log level on stderr: DEBUG, INFO, WARNING, ERROR, off.",
+        ),
+    ] = None,
+) -> None:
+    """Only its parameters are used: the logging options every subcommand takes."""
+
+
+def _log_options() -> list[Any]:
+    options = typer.Typer()
+    options.command()(_logging)
+    return list(typer.main.get_command(options).params)
+
+
+class _Group(typer.core.TyperGroup):
+    """Adds -v / -q / --log-level to the group and to every subcommand (`mcp` has its own
+    --log-level), so they work before or after the subcommand's name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_log_options())
+        for name, command in self.commands.items():
+            if name != "mcp":
+                command.params.extend(_log_options())
+
+
 app = typer.Typer(
+    cls=_Group,
     name="cc-execute",
     help="Run Claude Code tasks and task lists unattended, and trust what comes back.",
     epilog=_EXIT_HELP,
