@@ -36,6 +36,7 @@ from ._history import record_history
 from ._log import logger
 from ._run import Execution
 from ._snapshot import FileChanges, combine
+from ._testing_mode import max_attempts, retry_wait
 from .config import CCExecutorConfig
 from .errors import CCExecutorError, RateLimitError
 from .events import Event, RetryEvent
@@ -106,7 +107,7 @@ class RetryingRun:
         )
 
         backoff = self.config.retry_backoff
-        self._out_of_retries = stop_after_attempt(self.config.num_retries + 1)
+        self._out_of_retries = stop_after_attempt(max_attempts(self.config.num_retries + 1))
         self._backoff = wait_exponential(multiplier=backoff.initial, max=backoff.max) + wait_random(
             0, backoff.jitter
         )
@@ -132,8 +133,8 @@ class RetryingRun:
                 event = self._retry_event(number - 1)
                 await self._deliver([event])
                 yield [event]
-                waited = self._delay
-                await asyncio.sleep(self._delay)
+                waited = retry_wait(self._delay)  # none in test mode (set_testing)
+                await asyncio.sleep(waited)
                 self._execution = execution
             span = _otel.start_attempt(
                 self._span,
