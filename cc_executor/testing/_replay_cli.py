@@ -1,11 +1,12 @@
 """A Node-free stand-in for `claude` that replays a recorded transcript.
 
 Record a run once with the real CLI (every run writes a transcript:
-`TaskResult.transcript_path`), then point `cli_path=` at `replay_cli(path)` in tests:
-the stand-in reads the prompt from stdin like the CLI, prints the recorded stdout lines
-byte for byte, the recorded stderr tail on stderr, and exits with the recorded exit
-code. So output, events, cost, session id and exit code of the run are those of the
-recording, and CI needs neither Node nor the CLI.
+`TaskResult.transcript_path`), then point `cli_path=` at `replay_cli(path)` in tests.
+The stand-in, a standard-library Python script, reads the prompt from stdin like the
+CLI, prints the recorded stdout lines byte for byte and the recorded stderr tail on
+stderr, and exits with the recorded exit code. So output, events, cost, session id
+and exit code of the run are those of the recording, and CI needs neither Node nor
+the CLI.
 
 One transcript is one attempt: a task that retries would run the same recording again.
 The recorded lines are as the transcript holds them, secrets masked.
@@ -29,7 +30,8 @@ def replay_cli(
 
     Pass the path as ``cli_path=``. `directory` is where the script goes (a new
     temporary directory by default; the pytest `tmp_path` is a good one). The script
-    runs this module with the current Python interpreter (no shell, no Node).
+    runs with the current Python interpreter and the standard library only (no shell,
+    no Node, not even cc_executor).
 
     Raises FileNotFoundError when `transcript` does not exist, ValueError when it is
     not a cc_executor transcript that ended (no header or no footer).
@@ -37,7 +39,7 @@ def replay_cli(
     from .._transcript import read_transcript
 
     source = Path(transcript).resolve()
-    header, _, footer = read_transcript(source)  # FileNotFoundError if missing
+    header, lines, footer = read_transcript(source)  # FileNotFoundError if missing
     if header is None or footer is None:
         raise ValueError(
             f"{source} is not a finished cc_executor transcript (header and footer "
@@ -51,10 +53,7 @@ def replay_cli(
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / "claude"
     script.write_text(
-        f"#!{sys.executable}\n"
-        "import sys\n"
-        "from cc_executor.testing._replay_cli import main\n"
-        f"sys.exit(main({str(source)!r}, sys.argv[1:]))\n",
+        _SCRIPT.format(python=sys.executable, transcript=str(source), version=_version(lines)),
         encoding="utf-8",
     )
     script.chmod(0o755)
@@ -62,6 +61,7 @@ def replay_cli(
 
 
 def _version(lines: list[bytes]) -> str:
+    """The CLI version the recording names (its init line), else the pinned one."""
     for line in lines:
         if b'"init"' in line:
             try:
@@ -75,24 +75,42 @@ def _version(lines: list[bytes]) -> str:
     return PINNED_CLI_VERSION
 
 
-def main(transcript: str, argv: list[str]) -> int:
-    """Replay `transcript` as the CLI would have run; returns the exit code."""
-    from .._transcript import read_transcript
+# The stand-in: standard library only, so it starts fast and needs nothing installed.
+_SCRIPT = """#!{python}
+import json, sys
 
-    _, lines, footer = read_transcript(transcript)
-    assert footer is not None
+TRANSCRIPT = {transcript!r}
+VERSION = {version!r}
+
+
+def main(argv):
     if "--version" in argv or "-v" in argv:
-        sys.stdout.write(f"{_version(lines)} (Claude Code)\n")
+        sys.stdout.write(VERSION + " (Claude Code)\\n")
         return 0
-    if not sys.stdin.isatty():
-        sys.stdin.buffer.read()  # the prompt, as the CLI reads it
-    err = str(footer.get("stderr_tail") or "")
+    sys.stdin.buffer.read()  # the prompt, as the CLI reads it
+    lines, footer = [], {{}}
+    with open(TRANSCRIPT, "rb") as f:
+        for raw in f:
+            line = raw.rstrip(b"\\n")
+            if line.startswith(b'{{"type": "cc_executor.'):
+                kind = json.loads(line)["type"]
+                if kind == "cc_executor.header":
+                    continue
+                if kind == "cc_executor.footer":
+                    footer = json.loads(line)
+                    continue
+            lines.append(line)
+    err = footer.get("stderr_tail") or ""
     if err:
-        sys.stderr.write(err if err.endswith("\n") else err + "\n")
+        sys.stderr.write(err if err.endswith("\\n") else err + "\\n")
         sys.stderr.flush()
     out = sys.stdout.buffer
     for line in lines:
-        out.write(line + b"\n")
+        out.write(line + b"\\n")
         out.flush()
     code = footer.get("exit_code")
     return code if isinstance(code, int) and code >= 0 else 1
+
+
+sys.exit(main(sys.argv[1:]))
+"""
