@@ -58,7 +58,7 @@ def transcript(directory: Path) -> Path:
     return path
 
 
-async def tasks(config: CCExecutorConfig, n: int, set_provider: object) -> tuple[float, float]:
+async def tasks(config: CCExecutorConfig, n: int) -> tuple[float, float]:
     off, on = [], []
     for i in range(n + 1):
         for traced, times in ((False, off), (True, on)):
@@ -109,7 +109,7 @@ def main() -> None:
         run_config = CCExecutorConfig(
             cli_path=stand_in, cwd=tmp, transcript_dir=Path(tmp) / "t", snapshot_files=False
         )
-        off, on = asyncio.run(tasks(run_config, n, provider))
+        off, on = asyncio.run(tasks(run_config, n))
     spans = len(exporter.get_finished_spans())
     print(f"{n} whole tasks each way, cc_run on the replay stand-in ({spans} spans exported):")
     print(f"  tracing off: median {off * 1000:.2f} ms")
