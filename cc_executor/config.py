@@ -11,8 +11,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import os
 import math
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -198,9 +198,7 @@ class CCExecutorConfig(BaseModel):
     )
     agents: dict[str, dict[str, Any]] | None = Field(
         None,
-        description=(
-            "Subagents by name, each {description, prompt, tools?, model?} (`--agents`)."
-        ),
+        description=("Subagents by name, each {description, prompt, tools?, model?} (`--agents`)."),
     )
     tools: Literal["default"] | tuple[str, ...] | None = Field(
         None,
@@ -382,9 +380,7 @@ class CCExecutorConfig(BaseModel):
             try:
                 uuid.UUID(value)
             except ValueError:
-                raise ValueError(
-                    "the CLI takes a UUID here, e.g. str(uuid.uuid4())"
-                ) from None
+                raise ValueError("the CLI takes a UUID here, e.g. str(uuid.uuid4())") from None
         return value
 
     @field_validator("tools", mode="before")
@@ -392,8 +388,7 @@ class CCExecutorConfig(BaseModel):
     def _tool_names(cls, value: Any) -> Any:
         if isinstance(value, str) and value != "default":
             raise ValueError(
-                'give a list of built-in tool names (["Read", "Edit"]), [] for none, or '
-                '"default"'
+                'give a list of built-in tool names (["Read", "Edit"]), [] for none, or "default"'
             )
         return value
 
