@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from ._log import logger
+from ._runtime import require_asyncio
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -187,6 +188,7 @@ async def get_execution_history(
     is local time. No history yet gives an empty list. Raises `StateStoreError` when
     `state.db` cannot be read (corrupt: the message gives the command that moves it aside).
     """
+    require_asyncio("get_execution_history")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ConfigError(f"limit must be an int >= 1, got {limit!r}", field="limit")
     since_ts = since.timestamp() if since is not None else None

@@ -24,6 +24,7 @@ from ._display import LiveView
 from ._log import logger
 from ._predict import predict_timeout
 from ._process import CLIProcess
+from ._runtime import require_asyncio
 from ._snapshot import FileChanges, FileTracker
 from ._structured import STRUCTURED_TOOL, StructuredCheck, check
 from ._transcript import NullTranscript, Transcript
@@ -442,6 +443,7 @@ class TaskStream:
         return self
 
     async def __anext__(self) -> Event | RetryEvent:
+        require_asyncio("cc_stream")
         while self._index >= len(self._pending):
             self._pending = await self._batches.__anext__()
             self._index = 0
@@ -451,6 +453,7 @@ class TaskStream:
 
     async def batches(self) -> AsyncIterator[Sequence[Event | RetryEvent]]:
         """The same events, a block of output at a time (less overhead per event)."""
+        require_asyncio("cc_stream")
         async for batch in self._batches:
             yield batch
 
@@ -458,6 +461,7 @@ class TaskStream:
         await self._batches.aclose()
 
     async def __aenter__(self) -> TaskStream:
+        require_asyncio("cc_stream")
         return self
 
     async def __aexit__(

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ._api import _run_sync, cc_run
 from ._log import logger
 from ._retry import call_hook
+from ._runtime import require_asyncio
 from ._secrets import find_secrets
 from ._tasklist import load_task_list
 from .config import CCExecutorConfig, check_prompt, config_error
@@ -262,6 +263,7 @@ async def cc_execute_list(
     every step that ran is recorded as finished and on its `list_result`), and
     `CancelledError` when cancelled, after every running step's processes are gone.
     """
+    require_asyncio("cc_execute_list")
     base = (config or _default_config()).with_overrides(**overrides)
     items = _check_tasks(tasks, base, sequential=sequential)
     if max_concurrency < 1:
