@@ -139,6 +139,7 @@ class Execution:
                 "timeout_source": self.timeout_source,
                 "started_at": started_at.isoformat(),
                 "cc_executor_version": __version__,
+                **({"metadata": dict(config.metadata)} if config.metadata else {}),
             },
         )
         proc: CLIProcess | None = None
@@ -327,6 +328,7 @@ class Execution:
             structured_output=res.structured_output if res else None,
             timeout_s=self.timeout_s,
             timeout_source=self.timeout_source,
+            metadata=dict(self.config.metadata),
             structured=structured.value if structured is not None and error is None else None,
             files_created=changes.created,
             files_modified=changes.modified,

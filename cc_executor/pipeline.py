@@ -124,6 +124,8 @@ class StepEvent:
     """Spent by the list so far, restored steps included."""
     result: TaskResult | None = None
     """Set when the step ended or was restored."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The step's `metadata`: the list's, with the step's own labels over it."""
 
 
 @dataclass
@@ -512,6 +514,11 @@ class _ListRun:
             error.result = self.results[max(self.results)]
         return error
 
+    def _step_metadata(self, spec: TaskSpec | None) -> dict[str, Any]:
+        """The list's `metadata` with the step's own over it (a step adds labels)."""
+        own = spec.overrides.get("metadata") if spec is not None else None
+        return {**self.config.metadata, **(own or {})}
+
     def _step_config(self, i: int, spec: TaskSpec) -> tuple[CCExecutorConfig, bool]:
         """The step's config, with its `--max-budget-usd` and `timeout` capped at what the
         list has left. The bool says whether the list's duration cut the timeout."""
@@ -529,6 +536,8 @@ class _ListRun:
                     i,
                     i - 1,
                 )
+        if "metadata" in overrides:
+            overrides["metadata"] = self._step_metadata(spec)
         config = self.config.with_overrides(**overrides)
         caps: dict[str, Any] = {}
         if self.config.max_total_cost_usd is not None:
@@ -583,6 +592,7 @@ class _ListRun:
             status=status,
             total_cost_usd=self.spent,
             result=result,
+            metadata=result.metadata if result is not None else self._step_metadata(spec),
         )
         await call_hook(self.on_step, event, f"task list {self.run_id}: on_step at step {i}")
 
