@@ -100,6 +100,15 @@ class TaskSpec(BaseModel):
         """The config fields this step overrides."""
         return dict(self.__pydantic_extra__ or {})
 
+    def overrides_over(self, base: CCExecutorConfig) -> dict[str, Any]:
+        """`overrides` to apply over the list's config `base`: every field replaces the
+        list's, except `metadata`, whose labels are added to the list's (the step's value
+        wins for a name both have). Both engines (local, Temporal) use this."""
+        overrides = self.overrides
+        if "metadata" in overrides:
+            overrides["metadata"] = {**base.metadata, **overrides["metadata"]}
+        return overrides
+
 
 TaskFactory = Callable[[list[TaskResult]], "str | TaskSpec | Awaitable[str | TaskSpec]"]
 """A step built at run time from the results so far (in step order)."""
@@ -516,13 +525,14 @@ class _ListRun:
 
     def _step_metadata(self, spec: TaskSpec | None) -> dict[str, Any]:
         """The list's `metadata` with the step's own over it (a step adds labels)."""
-        own = spec.overrides.get("metadata") if spec is not None else None
-        return {**self.config.metadata, **(own or {})}
+        if spec is None:
+            return dict(self.config.metadata)
+        return dict(spec.overrides_over(self.config).get("metadata", self.config.metadata))
 
     def _step_config(self, i: int, spec: TaskSpec) -> tuple[CCExecutorConfig, bool]:
         """The step's config, with its `--max-budget-usd` and `timeout` capped at what the
         list has left. The bool says whether the list's duration cut the timeout."""
-        overrides = spec.overrides
+        overrides = spec.overrides_over(self.config)
         if spec.continue_session:
             previous = self.results.get(i - 1)
             session = previous.session_id if previous is not None else None
@@ -536,8 +546,6 @@ class _ListRun:
                     i,
                     i - 1,
                 )
-        if "metadata" in overrides:
-            overrides["metadata"] = self._step_metadata(spec)
         config = self.config.with_overrides(**overrides)
         caps: dict[str, Any] = {}
         if self.config.max_total_cost_usd is not None:
