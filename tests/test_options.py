@@ -166,14 +166,18 @@ async def test_the_users_settings_do_not_change_an_unattended_run(
     assert "Bash" not in _tool_names(loaded) and "ZEBRA-USER-MEMORY" in json.dumps(loaded)
 
 
-async def test_agents_tools_and_effort_reach_the_model(
+async def test_agents_tools_effort_and_thinking_budget_reach_the_model(
     model: ScriptedModel, config: CCExecutorConfig
 ) -> None:
     agents = {"zebra-reviewer": {"description": "Reviews zebras", "prompt": "You review."}}
-    model.add(text("one"), text("two"))
+    model.add(text("one"), text("two"), text("three"))
     assert (await cc_run("x", config, agents=agents, effort="low")).success
     assert (await cc_run("x", config, tools=["Read"])).success
-    with_agents, with_tools = _main_bodies(model)
+    # A model with budgeted (not adaptive) thinking takes the budget as given.
+    budget = {"model": "claude-sonnet-4-5", "max_thinking_tokens": 2048}
+    assert (await cc_run("x", config, **budget)).success
+    with_agents, with_tools, with_budget = _main_bodies(model)
+    assert with_budget["thinking"]["budget_tokens"] == 2048
     assert "zebra-reviewer" in json.dumps(with_agents)  # read from the 0600 file
     assert with_agents.get("output_config", {}).get("effort") == "low"
     assert "Read" in _tool_names(with_tools)
