@@ -18,6 +18,7 @@ import json
 import shlex
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -550,9 +551,48 @@ def doctor(
 # -------------------------------------------------------------------------- history
 
 
+def cost_by(key: str, records: Sequence[Any]) -> list[tuple[str, int, float]]:
+    """(value of metadata `key` as text, runs, summed cost in USD) per value, costliest
+    first; records without `key` count under "(none)"."""
+    sums: dict[str, tuple[int, float]] = {}
+    for r in records:
+        value = r.metadata.get(key)
+        label = (
+            "(none)"
+            if key not in r.metadata
+            else (value if isinstance(value, str) else json.dumps(value))
+        )
+        runs, cost = sums.get(label, (0, 0.0))
+        sums[label] = (runs + 1, cost + (r.cost_usd or 0.0))
+    return sorted(((k, n, c) for k, (n, c) in sums.items()), key=lambda row: (-row[2], row[0]))
+
+
+def _print_cost_by(key: str, records: Sequence[Any], *, as_json: bool) -> None:
+    rows = cost_by(key, records)
+    if as_json:
+        print(
+            json.dumps([{key: v, "runs": n, "cost_usd": round(c, 6)} for v, n, c in rows], indent=2)
+        )
+        return
+    if not rows:
+        out.print("No runs recorded yet.")
+        return
+    table = Table(title=f"Cost by metadata {key!r} over {len(records)} run(s)")
+    table.add_column(key)
+    table.add_column("runs", justify="right")
+    table.add_column("cost", justify="right")
+    for value, runs, cost in rows:
+        table.add_row(value, str(runs), f"${cost:.4f}")
+    table.add_row("total", str(len(records)), f"${sum(c for _, _, c in rows):.4f}", style="bold")
+    out.print(table)
+
+
 @app.command()
 def history(
-    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="How many runs, newest first (default 20; with --by: all)."),
+    ] = None,
     state_dir: Annotated[
         Path | None,
         typer.Option(help="Folder of the SQLite history (default: this project's records)."),
@@ -561,9 +601,21 @@ def history(
         str | None, typer.Option(help="Read the history from Redis (redis://host:6379/0).")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="The records as JSON.")] = False,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            metavar="KEY",
+            help="Sum cost (and count runs) per value of metadata KEY instead of listing runs.",
+        ),
+    ] = None,
 ) -> None:
-    """Recent runs recorded by cc_run / cc_execute, as a table."""
+    """Recent runs recorded by cc_run / cc_execute, as a table; `--by KEY`: cost per value
+    of metadata KEY (runs without it under "(none)")."""
     from ._history import STATE_FILE, get_execution_history
+
+    if limit is None:
+        limit = 20 if by is None else 2**62
 
     if state_dir is None:
         state_dir = CCExecutorConfig().state_dir
@@ -581,6 +633,9 @@ def history(
     except Exception as exc:  # sqlite3 / Redis / OS errors: the store cannot be read
         where = redis or state_dir / STATE_FILE
         _fail(ConfigError(f"cannot read the history in {where}: {exc}"), as_json=json_output)
+    if by is not None:
+        _print_cost_by(by, records, as_json=json_output)
+        return
     if json_output:
         from ._cost import json_cost
 

@@ -219,7 +219,7 @@ def main() -> None:
         # First run: a session starts, work streams, then the CLI dies without a result.
         # A run with --resume reports what it was given: its argv and prompt.
         init()
-        if "--resume" not in sys.argv:
+        if not any(arg.startswith("--resume") for arg in sys.argv):
             config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
             if os.environ.get("FAKE_CLI_SAVE_SESSION") and config_dir:
                 # Like the CLI, which saves a session it can later --resume.
