@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._log import log_to_stderr, log_to_stdlib
 from ._models import StepEvent, TaskListResult, TaskSpec
 from ._tasklist import load_task_list
 from ._version import __version__
@@ -105,6 +106,8 @@ __all__ = [
     "get_task_complexity",
     "is_transient",
     "load_task_list",
+    "log_to_stderr",
+    "log_to_stdlib",
     "parse_event",
     "predict_timeout",
     "suggest_execution_strategy",

@@ -79,6 +79,15 @@ class TaskSpec(BaseModel):
         """The config fields this step overrides."""
         return dict(self.__pydantic_extra__ or {})
 
+    def overrides_over(self, base: CCExecutorConfig) -> dict[str, Any]:
+        """`overrides` to apply over the list's config `base`: every field replaces the
+        list's, except `metadata`, whose labels are added to the list's (the step's value
+        wins for a name both have). Both engines (local, Temporal) use this."""
+        overrides = self.overrides
+        if "metadata" in overrides:
+            overrides["metadata"] = {**base.metadata, **overrides["metadata"]}
+        return overrides
+
 
 TaskFactory = Callable[[list[TaskResult]], "str | TaskSpec | Awaitable[str | TaskSpec]"]
 """A step built at run time from the results so far (in step order)."""
@@ -103,6 +112,8 @@ class StepEvent:
     """Spent by the list so far, restored steps included."""
     result: TaskResult | None = None
     """Set when the step ended or was restored."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The step's `metadata`: the list's, with the step's own labels over it."""
 
 
 @dataclass

@@ -107,6 +107,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS history_by_class ON history (prompt_class, started_ts);
     CREATE INDEX IF NOT EXISTS history_by_start ON history (started_ts);
     """,
+    # 3: the run's metadata on each history record (a JSON object).
+    """
+    ALTER TABLE history ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 """The schema, one step per version: a file at ``user_version`` N gets steps N+1 ... on
 `connect`. Append a step to change it; never edit one that has shipped."""
@@ -254,7 +258,13 @@ def _migrate(conn: sqlite3.Connection) -> None:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])  # under the lock
         for number in range(version, len(MIGRATIONS)):
             for statement in _statements(MIGRATIONS[number]):
-                conn.execute(statement)
+                try:
+                    conn.execute(statement)
+                except sqlite3.OperationalError as exc:
+                    # A file whose history a release without user_version already gave
+                    # the column: the step is done.
+                    if "duplicate column name" not in str(exc):
+                        raise
         conn.execute(f"PRAGMA user_version = {max(version, len(MIGRATIONS))}")
         conn.execute("COMMIT")
     except BaseException:

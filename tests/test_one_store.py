@@ -66,7 +66,8 @@ def _source_lines(needle: str) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(
-    "needle", ["state.db", "busy_timeout", "journal_mode", "synchronous", "CREATE TABLE"]
+    "needle",
+    ["state.db", "busy_timeout", "PRAGMA journal_mode", "PRAGMA synchronous", "CREATE TABLE"],
 )
 def test_each_state_db_rule_is_written_once(needle: str) -> None:
     assert list(_source_lines(needle)) == ["_statestore.py"]
@@ -104,16 +105,19 @@ async def test_journal_and_history_share_one_file_set_up_one_way(tmp_path: Path)
         conn.close()
 
 
-@pytest.mark.parametrize("first", ["history", "journal"])
+@pytest.mark.parametrize("first", ["history", "history+metadata", "journal"])
 async def test_a_file_made_by_an_older_version_gets_the_missing_tables(
     tmp_path: Path, first: str
 ) -> None:
-    """Before one owner, the history made its table without a schema version and the
-    journal set version 1 without the history table: both files migrate on open."""
+    """Before one owner, the history made its table (later with a `metadata` column)
+    without a schema version and the journal set version 1 without the history table:
+    every such file migrates on open."""
     path = db_path(tmp_path)
     with sqlite3.connect(path) as old:
-        old.executescript(MIGRATIONS[1] if first == "history" else MIGRATIONS[0])
-        old.execute(f"PRAGMA user_version = {0 if first == 'history' else 1}")
+        old.executescript(MIGRATIONS[0] if first == "journal" else MIGRATIONS[1])
+        if first == "history+metadata":  # the history added its own column, unversioned
+            old.executescript(MIGRATIONS[2])
+        old.execute(f"PRAGMA user_version = {1 if first == 'journal' else 0}")
     old.close()
     journal = await Journal.open(tmp_path)
     await journal.close()
@@ -121,8 +125,10 @@ async def test_a_file_made_by_an_older_version_gets_the_missing_tables(
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         version = db.execute("PRAGMA user_version").fetchone()[0]
+        columns = {row[1] for row in db.execute("PRAGMA table_info(history)")}
     db.close()
     assert {"steps", "holders", "history"} <= tables and version == len(MIGRATIONS)
+    assert "metadata" in columns
 
 
 # -- health: doctor and the MCP status render the same probes ----------------------
