@@ -98,9 +98,9 @@ async def test_a_history_made_before_metadata_gains_the_column(
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    from cc_executor import _history
+    from cc_executor._statestore import MIGRATIONS
 
-    old_schema = _history._SCHEMA.replace(",\n    metadata TEXT NOT NULL DEFAULT '{}'", "")
+    old_schema = MIGRATIONS[1]  # the history table as it was before metadata
     assert "metadata" not in old_schema
     conn = sqlite3.connect(state / "state.db")
     conn.executescript(old_schema)
