@@ -298,8 +298,6 @@ class RetryingRun:
                 "transcript_complete": all(r.transcript_complete for r in results),
             }
         )
-        if final.error is not None:
-            final.error.result = final
         if self._view is not None and len(attempts) > 1:
             self._view.note(
                 f"■ {len(attempts)} attempts · {final.error_type or 'success'}"

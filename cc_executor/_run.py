@@ -300,7 +300,9 @@ class Execution:
             task=self.task,
             success=error is None,
             output=_answer_text(res),
-            error=error,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=str(error) if error is not None else None,
+            error_fields=error.fields if error is not None else {},
             subtype=res.subtype if res else None,
             is_error=res.is_error if res else None,
             terminal_reason=res.terminal_reason if res else None,
@@ -331,8 +333,6 @@ class Execution:
             files_modified=changes.modified,
             files_deleted=changes.deleted,
         )
-        if error is not None:
-            error.result = result
         if self._view is not None:
             self._view.note(
                 f"{'✓' if result.success else '✗'} {result.error_type or 'success'}"

@@ -505,10 +505,8 @@ class _ListRun:
         return True
 
     def _budget_error(self, message: str) -> BudgetExceededError:
-        error = BudgetExceededError(message)
-        if self.results:
-            error.result = self.results[max(self.results)]
-        return error
+        last = self.results[max(self.results)] if self.results else None
+        return BudgetExceededError(message, result=last)
 
     def _step_config(self, i: int, spec: TaskSpec) -> tuple[CCExecutorConfig, bool]:
         """The step's config, with its `--max-budget-usd` and `timeout` capped at what the

@@ -12,7 +12,6 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from .. import errors
 from .._journal import restore_result
 from .._log import logger
 from .._secrets import ALWAYS_SECRET, SECRET_NAME
@@ -138,10 +137,7 @@ def to_task_list_result(outcome: ListOutcome) -> TaskListResult:
     results = [_step_result(step, outcome.prompts[step.index]) for step in outcome.steps]
     error: CCExecutorError | None = None
     if outcome.budget_error is not None:
-        budget = BudgetExceededError(outcome.budget_error)
-        if results:
-            budget.result = results[-1]
-        error = budget
+        error = BudgetExceededError(outcome.budget_error, result=results[-1] if results else None)
     elif outcome.failed_step is not None:
         error = results[outcome.failed_step].error
     return TaskListResult(
@@ -161,21 +157,17 @@ def _step_result(step: StepOutcome, prompt: str) -> TaskResult:
     if step.result_json is not None:
         return restore_result(step.result_json, step.error_json)
     # No attempt ended with a result (the last one timed out, or its worker was lost).
-    cls = getattr(errors, step.error_type or "", None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.TaskFailedError)):
-        cls = errors.TaskFailedError
-    error = errors._rebuild(cls, step.error_message or "the step failed", step.error_state or {})
     now = datetime.now(timezone.utc)
-    task_result = TaskResult(
+    return TaskResult(
         task=prompt,
         success=False,
-        error=error,
+        error_type=step.error_type or "TaskFailedError",
+        error_message=step.error_message or "the step failed",
+        error_fields=step.error_state or {},
         execution_uuid="",
         started_at=now,
         ended_at=now,
     )
-    error.result = task_result
-    return task_result
 
 
 def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
