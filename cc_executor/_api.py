@@ -12,7 +12,7 @@ from ._run import TaskStream
 from .config import CCExecutorConfig
 from .result import TaskResult
 
-__all__ = ["cc_execute", "cc_execute_sync", "cc_run", "cc_run_sync", "cc_stream"]
+__all__ = ["cc_execute", "cc_execute_sync", "cc_run", "cc_run_sync", "cc_stream", "run_sync"]
 
 _T = TypeVar("_T")
 
@@ -65,7 +65,10 @@ async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overri
     return result.output
 
 
-def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run `coro` to its end from code without an event loop (the `*_sync` calls).
+
+    Raises `RuntimeError` (and closes `coro`) when called inside a running loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -81,9 +84,9 @@ def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
 
 def cc_execute_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> Any:
     """`cc_execute` for scripts without an event loop."""
-    return _run_sync(cc_execute(task, config, **overrides))
+    return run_sync(cc_execute(task, config, **overrides))
 
 
 def cc_run_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskResult:
     """`cc_run` for scripts without an event loop."""
-    return _run_sync(cc_run(task, config, **overrides))
+    return run_sync(cc_run(task, config, **overrides))

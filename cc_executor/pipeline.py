@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ._api import _run_sync, cc_run
+from ._api import cc_run, run_sync
 from ._log import logger
 from ._retry import call_hook
 from ._secrets import find_secrets
@@ -263,7 +263,7 @@ async def cc_execute_list(
     `CancelledError` when cancelled, after every running step's processes are gone.
     """
     base = (config or _default_config()).with_overrides(**overrides)
-    items = _check_tasks(tasks, base, sequential=sequential)
+    items = check_tasks(tasks, base, sequential=sequential)
     if max_concurrency < 1:
         raise ConfigError(
             f"max_concurrency must be >= 1, got {max_concurrency}", field="max_concurrency"
@@ -280,7 +280,7 @@ async def cc_execute_list(
             f"(a number >= 0), got {wait_for_lease!r}",
             field="wait_for_lease",
         )
-    run_id = run_id or _new_run_id()
+    run_id = run_id or generate_run_id()
     journal = await _open_journal(base)
     lock: RunLock | None = None
     try:
@@ -325,7 +325,7 @@ def cc_execute_list_sync(
     **overrides: Any,
 ) -> TaskListResult:
     """`cc_execute_list` for scripts without an event loop."""
-    return _run_sync(
+    return run_sync(
         cc_execute_list(
             tasks,
             config,
@@ -364,7 +364,7 @@ class _ListRun:
         self.on_step = on_step
         self.stop_on_failure = stop_on_failure
         self.sequential = sequential
-        self.labels = [_label(item) for item in items]
+        self.labels = [step_label(item) for item in items]
         self.specs: dict[int, TaskSpec] = {}
         self.results: dict[int, TaskResult] = {}
         self.restored: list[int] = []
@@ -456,12 +456,12 @@ class _ListRun:
             made = TaskSpec(prompt=made)
         if not isinstance(made, TaskSpec):
             raise ConfigError(
-                f"step {i}: the callable {_label(item)} returned {type(made).__name__}; "
+                f"step {i}: the callable {step_label(item)} returned {type(made).__name__}; "
                 "it must return a str or a TaskSpec",
                 field="tasks",
             )
         _check_continue(i, made, sequential=self.sequential)
-        self.labels[i] = _label(made)
+        self.labels[i] = step_label(made)
         self.specs[i] = made
         return made
 
@@ -608,7 +608,7 @@ class _ListRun:
         )
 
 
-def _check_tasks(
+def check_tasks(
     tasks: Iterable[Task], config: CCExecutorConfig, *, sequential: bool
 ) -> list[TaskSpec | TaskFactory]:
     """Every step checked before the first one starts (callables: when they are called)."""
@@ -688,11 +688,14 @@ def _prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _new_run_id() -> str:
+def generate_run_id() -> str:
+    """A fresh task-list run id: ``<UTC time>Z-<8 hex digits>``, sortable by start."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
 
 
-def _label(item: TaskSpec | TaskFactory) -> str:
+def step_label(item: TaskSpec | TaskFactory) -> str:
+    """How a step is named in logs and views: its name, its prompt's first line, or
+    ``<function name>`` for a step built at run time."""
     if isinstance(item, TaskSpec):
         return item.name or _first_line(item.prompt, 60)
     return f"<{getattr(item, '__name__', 'callable')}>"

@@ -17,7 +17,7 @@ from .._log import logger
 from .._secrets import ALWAYS_SECRET, SECRET_NAME
 from ..config import CCExecutorConfig
 from ..errors import BudgetExceededError, CCExecutorError, ConfigError
-from ..pipeline import Task, TaskListResult, TaskSpec, _check_tasks, _label, _new_run_id
+from ..pipeline import Task, TaskListResult, TaskSpec, check_tasks, generate_run_id, step_label
 from ..result import TaskResult
 from ._models import ListInput, ListOutcome, StepOutcome, StepPlan
 from ._workflow import TaskListWorkflow
@@ -71,7 +71,7 @@ async def submit_task_list(
     `env` must not hold credentials (`ConfigError`); give them to the workers.
     """
     base = (config or CCExecutorConfig()).with_overrides(**overrides)
-    items = _check_tasks(tasks, base, sequential=sequential)
+    items = check_tasks(tasks, base, sequential=sequential)
     if max_concurrency < 1:
         raise ConfigError(
             f"max_concurrency must be >= 1, got {max_concurrency}", field="max_concurrency"
@@ -87,14 +87,14 @@ async def submit_task_list(
     for i, item in enumerate(items):
         if not isinstance(item, TaskSpec):
             raise ConfigError(
-                f"step {i} is a callable ({_label(item)}): a step built at run time cannot be "
+                f"step {i} is a callable ({step_label(item)}): a step built at run time cannot be "
                 "sent to a Temporal worker. Build the TaskSpec before submitting, or run this "
                 "list locally with cc_execute_list",
                 field="tasks",
             )
         steps.append(_plan(i, item, base))
     job = ListInput(
-        run_id=run_id or _new_run_id(),
+        run_id=run_id or generate_run_id(),
         steps=steps,
         sequential=sequential,
         stop_on_failure=stop_on_failure,
@@ -201,7 +201,7 @@ def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
     return StepPlan(
         prompt=spec.prompt,
         name=spec.name,
-        label=_label(spec),
+        label=step_label(spec),
         continue_session=spec.continue_session,
         config=fields,
         timeout=config.timeout,
