@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from ._display import with_live_view
 from ._retry import RetryingRun
 from ._run import TaskStream
 from .config import CCExecutorConfig
@@ -18,7 +19,8 @@ _T = TypeVar("_T")
 
 
 def _config(config: CCExecutorConfig | None, overrides: dict[str, Any]) -> CCExecutorConfig:
-    return (config or CCExecutorConfig()).with_overrides(**overrides)
+    # stream_output: the live view subscribes to the run here, never inside it.
+    return with_live_view((config or CCExecutorConfig()).with_overrides(**overrides))
 
 
 def cc_stream(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskStream:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ._api import cc_run, run_sync
+from ._display import ListView, chain_hooks
 from ._log import logger
 from ._retry import call_hook
 from ._secrets import find_secrets
@@ -281,6 +281,8 @@ async def cc_execute_list(
             field="wait_for_lease",
         )
     run_id = run_id or generate_run_id()
+    if base.stream_output:  # the step lines subscribe like any caller's on_step
+        on_step = chain_hooks(ListView(base).on_step, on_step)
     journal = await _open_journal(base)
     lock: RunLock | None = None
     try:
@@ -384,9 +386,6 @@ class _ListRun:
             len(self.items),
             len(self.records),
         )
-        if self.config.stream_output:
-            where = self.config.state_dir or "no journal"
-            _print(f"● task list {self.run_id} · {len(self.items)} step(s) · journal {where}")
 
     async def run_sequential(self) -> None:
         restoring = bool(self.records)
@@ -544,8 +543,6 @@ class _ListRun:
 
     async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
         config, timeout_capped = self._step_config(i, spec)
-        if config.stream_output:
-            _print(f"\n━━ step {i} ({i + 1}/{len(self.items)}) · {self.labels[i]}")
         prompt_hash = _prompt_hash(spec.prompt)
         await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
         await self._emit(i, "started")
@@ -704,10 +701,6 @@ def step_label(item: TaskSpec | TaskFactory) -> str:
 def _first_line(text: str, limit: int) -> str:
     line = text.strip().split("\n", 1)[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _print(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def _default_config() -> CCExecutorConfig:
