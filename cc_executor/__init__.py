@@ -1,6 +1,13 @@
 """cc_executor: run Claude Code tasks from Python, unattended, and trust what comes back."""
 
-from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
+from ._api import (
+    cc_execute,
+    cc_execute_sync,
+    cc_run,
+    cc_run_sync,
+    cc_stream,
+    predict_timeout,
+)
 from ._history import HistoryRecord, get_execution_history
 from ._predict import (
     ExecutionStrategy,
@@ -8,7 +15,6 @@ from ._predict import (
     TaskPlan,
     TimeoutPrediction,
     get_task_complexity,
-    predict_timeout,
     suggest_execution_strategy,
 )
 from ._run import TaskStream

@@ -7,12 +7,20 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from ._retry import RetryingRun
+from ._predict import TimeoutPrediction, predict
+from ._retry import RetryingRun, run_task
 from ._run import TaskStream
 from .config import CCExecutorConfig
 from .result import TaskResult
 
-__all__ = ["cc_execute", "cc_execute_sync", "cc_run", "cc_run_sync", "cc_stream"]
+__all__ = [
+    "cc_execute",
+    "cc_execute_sync",
+    "cc_run",
+    "cc_run_sync",
+    "cc_stream",
+    "predict_timeout",
+]
 
 _T = TypeVar("_T")
 
@@ -39,15 +47,7 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     surrogate (`field="task"`), a `cwd` that cannot be entered (`field="cwd"`), an
     argument or variable too big for the OS.
     """
-    execution = RetryingRun(task, _config(config, overrides))
-    batches = execution.batches()
-    try:
-        async for _ in batches:
-            pass
-    finally:
-        await batches.aclose()
-    assert execution.result is not None
-    return execution.result
+    return await run_task(task, _config(config, overrides))
 
 
 async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> Any:
@@ -63,6 +63,17 @@ async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overri
     if result.structured is not None:
         return result.structured
     return result.output
+
+
+async def predict_timeout(
+    task: str, config: CCExecutorConfig | None = None, **overrides: Any
+) -> TimeoutPrediction:
+    """The timeout `timeout="auto"` would give `task` now: history, else agent, else heuristic.
+
+    Never raises for an unreadable history or a failed agent call: it falls
+    back to the next source (and logs why).
+    """
+    return await predict(task, _config(config, overrides), run_task)
 
 
 def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
