@@ -291,6 +291,23 @@ def test_bad_inputs_raise_config_error_naming_the_field() -> None:
         suggest_execution_strategy("one task")
 
 
+def _retrying(model: ScriptedModel, tmp_path: Path, retries: int, **kw: Any) -> CCExecutorConfig:
+    """timeout="auto" predicted by the agent; the library's retries only, at once."""
+    return auto(
+        model,
+        tmp_path,
+        agent_predict_timeout=True,
+        num_retries=retries,
+        retry_backoff=(0, 0, 0),
+        cli_max_retries=0,
+        **kw,
+    )
+
+
+def _estimates(model: ScriptedModel) -> list[Any]:
+    return [r for r in model.main_requests if r.prompt.startswith(ESTIMATE_PROMPT_START)]
+
+
 async def test_the_timeout_is_predicted_once_per_task_not_once_per_attempt(
     model: ScriptedModel, tmp_path: Path
 ) -> None:
@@ -301,18 +318,9 @@ async def test_the_timeout_is_predicted_once_per_task_not_once_per_attempt(
         http_error(529, "Overloaded", times=2),
         text("second time lucky"),
     )
-    config = auto(
-        model,
-        tmp_path,
-        agent_predict_timeout=True,
-        num_retries=2,
-        retry_backoff=(0, 0, 0),
-        cli_max_retries=0,
-    )
-    result = await cc_run("Refactor utils.py into a package", config)
+    result = await cc_run("Refactor utils.py into a package", _retrying(model, tmp_path, 2))
     assert result.success, result.error
-    estimates = [r for r in model.main_requests if r.prompt.startswith(ESTIMATE_PROMPT_START)]
-    assert len(estimates) == 1
+    assert len(_estimates(model)) == 1
     assert len(model.main_requests) == 4  # the estimate, then three attempts
     assert [a.number for a in result.attempts] == [1, 2, 3]
     assert (result.timeout_s, result.timeout_source) == (400, "agent")
@@ -329,17 +337,8 @@ async def test_a_list_step_predicts_its_timeout_once_across_its_retries(
         http_error(529, "Overloaded"),
         text("done"),
     )
-    config = auto(
-        model,
-        tmp_path,
-        agent_predict_timeout=True,
-        num_retries=1,
-        retry_backoff=(0, 0, 0),
-        cli_max_retries=0,
-        state_dir=None,
-    )
+    config = _retrying(model, tmp_path, 1, state_dir=None)
     out = await cc_execute_list(["Refactor utils.py into a package"], config)
     assert out.success, out.summary()
-    estimates = [r for r in model.main_requests if r.prompt.startswith(ESTIMATE_PROMPT_START)]
-    assert len(estimates) == 1 and len(model.main_requests) == 3
+    assert len(_estimates(model)) == 1 and len(model.main_requests) == 3
     assert [a.number for a in out[0].attempts] == [1, 2]
