@@ -170,7 +170,8 @@ async def test_idle_timeout_resumes_the_session_with_the_real_cli(
     model: ScriptedModel, config: CCExecutorConfig
 ) -> None:
     model.add(hang(), text("continued"))
-    result = await cc_run("the long task", config, idle_timeout=2, kill_grace=1)
+    # 4 s: long enough for a resumed CLI to print its first line on a loaded machine.
+    result = await cc_run("the long task", config, idle_timeout=4, kill_grace=1)
     assert result.success, result.error
     assert [a.error_type for a in result.attempts] == ["IdleTimeoutError", None]
     assert result.attempts[1].resumed_session == result.attempts[0].session_id
