@@ -42,7 +42,14 @@ from .events import Event, RetryEvent, UnknownEvent, parse_event
 from .result import Attempt, TaskResult, ToolUse, is_transient
 
 if TYPE_CHECKING:
-    from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
+    from ._api import (
+        cc_execute,
+        cc_execute_sync,
+        cc_run,
+        cc_run_sync,
+        cc_stream,
+        predict_timeout,
+    )
     from ._history import HistoryRecord, get_execution_history
     from ._predict import (
         ExecutionStrategy,
@@ -50,7 +57,6 @@ if TYPE_CHECKING:
         TaskPlan,
         TimeoutPrediction,
         get_task_complexity,
-        predict_timeout,
         suggest_execution_strategy,
     )
     from ._run import TaskStream
@@ -127,7 +133,7 @@ _LAZY = {
     "TaskPlan": "._predict",
     "TimeoutPrediction": "._predict",
     "get_task_complexity": "._predict",
-    "predict_timeout": "._predict",
+    "predict_timeout": "._api",
     "suggest_execution_strategy": "._predict",
     "TaskStream": "._run",
     "cc_execute_list": ".pipeline",

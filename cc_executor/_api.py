@@ -10,19 +10,31 @@ from collections.abc import Coroutine
 from types import FrameType
 from typing import Any, TypeVar
 
-from ._retry import RetryingRun
+from ._display import with_live_view
+from ._predict import TimeoutPrediction, predict
+from ._retry import RetryingRun, run_task
 from ._run import TaskStream
 from ._runtime import require_asyncio
 from .config import CCExecutorConfig
 from .result import TaskResult
 
-__all__ = ["cc_execute", "cc_execute_sync", "cc_run", "cc_run_sync", "cc_stream"]
+__all__ = [
+    "cc_execute",
+    "cc_execute_sync",
+    "cc_run",
+    "cc_run_sync",
+    "cc_stream",
+    "predict_timeout",
+    "run_blocking",
+    "run_sync",
+]
 
 _T = TypeVar("_T")
 
 
 def _config(config: CCExecutorConfig | None, overrides: dict[str, Any]) -> CCExecutorConfig:
-    return (config or CCExecutorConfig()).with_overrides(**overrides)
+    # stream_output: the live view subscribes to the run here, never inside it.
+    return with_live_view((config or CCExecutorConfig()).with_overrides(**overrides))
 
 
 def cc_stream(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskStream:
@@ -45,15 +57,7 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     asyncio (trio).
     """
     require_asyncio("cc_run")
-    execution = RetryingRun(task, _config(config, overrides))
-    batches = execution.batches()
-    try:
-        async for _ in batches:
-            pass
-    finally:
-        await batches.aclose()
-    assert execution.result is not None
-    return execution.result
+    return await run_task(task, _config(config, overrides))
 
 
 async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> Any:
@@ -70,6 +74,18 @@ async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overri
     if result.structured is not None:
         return result.structured
     return result.output
+
+
+async def predict_timeout(
+    task: str, config: CCExecutorConfig | None = None, **overrides: Any
+) -> TimeoutPrediction:
+    """The timeout `timeout="auto"` would give `task` now: history, else agent, else heuristic.
+
+    Never raises for an unreadable history or a failed agent call: it falls
+    back to the next source (and logs why).
+    """
+    require_asyncio("predict_timeout")
+    return await predict(task, (config or CCExecutorConfig()).with_overrides(**overrides), run_task)
 
 
 def run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -100,7 +116,10 @@ def run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run `coro` to its end from code without an event loop (the `*_sync` calls).
+
+    Raises `RuntimeError` (and closes `coro`) when called inside a running loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -114,9 +133,9 @@ def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
 
 def cc_execute_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> Any:
     """`cc_execute` for scripts without an event loop."""
-    return _run_sync(cc_execute(task, config, **overrides))
+    return run_sync(cc_execute(task, config, **overrides))
 
 
 def cc_run_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskResult:
     """`cc_run` for scripts without an event loop."""
-    return _run_sync(cc_run(task, config, **overrides))
+    return run_sync(cc_run(task, config, **overrides))

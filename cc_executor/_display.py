@@ -1,12 +1,18 @@
-"""`stream_output=True`: a readable live view of a run on stderr."""
+"""`stream_output=True`: a readable live view of a run on stderr.
+
+The view is a subscriber, never a step of the core path: the API layer (`cc_run`,
+`cc_stream`, `cc_execute`, and `cc_execute_list` for its step lines) installs it with
+`with_live_view` / `ListView`, and it sees only what any caller's hooks see —
+`on_event`, the result callbacks and `on_step`.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .events import (
     ApiRetryEvent,
@@ -22,12 +28,50 @@ from .events import (
     TaskNotificationEvent,
     TaskStartedEvent,
 )
-from .result import result_failed
+from .result import Attempt, result_failed
+
+if TYPE_CHECKING:
+    from .config import CCExecutorConfig
+    from .pipeline import StepEvent
+    from .result import TaskResult
+
+__all__ = ["ListView", "LiveView", "chain_hooks", "with_live_view"]
 
 _MAX_INPUT_PREVIEW = 160
 
 
+def with_live_view(config: CCExecutorConfig, out: TextIO | None = None) -> CCExecutorConfig:
+    """`config` with a `LiveView` subscribed when `stream_output` is on (else `config`):
+    the view sees every event before the caller's `on_event`, and the final result
+    before the caller's callbacks."""
+    if not config.stream_output:
+        return config
+    view = LiveView(out)
+    return config.with_overrides(
+        on_event=chain_hooks(view.on_event, config.on_event),
+        success_callback=(view.on_result, *config.success_callback),
+        failure_callback=(view.on_result, *config.failure_callback),
+    )
+
+
+def chain_hooks(
+    first: Callable[[Any], None], then: Callable[[Any], Any] | None
+) -> Callable[[Any], Any]:
+    """One hook calling `first` (a view: sync) then `then` (the caller's, sync or async)."""
+    if then is None:
+        return first
+
+    def both(arg: Any) -> Any:
+        first(arg)
+        return then(arg)  # an awaitable is awaited by the caller of the hook
+
+    return both
+
+
 class LiveView:
+    """What a run does, as readable lines: the answer's text as it streams, tool calls,
+    retries and limits, then each attempt's outcome."""
+
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out or sys.stderr
         self._mid_line = False
@@ -96,6 +140,50 @@ class LiveView:
 
     def note(self, text: str) -> None:
         self._line(text)
+        self._out.flush()
+
+    def on_event(self, event: Event | RetryEvent) -> None:
+        """An `on_event` hook: show one event."""
+        self.show([event])
+
+    def on_result(self, result: TaskResult) -> None:
+        """A result callback: each attempt's outcome, then the total when there were several."""
+        runs: Sequence[Attempt | TaskResult] = result.attempts or [result]
+        for run in runs:
+            cost = run.cost_usd if isinstance(run, Attempt) else run.total_cost_usd
+            self.note(
+                f"{'✓' if run.success else '✗'} {run.error_type or 'success'}"
+                f" · ${cost or 0:.4f} · {run.duration_s:.1f}s"
+                + (f" · transcript {run.transcript_path}" if run.transcript_path else "")
+            )
+        if len(runs) > 1:
+            self.note(
+                f"■ {len(runs)} attempts · {result.error_type or 'success'}"
+                f" · total ${result.total_cost_usd or 0:.4f} · {result.duration_s:.1f}s"
+            )
+
+
+class ListView:
+    """A task list's step lines (`on_step`): the list once, then a header per step."""
+
+    def __init__(self, config: CCExecutorConfig, out: TextIO | None = None) -> None:
+        self._out = out or sys.stderr
+        self._journal = config.state_dir or "no journal"
+        self._begun = False
+
+    def on_step(self, event: StepEvent) -> None:
+        if not self._begun:
+            self._begun = True
+            self._print(
+                f"● task list {event.run_id} · {event.total} step(s) · journal {self._journal}"
+            )
+        if event.status == "started":
+            self._print(
+                f"\n━━ step {event.index} ({event.index + 1}/{event.total}) · {event.label}"
+            )
+
+    def _print(self, line: str) -> None:
+        self._out.write(line + "\n")
         self._out.flush()
 
 

@@ -49,12 +49,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HistoryRecord",
-    "check_history_url",
     "get_execution_history",
     "load_candidates",
     "normalize_prompt",
     "prompt_class",
     "record_history",
+    "redis_recent",
 ]
 
 _P = ParamSpec("_P")
@@ -199,7 +199,7 @@ async def get_execution_history(
     wanted = _check_filter(metadata)
     since_ts = since.timestamp() if since is not None else None
     if history_url:
-        return await _redis_recent(history_url, limit, since_ts, wanted)
+        return await redis_recent(history_url, limit, since_ts, wanted)
     if state_dir is not None:
         directory = Path(state_dir)
     else:
@@ -246,19 +246,13 @@ async def load_candidates(config: CCExecutorConfig, limit: int) -> list[HistoryR
     """The newest `limit` records for prediction; [] (logged) if the store can't be read."""
     try:
         if config.history_url:
-            return await _redis_recent(config.history_url, limit, None)
+            return await redis_recent(config.history_url, limit, None)
         if config.state_dir is None:
             return []
         return await run_sync(_sqlite_recent, db_path(config.state_dir), limit, None)
     except Exception as exc:
         logger.warning("could not read the execution history: {}", exc)
         return []
-
-
-async def check_history_url(url: str) -> None:
-    """Read one record from the Redis history at `url`: raises what the connection or
-    the read raised (a health check's probe)."""
-    await _redis_recent(url, 1, None)
 
 
 # -- SQLite --------------------------------------------------------------------
@@ -382,7 +376,7 @@ async def _redis_add(url: str, record: HistoryRecord, keep: int) -> None:
         await client.aclose()
 
 
-async def _redis_recent(
+async def redis_recent(
     url: str, limit: int, since_ts: float | None, wanted: Mapping[str, Any] | None = None
 ) -> list[HistoryRecord]:
     client = _redis_client(url)

@@ -18,13 +18,11 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
-from ._display import LiveView
 from ._log import logger
-from ._predict import predict_timeout
 from ._process import CLIProcess
 from ._runtime import require_asyncio
 from ._snapshot import FileChanges, FileTracker
@@ -45,6 +43,9 @@ from .events import (
     parse_event,
 )
 from .result import StreamFacts, TaskResult, TimeoutSource, ToolUse, classify, sum_usage
+
+if TYPE_CHECKING:
+    from ._predict import TimeoutPrediction
 
 __all__ = ["Execution", "TaskStream"]
 
@@ -94,10 +95,9 @@ class Execution:
         self.tool_uses: list[ToolUse] = []
         self.facts = StreamFacts()
         self.invalid_lines = 0
-        # timeout="auto" is resolved when the run starts (it may read the history).
-        self.timeout_s: float | None = None if config.timeout == "auto" else config.timeout
+        # The task's timeout, resolved once for all its attempts (`RetryingRun` sets it).
+        self.timeout_s: float | None = None
         self.timeout_source: TimeoutSource = "explicit"
-        self._view = LiveView() if config.stream_output else None
         self._files = FileTracker(
             self.command.cwd,
             config.add_dirs,
@@ -110,11 +110,14 @@ class Execution:
             ],
         )
 
+    def set_timeout(self, timeout: TimeoutPrediction) -> None:
+        """Run with the task's resolved timeout (seconds, and where it came from)."""
+        self.timeout_s, self.timeout_source = timeout.seconds, timeout.source
+
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         config = self.config
         if self.timeout_s is None:
-            prediction = await predict_timeout(self.task, config)
-            self.timeout_s, self.timeout_source = prediction.seconds, prediction.source
+            raise RuntimeError("the task's timeout is resolved before its run (set_timeout)")
         started_at = datetime.now(timezone.utc)
         t0 = time.monotonic()
         transcript: Transcript | NullTranscript = NullTranscript()
@@ -178,8 +181,6 @@ class Execution:
                     continue
                 events = self._parse_block(block, proc)
                 if events:
-                    if self._view is not None:
-                        self._view.show(events)
                     yield events
             exit_code = await proc.wait()
             changes = await self._files.finish()
@@ -310,7 +311,9 @@ class Execution:
             task=self.task,
             success=error is None,
             output=_answer_text(res),
-            error=error,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=str(error) if error is not None else None,
+            error_fields=error.fields if error is not None else {},
             subtype=res.subtype if res else None,
             is_error=res.is_error if res else None,
             terminal_reason=res.terminal_reason if res else None,
@@ -342,14 +345,6 @@ class Execution:
             files_modified=changes.modified,
             files_deleted=changes.deleted,
         )
-        if error is not None:
-            error.result = result
-        if self._view is not None:
-            self._view.note(
-                f"{'✓' if result.success else '✗'} {result.error_type or 'success'}"
-                f" · ${result.total_cost_usd or 0:.4f} · {duration_s:.1f}s"
-                + (f" · transcript {result.transcript_path}" if result.transcript_path else "")
-            )
         return result
 
     def _check_structured(

@@ -102,12 +102,14 @@ MIGRATIONS: tuple[str, ...] = (
         started_at TEXT NOT NULL,
         timeout_s REAL,
         timeout_source TEXT,
-        started_ts REAL NOT NULL
+        started_ts REAL NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX IF NOT EXISTS history_by_class ON history (prompt_class, started_ts);
     CREATE INDEX IF NOT EXISTS history_by_start ON history (started_ts);
     """,
-    # 3: the run's metadata on each history record (a JSON object).
+    # 3: the run's metadata on each history record (a JSON object), for a history table
+    # made before it had the column (a table made by step 2 has it already).
     """
     ALTER TABLE history ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
     """,
@@ -240,7 +242,10 @@ def connect(path: Path, *, read_only: bool = False, check: bool = False) -> sqli
         if check:
             check_integrity(conn)
         if not read_only:
-            conn.execute("PRAGMA journal_mode = WAL")
+            # WAL is a property of the file: set once; asking again from every
+            # connection would take the file's exclusive lock each time.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             _migrate(conn)
     except BaseException:

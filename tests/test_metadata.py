@@ -100,7 +100,8 @@ async def test_a_history_made_before_metadata_gains_the_column(
     state.mkdir()
     from cc_executor._statestore import MIGRATIONS
 
-    old_schema = MIGRATIONS[1]  # the history table as it was before metadata
+    # the history table as it was before metadata
+    old_schema = MIGRATIONS[1].replace(",\n        metadata TEXT NOT NULL DEFAULT '{}'", "")
     assert "metadata" not in old_schema
     conn = sqlite3.connect(state / "state.db")
     conn.executescript(old_schema)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .._command import MARKER_VAR, TESTED_CLI_VERSIONS
 from .._cost import JSONCost
 from .._health import probe_auth, probe_cli, probe_state_store, probe_transcript_dir
-from .._history import check_history_url
+from .._history import redis_recent
 from .._process import find_marked_processes
 from .._statestore import run_sync
 from .._transcript import find_transcripts, read_transcript, transcript_root
@@ -216,7 +216,7 @@ async def _state_status(config: CCExecutorConfig) -> StoreStatus:
     if config.history_url:
         location = _without_password(config.history_url)
         try:
-            await check_history_url(config.history_url)
+            await redis_recent(config.history_url, 1, None)
         except Exception as exc:
             return StoreStatus(location=location, usable=False, error=f"Redis: {exc!r}")
         return StoreStatus(location=location, usable=True)
