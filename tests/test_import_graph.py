@@ -129,11 +129,9 @@ def test_the_graph_sees_function_level_imports_and_skips_type_checking_ones(
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
-# A cycle another change removes, listed until it lands: `_tasklist` needs `TaskSpec`, and
-# `pipeline` (which defines it) re-exports `load_task_list`. Moving TaskSpec, StepEvent and
-# TaskListResult to a models module (issue 15 items 4+6, branch wip-15c) breaks it. Once
-# that is merged the second assertion fails: delete this entry then.
-PENDING: list[list[str]] = [["cc_executor._tasklist", "cc_executor.pipeline"]]
+# Cycles another change removes, listed until it lands (none left: the last one,
+# `_tasklist` ↔ `pipeline`, ended when TaskSpec moved to `_models`).
+PENDING: list[list[str]] = []
 
 
 def test_the_package_has_no_import_cycle() -> None:
