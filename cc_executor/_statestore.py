@@ -28,6 +28,7 @@ import errno
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -211,7 +212,21 @@ def create_private(path: Path) -> None:
     holds prompts, results and task text. SQLite gives its -wal and -shm files the same
     permissions. Raises `OSError`."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    if path.exists():
+        return
+    # Never open (and close) the database file itself: closing any descriptor of a file
+    # drops every POSIX lock this process holds on it, including the locks of SQLite
+    # connections in other threads -- two writers then corrupt the file. The empty file
+    # is made under a temporary name, closed, then linked into place (or not, if another
+    # thread or process was first), so no descriptor of `path` is ever closed here.
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temp)
 
 
 def connect(path: Path, *, read_only: bool = False, check: bool = False) -> sqlite3.Connection:

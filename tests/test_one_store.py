@@ -10,6 +10,8 @@ import ast
 import asyncio
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -183,3 +185,32 @@ async def test_doctor_and_status_agree_on_a_working_setup(
     assert json.loads(status.model_dump_json())["state_store"]["location"] == str(
         db_path(tmp_path / "s")
     )
+
+
+_LOCK_PROBE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 510, 0x40000002)  # SQLite's SHARED range
+    print("free")
+except OSError:
+    print("locked")
+"""
+
+
+def test_opening_the_store_never_drops_another_connections_locks(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it:
+    a second `connect` in the process (another thread's write) must not open and close
+    state.db itself, or the first connection's locks vanish and two writers corrupt the
+    file (seen: "database disk image is malformed", lost history records)."""
+    path = db_path(tmp_path / "state")
+    reader = connect(path)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM history").fetchone()  # holds SHARED
+        probe = [sys.executable, "-c", _LOCK_PROBE, str(path)]
+        assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "locked"
+        connect(path).close()  # what every other thread's write does first
+        assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "locked"
+    finally:
+        reader.close()
