@@ -92,8 +92,8 @@ def test_every_error_class_has_its_own_exit_code() -> None:
     assert exit_code_for(cc_executor.TaskTimeoutError("x", timeout_s=1)) == 4
 
 
-def test_readme_and_help_document_every_exit_code(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_docs_and_help_document_every_exit_code(tmp_path: Path) -> None:
+    readme = (ROOT / "docs" / "cli.md").read_text()
     helptext = cc("--help", cwd=tmp_path).stdout
     for code, cls, _ in EXIT_CODES:
         name = cls.__name__ if cls else "-"
