@@ -31,7 +31,7 @@ from ._log import logger
 from ._retry import call_hook
 from ._secrets import find_secrets
 from ._tasklist import load_task_list
-from .config import CCExecutorConfig, check_prompt, config_error
+from .config import CCExecutorConfig, check_prompt, config_error, unknown_option_error
 from .errors import BudgetExceededError, CCExecutorError, ConfigError, StateStoreError
 from .result import TaskResult
 
@@ -50,6 +50,11 @@ __all__ = [
 
 # Options of the whole list: a step cannot override them.
 _LIST_FIELDS = frozenset({"state_dir", "max_total_cost_usd", "max_total_duration"})
+# What a step accepts: its own fields and every config field a step may override.
+_STEP_OPTIONS = (
+    frozenset({"prompt", "name", "continue_session"})
+    | (frozenset(CCExecutorConfig.model_fields) | {"stream"}) - _LIST_FIELDS
+)
 
 
 class TaskSpec(BaseModel):
@@ -80,6 +85,8 @@ class TaskSpec(BaseModel):
         check_prompt(self.prompt, "prompt")
         overrides = self.overrides
         for name in overrides:
+            if name not in _STEP_OPTIONS and name not in _LIST_FIELDS:
+                raise unknown_option_error(name, _STEP_OPTIONS)
             if name in _LIST_FIELDS:
                 raise ConfigError(
                     f"{name!r} applies to a whole task list, not to one step: pass it in the "
