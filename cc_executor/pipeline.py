@@ -192,7 +192,7 @@ class TaskListResult:
                 cost, took = f"${r.total_cost_usd or 0:.4f}", f"{r.duration_s:.1f}s"
             else:
                 status, cost, took = "skipped", "-", "-"
-            rows.append((str(i), status, cost, took, label))
+            rows.append((str(i + 1), status, cost, took, label))
         ok = sum(1 for r in self.results if r.success)
         verdict = f"{ok}/{len(self.labels)} ok · run {self.run_id}"
         if self.error is not None and self.error is not self._step_error():
@@ -463,7 +463,7 @@ class _ListRun:
             made = TaskSpec(prompt=made)
         if not isinstance(made, TaskSpec):
             raise ConfigError(
-                f"step {i}: the callable {_label(item)} returned {type(made).__name__}; "
+                f"step {i + 1}: the callable {_label(item)} returned {type(made).__name__}; "
                 "it must return a str or a TaskSpec",
                 field="tasks",
             )
@@ -478,13 +478,13 @@ class _ListRun:
             return False
         if record.status != "success" or record.result is None:
             how = "never ended" if record.status == "started" else record.status
-            logger.info("task list {}: step {} {} last time; running it", self.run_id, i, how)
+            logger.info("task list {}: step {} {} last time; running it", self.run_id, i + 1, how)
             return False
         if record.prompt_hash != _prompt_hash(spec.prompt):
             logger.warning(
                 "task list {}: the prompt of step {} ({}) changed since it ran; running it{}",
                 self.run_id,
-                i,
+                i + 1,
                 self.labels[i],
                 " and every step after it again" if self.sequential else " again",
             )
@@ -493,7 +493,7 @@ class _ListRun:
         self.results[i] = result
         self.restored.append(i)
         self.spent += result.total_cost_usd or 0.0
-        logger.info("task list {}: step {} restored from the journal", self.run_id, i)
+        logger.info("task list {}: step {} restored from the journal", self.run_id, i + 1)
         await self._emit(i, "restored", result)
         return True
 
@@ -507,7 +507,9 @@ class _ListRun:
             message = f"max_total_duration={limit_s:g}s reached ({self._elapsed():.1f}s)"
         if message is None:
             return False
-        self.budget_error = self._budget_error(f"{message}; step {i} and later were not started")
+        self.budget_error = self._budget_error(
+            f"{message}; step {i + 1} and later were not started"
+        )
         logger.warning("task list {}: {}", self.run_id, self.budget_error)
         return True
 
@@ -531,8 +533,8 @@ class _ListRun:
                     "task list {}: step {} asks to continue the previous session, but step {} "
                     "has none; it starts a fresh session",
                     self.run_id,
+                    i + 1,
                     i,
-                    i - 1,
                 )
         config = self.config.with_overrides(**overrides)
         caps: dict[str, Any] = {}
@@ -554,7 +556,7 @@ class _ListRun:
     async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
         config, timeout_capped = self._step_config(i, spec)
         if config.stream_output:
-            _print(f"\n━━ step {i} ({i + 1}/{len(self.items)}) · {self.labels[i]}")
+            _print(f"\n━━ step {i + 1}/{len(self.items)} · {self.labels[i]}")
         prompt_hash = _prompt_hash(spec.prompt)
         await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
         await self._emit(i, "started")
@@ -568,7 +570,7 @@ class _ListRun:
             if timeout_capped and result.stopped_by == "timeout" and self.budget_error is None:
                 self.budget_error = self._budget_error(
                     f"max_total_duration={self.config.max_total_duration:g}s reached "
-                    f"during step {i}, which was ended"
+                    f"during step {i + 1}, which was ended"
                 )
             if self.stop_on_failure:
                 self.stop = True
@@ -589,7 +591,7 @@ class _ListRun:
             total_cost_usd=self.spent,
             result=result,
         )
-        await call_hook(self.on_step, event, f"task list {self.run_id}: on_step at step {i}")
+        await call_hook(self.on_step, event, f"task list {self.run_id}: on_step at step {i + 1}")
 
     def _elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -634,11 +636,11 @@ def _check_tasks(
                 task = TaskSpec(prompt=task) if isinstance(task, str) else task
                 config.with_overrides(**task.overrides)
             except ConfigError as exc:
-                raise ConfigError(f"step {i}: {exc}", field=exc.field) from None
+                raise ConfigError(f"step {i + 1}: {exc}", field=exc.field) from None
             _check_continue(i, task, sequential=sequential)
         elif not callable(task):
             raise ConfigError(
-                f"step {i}: a task is a str, a TaskSpec or a callable returning one, "
+                f"step {i + 1}: a task is a str, a TaskSpec or a callable returning one, "
                 f"got {type(task).__name__}",
                 field="tasks",
             )
@@ -651,7 +653,7 @@ def _check_continue(i: int, spec: TaskSpec, *, sequential: bool) -> None:
         return
     if not sequential:
         raise ConfigError(
-            f"step {i} has continue_session=True, which needs the previous step's session: "
+            f"step {i + 1} has continue_session=True, which needs the previous step's session: "
             "use sequential=True",
             field="continue_session",
         )

@@ -91,7 +91,7 @@ class StepActivities:
                     "task list {} step {}: session {} of the last attempt is not on this "
                     "machine; starting the step over",
                     step.run_id,
-                    step.index,
+                    step.index + 1,
                     session,
                 )
         try:
@@ -103,7 +103,7 @@ class StepActivities:
         logger.info(
             "task list {} step {}: attempt {}{}",
             step.run_id,
-            step.index,
+            step.index + 1,
             info.attempt,
             f", resuming session {session}" if prompt else "",
         )
@@ -124,7 +124,7 @@ class StepActivities:
             if delay is not None and delay > config.max_limit_wait:
                 return outcome  # the limit resets too far away: give up, as locally
             raise ApplicationError(
-                f"step {step.index}: {result.error_type}: {result.error_message}",
+                f"step {step.index + 1}: {result.error_type}: {result.error_message}",
                 outcome,
                 type=result.error_type,
                 next_retry_delay=timedelta(seconds=delay) if delay is not None else None,

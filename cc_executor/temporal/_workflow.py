@@ -125,7 +125,7 @@ class TaskListWorkflow:
             message = f"max_total_duration={duration:g}s reached ({elapsed:.1f}s)"
         if message is None:
             return False
-        self._budget_error = f"{message}; step {i} and later were not started"
+        self._budget_error = f"{message}; step {i + 1} and later were not started"
         workflow.logger.warning("task list %s: %s", job.run_id, self._budget_error)
         return True
 
@@ -218,7 +218,7 @@ def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> 
             success=False,
             error_type="ProcessCrashedError",
             error_message=(
-                f"step {i}: no heartbeat for {heartbeat:g} s on its last attempt (the worker "
+                f"step {i + 1}: no heartbeat for {heartbeat:g} s on its last attempt (the worker "
                 "was lost, or the CLI printed nothing for that long)"
             ),
         )
@@ -227,7 +227,7 @@ def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> 
             index=i,
             success=False,
             error_type="TaskTimeoutError",
-            error_message=f"step {i}: its activity ran out of time (timeout {timeout:g} s)",
+            error_message=f"step {i + 1}: its activity ran out of time (timeout {timeout:g} s)",
             error_state={"timeout_s": timeout},
         )
     kind = type(cause).__name__
