@@ -268,7 +268,8 @@ def run(
         f"${result.total_cost_usd or 0:.4f} · transcript {result.transcript_path or '-'}"
     )
     if result.error is not None:
-        err.print(Text(facts, style="dim"))
+        if not stream:  # the live view's last line said it already
+            err.print(Text(facts, style="dim"))
         _fail(
             result.error,
             as_json=as_json,
@@ -284,7 +285,8 @@ def run(
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     else:
         print(result.output)
-    err.print(Text(f"✓ {facts}", style="dim"))
+    if not stream:
+        err.print(Text(f"✓ {facts}", style="dim"))
 
 
 # ----------------------------------------------------------------------------- list

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .events import (
     ApiRetryEvent,
@@ -16,15 +16,18 @@ from .events import (
     ModelFallbackEvent,
     PermissionDeniedEvent,
     RateLimitEvent,
-    ResultEvent,
     RetryEvent,
     StreamEvent,
     TaskNotificationEvent,
     TaskStartedEvent,
+    UserEvent,
 )
-from .result import result_failed
+
+if TYPE_CHECKING:
+    from .result import TaskResult
 
 _MAX_INPUT_PREVIEW = 160
+_RESULT_LINES = 3  # lines of each tool result shown
 
 
 class LiveView:
@@ -85,14 +88,24 @@ class LiveView:
                 self._line(f"⏳ background task started: {event.description or event.task_id}")
             elif isinstance(event, TaskNotificationEvent):
                 self._line(f"⏳ background task {event.status}: {event.summary or event.task_id}")
-            elif isinstance(event, ResultEvent):
-                cost = event.total_cost_usd or 0.0
-                status = "error" if result_failed(event) else "done"
-                self._line(
-                    f"■ {status} ({event.subtype}) · {event.num_turns} turn(s) · "
-                    f"{(event.duration_ms or 0) / 1000:.1f}s · ${cost:.4f}"
-                )
+            elif isinstance(event, UserEvent):
+                for output, is_error in _tool_outputs(event):
+                    self._tool_result(output, is_error)
+            # A ResultEvent prints nothing: the run's own closing line (`attempt_line`)
+            # says how the attempt ended, with the error's message when it failed.
         self._out.flush()
+
+    def _tool_result(self, output: str, is_error: bool) -> None:
+        """The first lines of a tool's output, indented under its call."""
+        lines = [line.rstrip() for line in output.strip().splitlines()]
+        mark = "✗ " if is_error else ""
+        for line in lines[:_RESULT_LINES] or [""]:
+            if len(line) > _MAX_INPUT_PREVIEW:
+                line = line[:_MAX_INPUT_PREVIEW] + "…"
+            self._line(f"  ↳ {mark}{line}")
+            mark = ""
+        if len(lines) > _RESULT_LINES:
+            self._line(f"  ↳ … ({len(lines) - _RESULT_LINES} more line(s))")
 
     def note(self, text: str) -> None:
         self._line(text)
@@ -107,3 +120,34 @@ def _clock(when: datetime | None) -> str:
     today = datetime.now(timezone.utc).date()
     fmt = "%H:%M:%S UTC" if when.date() == today else "%Y-%m-%d %H:%M:%S UTC"
     return when.strftime(fmt)
+
+
+def attempt_line(result: TaskResult) -> str:
+    """How one run of the CLI ended, in one line: ``✓ 2 turn(s) · 5.6s · $0.0009 ·
+    transcript …``, or ``✗ OverloadedError: <first line of its message> · …``."""
+    if result.error is None:
+        head = "✓ "
+    else:
+        message = next((s for s in str(result.error).splitlines() if s.strip()), "")
+        if len(message) > _MAX_INPUT_PREVIEW:
+            message = message[:_MAX_INPUT_PREVIEW] + "…"
+        head = f"✗ {result.error_type}: {message}".rstrip(": ") + " · "
+    return (
+        f"{head}{result.num_turns or 0} turn(s) · {result.duration_s:.1f}s · "
+        f"${result.total_cost_usd or 0:.4f}"
+        + (f" · transcript {result.transcript_path}" if result.transcript_path else "")
+    )
+
+
+def _tool_outputs(event: UserEvent) -> list[tuple[str, bool]]:
+    """(text, is_error) of each tool result a user turn carries (the content of a
+    `tool_result` block is a string or a list of text blocks)."""
+    content = event.message.get("content")
+    outputs = []
+    for block in content if isinstance(content, list) else []:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            body = block.get("content")
+            if isinstance(body, list):
+                body = "\n".join(str(b.get("text", "")) for b in body if isinstance(b, dict))
+            outputs.append(("" if body is None else str(body), bool(block.get("is_error"))))
+    return outputs

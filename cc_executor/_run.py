@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
-from ._display import LiveView
+from ._display import LiveView, attempt_line
 from ._log import logger
 from ._predict import predict_timeout
 from ._process import CLIProcess
@@ -334,11 +334,7 @@ class Execution:
         if error is not None:
             error.result = result
         if self._view is not None:
-            self._view.note(
-                f"{'✓' if result.success else '✗'} {result.error_type or 'success'}"
-                f" · ${result.total_cost_usd or 0:.4f} · {duration_s:.1f}s"
-                + (f" · transcript {result.transcript_path}" if result.transcript_path else "")
-            )
+            self._view.note(attempt_line(result))
         return result
 
     def _check_structured(

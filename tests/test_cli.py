@@ -167,6 +167,40 @@ def test_run_prints_the_answer_and_history_and_show_read_it_back(
     assert newest[1:] == lines[1:]
 
 
+def test_run_stream_shows_tool_results_errors_and_one_final_line(
+    model: ScriptedModel, work: Path, tmp_path: Path
+) -> None:
+    model.add(
+        tool_use("Bash", {"command": "printf 'one\\ntwo\\nthree\\nfour\\n'"}),
+        text("Printed four lines"),
+        http_error(400, times=None),
+    )
+    env = cli_env(**model.env())
+    args = ("--stream", "--allow-tool", "Bash", "--cwd", str(work))
+    proc = cc("run", "Print four lines", *args, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Printed four lines\n"
+    lines = proc.stderr.splitlines()
+    # The tool's output, first lines under its call.
+    call = next(i for i, line in enumerate(lines) if line.startswith("⏺ Bash "))
+    assert lines[call + 1 : call + 5] == [
+        "  ↳ one",
+        "  ↳ two",
+        "  ↳ three",
+        "  ↳ … (1 more line(s))",
+    ]
+    # One final line, not a result-event line and the command's record line both.
+    ends = [line for line in lines if " turn(s) · " in line]
+    assert len(ends) == 1 and ends[0].startswith("✓ 2 turn(s) · ") and lines[-1] == ends[0]
+    assert "(success)" not in proc.stderr
+
+    proc = cc("run", "Fail", *args, cwd=tmp_path, env=env)
+    assert proc.returncode == 11, proc.stderr
+    ends = [line for line in proc.stderr.splitlines() if " turn(s) · " in line]
+    assert len(ends) == 1 and ends[0].startswith("✗ BadRequestError: "), proc.stderr
+    assert "error (success)" not in proc.stderr
+
+
 def test_run_json_and_schema_print_parsable_json(
     model: ScriptedModel, work: Path, tmp_path: Path
 ) -> None:

@@ -289,6 +289,14 @@ async def test_usage_limit_waits_until_the_reset_then_succeeds(
     assert result.attempts[1].waited_s >= 1
     err = capsys.readouterr().err
     assert "usage limit reached" in err and "waiting for the limit to reset" in err
+    # Each attempt ends with one line saying how, the failed one with its error's message;
+    # then one line for the whole task. No "error (success)" line from the result event.
+    ends = [line for line in err.splitlines() if " turn(s) · " in line or line.startswith("■")]
+    assert len(ends) == 3, ends
+    assert ends[0].startswith(f"✗ RateLimitError: {result.attempts[0].error_message}"[:60])
+    assert ends[1].startswith("✓ 1 turn(s) · ") and " · transcript " in ends[1]
+    assert ends[2].startswith("■ 2 attempts · success · total $")
+    assert "(success)" not in err
 
 
 async def test_usage_limit_beyond_max_limit_wait_fails_at_once_with_the_reset_time(
