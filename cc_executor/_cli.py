@@ -19,7 +19,7 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console, JustifyMethod
@@ -99,6 +99,31 @@ _EXIT_HELP = "\n".join(
         for code, cls, meaning in EXIT_CODES
     ]
 )
+
+
+def _placeholders_in_words() -> None:
+    """Help shows each value's placeholder in words (TASK, SECONDS, TOOL, N: the metavars
+    given below), never a Python type (`<str>`, `<list[str]>`, `<bool>` after a flag).
+    Recent Typer prints a type column beside every parameter; this hides it where a
+    metavar says more or nothing is to be typed. Older Typer has no such column."""
+    from typer import core
+
+    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
+    if option is None or argument is None or not hasattr(option, "display_type_rich"):
+        return
+    shown = option.display_type_rich
+
+    def option_type(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag else cast("str | None", shown(self, ctx))
+
+    def argument_type(self: Any, ctx: Any) -> str | None:
+        return None  # the argument's name (its metavar) is the placeholder
+
+    option.display_type_rich = option_type
+    argument.display_type_rich = argument_type
+
+
+_placeholders_in_words()
 
 app = typer.Typer(
     name="cc-execute",
@@ -198,7 +223,10 @@ _PERMISSION_HELP = "acceptEdits (default), auto, bypassPermissions, default, don
 
 @app.command()
 def run(
-    task: Annotated[str, typer.Argument(help="The task for Claude Code; '-' reads it from stdin.")],
+    task: Annotated[
+        str,
+        typer.Argument(metavar="TASK", help="The task for Claude Code; '-' reads it from stdin."),
+    ],
     json_output: Annotated[
         bool,
         typer.Option(
@@ -211,24 +239,36 @@ def run(
         Path | None,
         typer.Option(
             "--schema",
+            metavar="FILE",
             help="A JSON (or YAML) schema file the answer must match; prints it as JSON.",
             exists=True,
             dir_okay=False,
         ),
     ] = None,
-    timeout: Annotated[str | None, typer.Option(help='Seconds, or "auto" (predicted).')] = None,
-    model: Annotated[str | None, typer.Option(help="The model, e.g. sonnet or opus.")] = None,
+    timeout: Annotated[
+        str | None, typer.Option(metavar="SECONDS", help='Seconds, or "auto" (predicted).')
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="The model, e.g. sonnet or opus.")
+    ] = None,
     cwd: Annotated[
-        Path | None, typer.Option(help="Working directory of the task.", file_okay=False)
+        Path | None,
+        typer.Option(metavar="DIR", help="Working directory of the task.", file_okay=False),
     ] = None,
     allow_tool: Annotated[
         list[str] | None,
-        typer.Option("--allow-tool", help="Allow a tool (repeatable): Bash, 'Bash(git:*)', …"),
+        typer.Option(
+            "--allow-tool", metavar="TOOL", help="Allow a tool (repeatable): Bash, 'Bash(git:*)', …"
+        ),
     ] = None,
-    permission_mode: Annotated[str | None, typer.Option(help=_PERMISSION_HELP)] = None,
-    max_turns: Annotated[int | None, typer.Option(help="Stop after this many turns.")] = None,
+    permission_mode: Annotated[
+        str | None, typer.Option(metavar="MODE", help=_PERMISSION_HELP)
+    ] = None,
+    max_turns: Annotated[
+        int | None, typer.Option(metavar="N", help="Stop after this many turns.")
+    ] = None,
     max_budget: Annotated[
-        float | None, typer.Option(help="Stop once the task has cost this many USD.")
+        float | None, typer.Option(metavar="USD", help="Stop once the task has cost this many USD.")
     ] = None,
     stream: Annotated[
         bool, typer.Option("--stream", help="A live view of the run on stderr.")
@@ -296,7 +336,9 @@ def run(
 def list_command(
     file: Annotated[
         Path,
-        typer.Argument(help="A Markdown or YAML task list.", exists=True, dir_okay=False),
+        typer.Argument(
+            metavar="FILE", help="A Markdown or YAML task list.", exists=True, dir_okay=False
+        ),
     ],
     run_id: Annotated[
         str | None,
@@ -316,15 +358,21 @@ def list_command(
         bool, typer.Option("--continue-on-failure", help="Run every step even after a failure.")
     ] = False,
     max_cost: Annotated[
-        float | None, typer.Option(help="USD: no step starts once the list has spent this much.")
+        float | None,
+        typer.Option(metavar="USD", help="USD: no step starts once the list has spent this much."),
     ] = None,
     cwd: Annotated[
-        Path | None, typer.Option(help="Working directory of the steps.", file_okay=False)
+        Path | None,
+        typer.Option(metavar="DIR", help="Working directory of the steps.", file_okay=False),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="The model of every step.")] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="The model of every step.")
+    ] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of the journal (default: this project's records folder)."),
+        typer.Option(
+            metavar="DIR", help="Folder of the journal (default: this project's records folder)."
+        ),
     ] = None,
 ) -> None:
     """Run a task list, one step after another, with a live progress view.
@@ -448,7 +496,9 @@ def doctor(
     json_output: Annotated[bool, typer.Option("--json", help="The checks as JSON.")] = False,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of the state store (default: this project's records)."),
+        typer.Option(
+            metavar="DIR", help="Folder of the state store (default: this project's records)."
+        ),
     ] = None,
 ) -> None:
     """Check this machine: the CLI, authentication, transcript dir, state store.
@@ -479,15 +529,26 @@ def doctor(
 # -------------------------------------------------------------------------- history
 
 
+def _at_least_one(value: int) -> int:
+    if value < 1:
+        raise typer.BadParameter(f"must be 1 or more, got {value}")
+    return value
+
+
 @app.command()
 def history(
-    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(metavar="N", callback=_at_least_one, help="How many runs, newest first.")
+    ] = 20,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of the SQLite history (default: this project's records)."),
+        typer.Option(
+            metavar="DIR", help="Folder of the SQLite history (default: this project's records)."
+        ),
     ] = None,
     redis: Annotated[
-        str | None, typer.Option(help="Read the history from Redis (redis://host:6379/0).")
+        str | None,
+        typer.Option(metavar="URL", help="Read the history from Redis (redis://host:6379/0)."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="The records as JSON.")] = False,
 ) -> None:
@@ -554,6 +615,7 @@ def show(
     transcript: Annotated[
         Path | None,
         typer.Argument(
+            metavar="TRANSCRIPT",
             help="A transcript file, under the transcript dir (default: this project's newest).",
             exists=True,
             dir_okay=False,
@@ -562,8 +624,9 @@ def show(
     transcript_dir: Annotated[
         Path | None,
         typer.Option(
+            metavar="DIR",
             help="The transcript dir to trust (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else "
-            "the per-user records)."
+            "the per-user records).",
         ),
     ] = None,
 ) -> None:
@@ -608,7 +671,9 @@ def demo(
     directory: Annotated[
         Path | None,
         typer.Option(
-            "--dir", help="An empty or new folder for the demo, kept (default: a temp dir)."
+            "--dir",
+            metavar="DIR",
+            help="An empty or new folder for the demo, kept (default: a temp dir).",
         ),
     ] = None,
     keep: Annotated[
@@ -778,13 +843,18 @@ def prompt() -> None:
 
 @app.command()
 def worker(
-    address: Annotated[str, typer.Option("--address", help="Temporal frontend, HOST:PORT.")],
+    address: Annotated[
+        str, typer.Option("--address", metavar="HOST:PORT", help="Temporal frontend.")
+    ],
     task_queue: Annotated[
-        str, typer.Option("--task-queue", help="Task queue shared by the workers.")
+        str, typer.Option("--task-queue", metavar="NAME", help="Task queue shared by the workers.")
     ] = "cc-executor",
-    namespace: Annotated[str, typer.Option("--namespace", help="Temporal namespace.")] = "default",
+    namespace: Annotated[
+        str, typer.Option("--namespace", metavar="NAME", help="Temporal namespace.")
+    ] = "default",
     max_concurrent_steps: Annotated[
-        int, typer.Option("--max-concurrent-steps", help="Steps this worker runs at once.")
+        int,
+        typer.Option("--max-concurrent-steps", metavar="N", help="Steps this worker runs at once."),
     ] = 4,
 ) -> None:
     """A Temporal worker for task-list workflows (needs: pip install 'cc_executor\\[temporal]').

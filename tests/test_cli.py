@@ -101,6 +101,19 @@ def test_docs_and_help_document_every_exit_code(tmp_path: Path) -> None:
         assert re.search(rf"{code}\s+{re.escape(name)}", helptext), name
 
 
+def test_help_placeholders_are_words_not_python_types(tmp_path: Path) -> None:
+    commands = ["run", "list", "doctor", "history", "show", "demo", "scripted-model", "worker"]
+    for command in commands:
+        proc = cc(command, "--help", cwd=tmp_path, env=cli_env(COLUMNS="120"))
+        assert proc.returncode == 0, proc.stderr
+        assert re.findall(r"<[a-z][\w\[\] ]*>", proc.stdout) == [], (command, proc.stdout)
+        assert "[x>=" not in proc.stdout, command
+    run_help = cc("run", "--help", cwd=tmp_path, env=cli_env(COLUMNS="120")).stdout
+    for placeholder in ("TASK", "SECONDS", "TOOL", "N", "USD", "DIR"):
+        assert re.search(rf"\s{placeholder}\s", run_help), placeholder
+    assert cc("history", "--limit", "0", cwd=tmp_path).returncode == 2
+
+
 def test_the_console_script_is_cc_executor_cli_main() -> None:
     """pyproject's [project.scripts] names cc_executor._cli:main (the module the other
     tests run with -m); where the package is installed, the script says the same."""
