@@ -19,7 +19,7 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console, JustifyMethod
@@ -51,6 +51,9 @@ from .errors import (
     TaskTimeoutError,
 )
 from .pipeline import TaskListResult
+
+if TYPE_CHECKING:
+    from ._history import HistoryRecord
 
 __all__ = ["EXIT_CODES", "app", "exit_code_for", "main"]
 
@@ -571,14 +574,34 @@ def history(
     except Exception as exc:  # sqlite3 / Redis / OS errors: the store cannot be read
         where = redis or state_dir / STATE_FILE
         _fail(ConfigError(f"cannot read the history in {where}: {exc}"), as_json=json_output)
+    tasks = [_history_task(r) for r in records]
     if json_output:
         from ._cost import json_cost
 
-        rows = [r.model_dump(mode="json") | {"cost_usd": json_cost(r.cost_usd)} for r in records]
+        rows = [
+            r.model_dump(mode="json") | {"cost_usd": json_cost(r.cost_usd), "task": task}
+            for r, task in zip(records, tasks, strict=True)
+        ]
         print(json.dumps(rows, indent=2))
         return
     if not records:
         out.print("No runs recorded yet.")
+        return
+    if not out.is_terminal:  # a pipe or a file: every column, tab-separated, no table
+        print("started\tstatus\ttime_s\tcost_usd\ttokens_in\ttokens_out\tturns\tmodel\ttask")
+        for r, task in zip(records, tasks, strict=True):
+            cells = [
+                r.started_at.astimezone().isoformat(timespec="seconds"),
+                "ok" if r.success else (r.error_type or "failed"),
+                f"{r.duration_s:.1f}",
+                f"{r.cost_usd or 0:.6f}",
+                str(r.input_tokens or 0),
+                str(r.output_tokens or 0),
+                str(r.num_turns or 0),
+                r.model or "-",
+                " ".join(task.split()),
+            ]
+            print("\t".join(cells))
         return
     table = Table(title=f"{len(records)} most recent run(s), newest first")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
@@ -589,11 +612,11 @@ def history(
         ("tokens in/out", "right"),
         ("turns", "right"),
         ("model", "left"),
-        ("task (normalized)", "left"),
+        ("task", "left"),
     )
     for name, justify in columns:
-        table.add_column(name, justify=justify, no_wrap=name != "task (normalized)")
-    for r in records:
+        table.add_column(name, justify=justify, no_wrap=name != "task")
+    for r, task in zip(records, tasks, strict=True):
         table.add_row(
             r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             Text("✓ ok", style="green") if r.success else Text(f"✗ {r.error_type}", style="red"),
@@ -602,9 +625,29 @@ def history(
             f"{r.input_tokens or 0:,}/{r.output_tokens or 0:,}",
             str(r.num_turns or 0),
             r.model or "-",
-            r.normalized_prompt[:200],
+            " ".join(task.split())[:200],
         )
     out.print(table)
+
+
+def _history_task(record: HistoryRecord) -> str:
+    """The task as its transcript's header gives it (secrets masked, as in the whole
+    transcript); the history stores only the normalized form, shown when no single
+    transcript of the run is found (deleted, or on another machine)."""
+    from ._transcript import find_transcripts
+
+    found = find_transcripts(record.execution_uuid, CCExecutorConfig())
+    if len(found) == 1:
+        try:
+            with open(found[0], "rb") as f:
+                header = json.loads(f.readline())
+        except (OSError, ValueError):
+            header = None
+        if isinstance(header, dict) and header.get("type") == "cc_executor.header":
+            task = header.get("task")
+            if isinstance(task, str) and task.strip():
+                return task
+    return record.normalized_prompt
 
 
 # ----------------------------------------------------------------------------- show

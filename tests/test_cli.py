@@ -157,12 +157,19 @@ def test_run_prints_the_answer_and_history_and_show_read_it_back(
     # The records are the project's (--cwd work), kept in the per-user records folder.
     assert list(work.iterdir()) == [work / "hello.py"]
     assert not (tmp_path / "transcripts").exists()
-    table = cc("history", cwd=work)
+    table = cc("history", cwd=work)  # piped: tab-separated rows, every column
     assert table.returncode == 0, table.stderr
-    assert "create hello.py for issue <n>" in table.stdout
+    header, row = table.stdout.splitlines()
+    assert header.split("\t") == [
+        "started", "status", "time_s", "cost_usd", "tokens_in", "tokens_out", "turns", "model",
+        "task",
+    ]  # fmt: skip
+    cells = row.split("\t")
+    assert len(cells) == 9 and cells[1] == "ok" and cells[6] == "2"
+    assert cells[-1] == "Create hello.py for issue 42"  # the task, not its normalized form
     records = json.loads(cc("history", "--json", cwd=work).stdout)
-    assert [(r["normalized_prompt"], r["success"]) for r in records] == [
-        ("create hello.py for issue <n>", True)
+    assert [(r["normalized_prompt"], r["task"], r["success"]) for r in records] == [
+        ("create hello.py for issue <n>", "Create hello.py for issue 42", True)
     ]
 
     (transcript,) = (records_home / "projects").glob("*/transcripts/*.jsonl")
@@ -212,6 +219,21 @@ def test_run_stream_shows_tool_results_errors_and_one_final_line(
     ends = [line for line in proc.stderr.splitlines() if " turn(s) · " in line]
     assert len(ends) == 1 and ends[0].startswith("✗ BadRequestError: "), proc.stderr
     assert "error (success)" not in proc.stderr
+
+
+def test_history_shows_the_task_with_secrets_masked(
+    model: ScriptedModel, work: Path, tmp_path: Path
+) -> None:
+    secret = "tok-3f9a7c1e5b2d4068"
+    model.add(text("Deployed"))
+    env = cli_env(**model.env(), DEPLOY_API_TOKEN=secret)
+    proc = cc("run", f"Deploy with {secret} now", "--cwd", str(work), cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    piped = cc("history", cwd=work, env=env)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[1].split("\t")[-1] == "Deploy with [REDACTED] now"
+    as_json = cc("history", "--json", cwd=work, env=env).stdout
+    assert secret not in as_json and "Deploy with [REDACTED] now" in as_json
 
 
 def test_run_json_and_schema_print_parsable_json(
