@@ -76,6 +76,7 @@ test-latest: install-test
 
 bench: install-test
 	$(PY) bench/bench_overhead.py
+	$(PY) bench/bench_contain.py
 	$(PY) bench/bench_stream.py 200
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_memory.py 500

@@ -4,7 +4,10 @@ and consumes it."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from collections.abc import Coroutine
+from types import FrameType
 from typing import Any, TypeVar
 
 from ._retry import RetryingRun
@@ -65,13 +68,39 @@ async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overri
     return result.output
 
 
+def run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:
+    """`asyncio.run(coro)`, with SIGTERM handled as Ctrl-C is.
+
+    Ctrl-C: asyncio.run cancels the task, whose cleanup ends the CLI and its tool
+    processes, then raises KeyboardInterrupt here. SIGTERM does the same while
+    `coro` runs, if it is called from the main thread and SIGTERM has its default
+    disposition (a host's own handler is left alone); the handler before it is
+    put back afterwards. Used by the sync wrappers and `cc-execute` only: the
+    async API never touches signal handling.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return asyncio.run(coro)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if callable(on_sigint):  # asyncio.run's: cancel the main task, let cleanup run
+            on_sigint(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        return asyncio.run(coro)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        # Ctrl-C: asyncio.run cancels the task, whose cleanup ends the CLI and its
-        # tool processes, then raises KeyboardInterrupt here.
-        return asyncio.run(coro)
+        return run_blocking(coro)
     coro.close()
     raise RuntimeError(
         "cc_*_sync cannot run inside a running event loop; use `await cc_execute(...)` / "

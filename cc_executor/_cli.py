@@ -278,7 +278,7 @@ def run(
     ] = False,
 ) -> None:
     """Run one task; print its answer (or its JSON). The exit code says how it ended."""
-    from ._api import cc_run
+    from ._api import cc_run, run_blocking
 
     as_json = json_output or schema is not None
     if task == "-":
@@ -300,7 +300,7 @@ def run(
         from ._command import find_cli
 
         find_cli(config)
-        result = asyncio.run(cc_run(task, config))
+        result = run_blocking(cc_run(task, config))
     except KeyboardInterrupt:
         err.print("✗ interrupted: the task's CLI and every process it started were ended")
         raise typer.Exit(130) from None
@@ -446,6 +446,7 @@ def _run_list(
     on_event: Any = None,
 ) -> tuple[int, TaskListResult | None]:
     """Run a list under the progress view and print its summary: (exit code, the result)."""
+    from ._api import run_blocking
     from ._progress import ListProgress
     from .pipeline import cc_execute_list
 
@@ -458,7 +459,7 @@ def _run_list(
 
     try:
         with view:
-            results = asyncio.run(
+            results = run_blocking(
                 cc_execute_list(
                     specs,
                     config.with_overrides(on_event=events),

@@ -186,7 +186,13 @@ def check_state_store(config: CCExecutorConfig) -> Check:
 
 def check_platform() -> Check:
     if sys.platform.startswith("linux"):
-        return Check("platform", "ok", "Linux: every process a task starts is tracked and ended")
+        from ._contain import containment_mode
+
+        mode = containment_mode()
+        how = "a cgroup leaf + a subreaper" if mode == "cgroup+subreaper" else "a subreaper"
+        return Check(
+            "platform", "ok", f"Linux: every process a task starts is contained ({how}) and ended"
+        )
     return Check(
         "platform",
         "warn",

@@ -1,29 +1,31 @@
 """The process layer: spawn the CLI, read its output, watch it, end it and everything it started.
 
-How processes are tracked (and why not a child subreaper)
----------------------------------------------------------
+How a task's processes are contained
+------------------------------------
 The CLI runs each Bash tool command in a session of its own, and a command
-left in the background stops being the CLI's descendant once its shell exits
-(Linux re-parents it to pid 1). Walking the CLI's process tree therefore misses
-exactly the processes that matter. Instead every task's environment carries a
-marker, ``CC_EXECUTOR_EXECUTION=<execution_uuid>``, which every process it
-starts inherits; ``/proc/<pid>/environ`` finds them all, whatever their parent,
-session or process group. A descendant walk from the CLI is added on top, for
-the rare program that scrubs its environment while the CLI is still alive.
+left in the background stops being the CLI's descendant once its shell exits.
+On Linux the CLI is therefore started under a supervisor (`_contain`,
+`_supervisor`): a small process that is a child subreaper for this task only,
+so every orphan of the task is re-parented to it, not to pid 1, whatever it
+renames itself to, whichever session it moves to and whether or not its
+environment can be read. Where the host's cgroup v2 tree is writable the task
+also gets a cgroup leaf, and ``cgroup.kill`` ends it atomically. The host
+Python process never becomes a subreaper.
 
-A child subreaper (``PR_SET_CHILD_SUBREAPER``) would also catch orphans, but it
-changes the whole host process for good: every orphan of every library in it
-becomes our child, and ours to reap. The marker has no such side effect. Its
-limit: a process that clears its own environment *and* detaches from the tree
-escapes it. Off Linux (no /proc) only the CLI's process group is ended.
+Every task's environment also carries a marker,
+``CC_EXECUTOR_EXECUTION=<execution_uuid>``: a second net found through
+``/proc/<pid>/environ`` (and the only one off Linux besides the CLI's process
+group), and what diagnostics (`find_marked_processes`) look for.
 
 Ending a task: SIGTERM to the CLI (it ends its own tool processes), `kill_grace`
-seconds, then SIGKILL to the CLI, its process group and every marked process;
-then wait until they are gone. After a normal exit, leftover marked processes
-get SIGTERM, a short grace and SIGKILL, unless ``keep_background_processes``.
+seconds, then the supervisor SIGKILLs everything under the task in a loop until
+nothing is left and reaps it; marked processes get SIGKILL too. After a normal
+exit, what the task left running gets SIGTERM, a short grace and the same kill
+loop, unless ``keep_background_processes``.
 
-If the Python process dies, even by SIGKILL, the kernel sends the CLI SIGTERM
-(``PR_SET_PDEATHSIG``); the CLI then ends its own tool processes.
+If the Python process dies, even by SIGKILL, the supervisor sees its control
+socket close (and gets ``PR_SET_PDEATHSIG``) and ends the task's whole tree
+within about a second, whatever `kill_grace` is.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ._command import MARKER_VAR, Command
+from ._contain import Child, spawn
 from ._log import logger
 from .result import StopReason
 
@@ -52,29 +55,12 @@ _SWEEP_GRACE = 1.0  # SIGTERM → SIGKILL for leftovers after a normal exit
 _GONE_TIMEOUT = 5.0
 
 
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    if not _IS_LINUX:
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:  # runs in the child between fork and exec
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
 class CLIProcess:
     """One running CLI process with its watchdog. Created by `start`."""
 
     def __init__(
         self,
-        proc: asyncio.subprocess.Process,
+        proc: Child,
         command: Command,
         marker: str,
         *,
@@ -86,6 +72,7 @@ class CLIProcess:
     ) -> None:
         self._proc = proc
         self.pid = proc.pid
+        self.containment = proc.containment
         self._command = command
         self._marker = f"{MARKER_VAR}={marker}".encode()
         self._loop = asyncio.get_running_loop()
@@ -120,18 +107,8 @@ class CLIProcess:
         result_exit_grace: float,
         keep_background: bool,
     ) -> CLIProcess:
-        proc = await asyncio.create_subprocess_exec(
-            *command.argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=command.cwd,
-            env=command.env,
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, not the CLI
-            preexec_fn=_pdeathsig_preexec(),  # only prctl: safe between fork and exec
-            limit=_STREAM_LIMIT,
-        )
-        logger.debug("started CLI pid {} in {}", proc.pid, command.cwd)
+        proc = await spawn(command, marker, limit=_STREAM_LIMIT)
+        logger.debug("started CLI pid {} in {} ({})", proc.pid, command.cwd, proc.containment)
         self = cls(
             proc,
             command,
@@ -322,14 +299,12 @@ class CLIProcess:
     async def _terminate(self) -> None:
         self._known_pids |= self._task_pids()
         if self._proc.returncode is None:
-            _signal(self.pid, signal.SIGTERM)
+            self._proc.terminate()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._proc.wait()), self._kill_grace)
+        await self._proc.end_all()
+        # The marker is the second net: anything found by it is SIGKILLed too.
         pids = self._known_pids | self._task_pids()
-        if self._proc.returncode is None:
-            pids.add(self.pid)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
         for pid in pids:
             _signal(pid, signal.SIGKILL)
         await self._proc.wait()
@@ -347,13 +322,15 @@ class CLIProcess:
         return code
 
     async def _sweep_leftovers(self) -> None:
-        leftovers = self._task_pids()
-        if not leftovers:
-            return
         if self._keep_background:
-            logger.info(
-                "keeping {} background process(es) of the task: {}", len(leftovers), leftovers
-            )
+            await self._proc.release()
+            kept = self._task_pids()
+            if kept:
+                logger.info("keeping {} background process(es) of the task: {}", len(kept), kept)
+            return
+        await self._proc.sweep(_SWEEP_GRACE)
+        leftovers = self._task_pids()  # the marker, for what escaped the supervisor
+        if not leftovers:
             return
         logger.info("ending {} process(es) the task left running: {}", len(leftovers), leftovers)
         for pid in leftovers:
@@ -389,7 +366,7 @@ class CLIProcess:
             pids |= _descendants(self.pid)
         pids.discard(self.pid)
         pids.discard(os.getpid())
-        return pids
+        return pids - self._proc.own_pids
 
 
 # -- /proc helpers -------------------------------------------------------------------

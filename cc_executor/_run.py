@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
+from ._contain import containment_mode
 from ._display import LiveView, attempt_line
 from ._log import logger
 from ._predict import predict_timeout
@@ -134,6 +135,7 @@ class Execution:
                 "execution_uuid": self.execution_uuid,
                 "argv": self.command.masked_argv(),
                 "cwd": str(self.command.cwd),
+                "containment": containment_mode(),
                 "timeout_s": self.timeout_s,
                 "timeout_source": self.timeout_source,
                 "started_at": started_at.isoformat(),

@@ -367,9 +367,11 @@ def test_list_without_a_terminal_prints_a_line_per_event_then_resumes_by_run_id(
     assert model.prompts[-1] == "Check a.txt"  # step 1 was not asked again
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_list_ctrl_c_ends_every_process_and_prints_how_to_resume(
-    model: ScriptedModel, work: Path, tmp_path: Path
+    model: ScriptedModel, work: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
+    """SIGTERM (a service manager stopping cc-execute) is handled exactly as Ctrl-C."""
     (tmp_path / "plan.md").write_text("1. Wait forever\n2. Never reached\n")
     model.add(hang())
     marker = f"CC_TEST_MARK={uuid.uuid4().hex}"
@@ -389,7 +391,7 @@ def test_list_ctrl_c_ends_every_process_and_prints_how_to_resume(
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
         assert len(find_marked_processes(marker.encode())) >= 2  # cc-execute + the CLI
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         proc.kill()

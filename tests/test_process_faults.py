@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -346,29 +347,90 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
     assert_all_gone(pids)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_in_sync_wrapper_ends_every_process(
-    fake_cli: Factory, tmp_path: Path, pidfile: Path
+    fake_cli: Factory, tmp_path: Path, pidfile: Path, sig: signal.Signals
 ) -> None:
+    """SIGTERM is handled as Ctrl-C: the run is cancelled and its transcript gets a footer."""
     fake_cli("unused")  # writes the wrapper script
     proc = _start_script(tmp_path, pidfile)
     pids = _wait_for_pids(pidfile, 2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
     assert b"KeyboardInterrupt" in err
     _wait_gone(pids, 1)
+    (path,) = tmp_path.glob("*.jsonl")
+    _, _, footer = read_transcript(path)
+    assert footer is not None and footer["status"] == "cancelled"
 
 
-def test_cli_gets_sigterm_when_the_python_parent_is_killed(
-    fake_cli: Factory, tmp_path: Path, pidfile: Path
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_the_python_parent_ends_every_process_of_the_task(
+    fake_cli: Factory, tmp_path: Path, pidfile: Path, sig: signal.Signals
 ) -> None:
+    """The CLI and its child in a session of its own that ignores SIGTERM: both gone in 5 s."""
     fake_cli("unused")
     proc = _start_script(tmp_path, pidfile)
-    cli_pid, child = _wait_for_pids(pidfile, 2)
+    pids = _wait_for_pids(pidfile, 2)
     try:
+        proc.send_signal(sig)
+        proc.wait(timeout=10)
+        _wait_gone(pids, 5)
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+_FORKING_SCRIPT = """
+import asyncio, os, sys, time
+from cc_executor import cc_run
+env = {"FAKE_CLI_MODE": "stubborn_child_then_hang", "FAKE_CLI_PIDFILE": sys.argv[3]}
+
+async def main():
+    task = asyncio.create_task(cc_run("x", cli_path=sys.argv[1], cwd=sys.argv[2],
+                                      transcript_dir=sys.argv[2], env=env, kill_grace=60))
+    while len(open(sys.argv[3]).read().split()) < 2 if os.path.exists(sys.argv[3]) else True:
+        await asyncio.sleep(0.05)
+    if os.fork() == 0:  # as multiprocessing's default start method does
+        time.sleep(60)
+        os._exit(0)
+    await task
+
+asyncio.run(main())
+"""
+
+
+def test_a_forked_child_of_the_orchestrator_does_not_keep_the_task_alive(
+    fake_cli: Factory, tmp_path: Path, pidfile: Path
+) -> None:
+    """The supervisor learns of the orchestrator's death from its socket's EOF: a child
+    made by os.fork() must not hold that socket open."""
+    fake_cli("unused")
+    argv = [sys.executable, "-c", _FORKING_SCRIPT, str(tmp_path / "claude"), str(tmp_path)]
+    proc = subprocess.Popen([*argv, str(pidfile)], stderr=subprocess.PIPE)
+    pids = _wait_for_pids(pidfile, 2)
+    forked = None
+    try:
+        deadline = time.monotonic() + 20
+        while forked is None:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            forked = next(
+                (
+                    int(c)
+                    for c in children
+                    if int(c) not in pids
+                    and "FAKE_CLI_MODE" in Path(f"/proc/{c}/cmdline").read_text()
+                ),
+                None,
+            )
+            assert time.monotonic() < deadline, "the orchestrator did not fork"
+            time.sleep(0.05)
         proc.kill()
         proc.wait(timeout=10)
-        # PR_SET_PDEATHSIG delivers SIGTERM to the CLI as soon as its parent dies
-        # (the real CLI then ends its tool processes; this fake one does not).
-        _wait_gone([cli_pid], 10)
+        _wait_gone(pids, 5)
+        assert process_state(forked) != "gone"  # it did hold whatever it inherited
     finally:
-        os.kill(child, signal.SIGKILL)
+        for pid in [*pids, *([forked] if forked else [])]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

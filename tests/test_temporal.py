@@ -165,6 +165,19 @@ async def cleanup_handles() -> AsyncIterator[list[WorkflowHandle[Any, Any]]]:
             pass
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _task_processes(worker: int) -> set[int]:
+    """The worker's descendants but its fork server, which outlives tasks (it starts the
+    supervisor of each: README, Processes)."""
+    return {p for p in _descendants(worker) if "fork-server" not in _cmdline(p)}
+
+
 def _descendants(root: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -274,10 +287,10 @@ async def test_sigkill_of_the_worker_mid_step_moves_the_step_to_another_worker(
     while session is None:
         session = await _heartbeat_session(handle, "step-1")
         await asyncio.sleep(0.05)
-    running = [w for w in pool if _descendants(w.pid)]
+    running = [w for w in pool if _task_processes(w.pid)]
     assert len(running) == 1, "exactly one worker runs step 2's CLI"
     victim = running[0]
-    cli_pids = _descendants(victim.pid)
+    cli_pids = _task_processes(victim.pid)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     # Submitting the run again while it runs attaches to it.
@@ -319,8 +332,8 @@ async def test_sigterm_of_a_worker_ends_its_cli_and_another_worker_resumes_the_s
     while session is None:
         session = await _heartbeat_session(handle, "step-0")
         await asyncio.sleep(0.05)
-    (victim,) = [w for w in pool if _descendants(w.pid)]
-    cli_pids = _descendants(victim.pid)
+    (victim,) = [w for w in pool if _task_processes(w.pid)]
+    cli_pids = _task_processes(victim.pid)
     victim.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(victim.wait) == 0
     # The worker ended its step's CLI before it exited.
@@ -433,7 +446,7 @@ async def test_cancelling_the_workflow_ends_the_cli_and_its_tool_processes(
     await _until(lambda: len(model.main_requests) == 2, "the second turn to stream")
     # The CLI runs under the worker; the tool's process left its tree (nohup ... &).
     tool_pid = int((workdir / "bg.pid").read_text())
-    cli_pids = _descendants(worker.pid) | {tool_pid}
+    cli_pids = _task_processes(worker.pid) | {tool_pid}
     assert all(process_state(pid) != "gone" for pid in cli_pids) and len(cli_pids) >= 2
     await handle.cancel()
     with pytest.raises(WorkflowFailureError):
