@@ -4,7 +4,7 @@
    calls every tool; the execution tools run the pinned real CLI against the
    scripted model. Progress notifications and cancellation are checked on real
    processes.
-2. The real `claude` CLI as the MCP client, configured with the README's
+2. The real `claude` CLI as the MCP client, configured with the docs'
    `.mcp.json` snippet: the scripted model calls the server's tool through it.
 """
 
