@@ -2,7 +2,10 @@
 `create_subprocess_exec` + `json.loads` loop and (b) `cc_execute`, both running
 the real CLI against the scripted model. Prints the median of each and the ratio.
 
-    python bench/bench_overhead.py [N]      (default 15)
+    python bench/bench_overhead.py [N] [--trace]      (default 15)
+
+--trace installs an OpenTelemetry SDK provider (in-memory exporter) first, so
+cc_execute records its spans and passes TRACEPARENT (needs opentelemetry-sdk).
 """
 
 from __future__ import annotations
@@ -59,7 +62,18 @@ async def library(env: dict[str, str], cwd: Path, transcripts: Path) -> float:
 
 
 async def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    args = [a for a in sys.argv[1:] if a != "--trace"]
+    n = int(args[0]) if args else 15
+    if "--trace" in sys.argv:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+        trace.set_tracer_provider(provider)
+        print("tracing on: SDK provider, in-memory exporter")
     cli = find_cli(CCExecutorConfig())
     with ScriptedModel() as model, tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)

@@ -2,6 +2,7 @@
 
 from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
 from ._history import HistoryRecord, get_execution_history
+from ._log import log_to_stderr, log_to_stdlib
 from ._predict import (
     ExecutionStrategy,
     TaskComplexity,
@@ -97,6 +98,8 @@ __all__ = [
     "get_task_complexity",
     "is_transient",
     "load_task_list",
+    "log_to_stderr",
+    "log_to_stdlib",
     "parse_event",
     "predict_timeout",
     "suggest_execution_strategy",

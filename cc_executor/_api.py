@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from ._retry import RetryingRun
 from ._run import TaskStream
+from ._runtime import require_asyncio
 from .config import CCExecutorConfig
 from .result import TaskResult
 
@@ -40,8 +41,10 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     a task that started and failed has `success=False` and `error` set. `ConfigError`
     also covers input the CLI cannot take: an empty or blank `task`, one with a lone
     surrogate (`field="task"`), a `cwd` that cannot be entered (`field="cwd"`), an
-    argument or variable too big for the OS.
+    argument or variable too big for the OS, and a call under an event loop other than
+    asyncio (trio).
     """
+    require_asyncio("cc_run")
     execution = RetryingRun(task, _config(config, overrides))
     batches = execution.batches()
     try:
@@ -61,6 +64,7 @@ async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overri
     an instance of it (`StructuredOutputError` when missing or invalid). The full
     `TaskResult` is on `error.result`.
     """
+    require_asyncio("cc_execute")
     result = await cc_run(task, config, **overrides)
     result.raise_for_error()
     if result.structured is not None:

@@ -18,6 +18,7 @@ import json
 import shlex
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
@@ -26,6 +27,7 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from ._log import log_to_stderr
 from ._version import __version__
 from .config import CCExecutorConfig
 from .errors import (
@@ -128,7 +130,78 @@ def _placeholders_in_words() -> None:
 
 _placeholders_in_words()
 
+
+def _set_log_level(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> None:
+    """-v (INFO), -vv (DEBUG), -q (ERROR only), --log-level NAME: the library's log on
+    stderr. The last one given wins; without any, the log stays off."""
+    if value is None or value == 0 or value is False:
+        return
+    if param.name == "verbose":
+        level = "DEBUG" if value >= 2 else "INFO"
+    else:
+        level = "ERROR" if param.name == "quiet" else value
+    try:
+        log_to_stderr(str(level))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), ctx=ctx) from None
+
+
+def _logging(
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v",
+            "--verbose",
+            count=True,
+            expose_value=False,
+            callback=_set_log_level,
+            help="Log what the library does on stderr (-v: INFO, -vv: DEBUG).",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "-q",
+            "--quiet",
+            expose_value=False,
+            callback=_set_log_level,
+            help="Log only errors on stderr.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            expose_value=False,
+            callback=_set_log_level,
+            help="The library's log level on stderr: DEBUG, INFO, WARNING, ERROR, off.",
+        ),
+    ] = None,
+) -> None:
+    """Only its parameters are used: the logging options every subcommand takes."""
+
+
+def _log_options() -> list[Any]:
+    options = typer.Typer()
+    options.command()(_logging)
+    return list(typer.main.get_command(options).params)
+
+
+class _Group(typer.core.TyperGroup):
+    """Adds -v / -q / --log-level to the group and to every subcommand (`mcp` has its own
+    --log-level), so they work before or after the subcommand's name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_log_options())
+        for name, command in self.commands.items():
+            if name != "mcp":
+                command.params.extend(_log_options())
+
+
 app = typer.Typer(
+    cls=_Group,
     name="cc-execute",
     help="Run Claude Code tasks and task lists unattended, and trust what comes back.",
     epilog=_EXIT_HELP,
@@ -533,17 +606,58 @@ def doctor(
 # -------------------------------------------------------------------------- history
 
 
-def _at_least_one(value: int) -> int:
-    if value < 1:
+def _at_least_one(value: int | None) -> int | None:
+    if value is not None and value < 1:
         raise typer.BadParameter(f"must be 1 or more, got {value}")
     return value
+
+
+def cost_by(key: str, records: Sequence[Any]) -> list[tuple[str, int, float]]:
+    """(value of metadata `key` as text, runs, summed cost in USD) per value, costliest
+    first; records without `key` count under "(none)"."""
+    sums: dict[str, tuple[int, float]] = {}
+    for r in records:
+        value = r.metadata.get(key)
+        label = (
+            "(none)"
+            if key not in r.metadata
+            else (value if isinstance(value, str) else json.dumps(value))
+        )
+        runs, cost = sums.get(label, (0, 0.0))
+        sums[label] = (runs + 1, cost + (r.cost_usd or 0.0))
+    return sorted(((k, n, c) for k, (n, c) in sums.items()), key=lambda row: (-row[2], row[0]))
+
+
+def _print_cost_by(key: str, records: Sequence[Any], *, as_json: bool) -> None:
+    rows = cost_by(key, records)
+    if as_json:
+        print(
+            json.dumps([{key: v, "runs": n, "cost_usd": round(c, 6)} for v, n, c in rows], indent=2)
+        )
+        return
+    if not rows:
+        out.print("No runs recorded yet.")
+        return
+    table = Table(title=f"Cost by metadata {key!r} over {len(records)} run(s)")
+    table.add_column(key)
+    table.add_column("runs", justify="right")
+    table.add_column("cost", justify="right")
+    for value, runs, cost in rows:
+        table.add_row(value, str(runs), f"${cost:.4f}")
+    table.add_row("total", str(len(records)), f"${sum(c for _, _, c in rows):.4f}", style="bold")
+    out.print(table)
 
 
 @app.command()
 def history(
     limit: Annotated[
-        int, typer.Option(metavar="N", callback=_at_least_one, help="How many runs, newest first.")
-    ] = 20,
+        int | None,
+        typer.Option(
+            metavar="N",
+            callback=_at_least_one,
+            help="How many runs, newest first (default 20; with --by: all).",
+        ),
+    ] = None,
     state_dir: Annotated[
         Path | None,
         typer.Option(
@@ -555,9 +669,21 @@ def history(
         typer.Option(metavar="URL", help="Read the history from Redis (redis://host:6379/0)."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="The records as JSON.")] = False,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            metavar="KEY",
+            help="Sum cost (and count runs) per value of metadata KEY instead of listing runs.",
+        ),
+    ] = None,
 ) -> None:
-    """Recent runs recorded by cc_run / cc_execute, as a table."""
+    """Recent runs recorded by cc_run / cc_execute, as a table; `--by KEY`: cost per value
+    of metadata KEY (runs without it under "(none)")."""
     from ._history import STATE_FILE, get_execution_history
+
+    if limit is None:
+        limit = 20 if by is None else 2**62
 
     if state_dir is None:
         state_dir = CCExecutorConfig().state_dir
@@ -575,6 +701,9 @@ def history(
     except Exception as exc:  # sqlite3 / Redis / OS errors: the store cannot be read
         where = redis or state_dir / STATE_FILE
         _fail(ConfigError(f"cannot read the history in {where}: {exc}"), as_json=json_output)
+    if by is not None:
+        _print_cost_by(by, records, as_json=json_output)
+        return
     tasks = [_history_task(r) for r in records]
     if json_output:
         from ._cost import json_cost

@@ -4,8 +4,9 @@ What the CLI cannot take is refused here, before anything starts (`ConfigError`)
 prompt or one holding lone surrogates, a `cwd` the process cannot enter, an argument or
 variable over the kernel's 128 KiB per-string limit. Two kinds of value never go on argv
 (readable by every user in ``/proc/<pid>/cmdline``, and limited in size): structured
-config that can hold secrets (`mcp_config`, and JSON given to ``--mcp-config``,
-``--settings`` or ``--agents`` in `extra_args`), and system prompts too big for argv.
+config that can hold secrets (`mcp_servers` / `mcp_config`, `settings`, `agents`, and JSON
+given to ``--mcp-config``, ``--settings`` or ``--agents`` in `extra_args`; the pinned CLI
+reads each from a file under ``-p``), and system prompts too big for argv.
 They are `FileArg` s: `arg_files` writes them to 0600 files for the run and removes them
 after it.
 """
@@ -353,7 +354,8 @@ def _check_sizes(argv: Sequence[str], env: Mapping[str, str], own_env: Mapping[s
     for i, arg in enumerate(argv):
         size = len(_os_bytes(arg)) + 1
         if size > ARG_STRLEN_MAX:
-            flag = argv[i - 1] if i > 0 and argv[i - 1].startswith("-") else arg[:40]
+            before = argv[i - 1] if i > 0 else ""
+            flag = before if before.startswith("-") else arg.split("=", 1)[0][:40]
             raise ConfigError(
                 f"The value of {flag} is {size} bytes: over the 128 KiB the OS allows for one "
                 "command-line argument (E2BIG). Make it smaller, or put long text in the "
@@ -373,9 +375,15 @@ def _check_sizes(argv: Sequence[str], env: Mapping[str, str], own_env: Mapping[s
 
 
 def build_args(config: CCExecutorConfig) -> list[str | FileArg]:
-    """The CLI's arguments after its path. Values that must not be on argv are `FileArg`."""
+    """The CLI's arguments after its path. Values that must not be on argv are `FileArg`.
+
+    Each option becomes the flag `docs/options.md` lists. An id is one ``--flag=<id>``
+    token, so a value starting with ``-`` can never be read as a flag.
+    """
     args: list[str] = ["-p", "--output-format", "stream-json", "--verbose"]
     args += ["--include-partial-messages", "--permission-mode", config.permission_mode]
+    # Always given: () loads no settings file, so the run does not depend on ~/.claude.
+    args.append(f"--setting-sources={','.join(config.setting_sources)}")
     optional: list[tuple[str, object]] = [
         ("--model", config.model),
         ("--fallback-model", config.fallback_model_arg()),
@@ -384,12 +392,29 @@ def build_args(config: CCExecutorConfig) -> list[str | FileArg]:
         ("--system-prompt", config.system_prompt),
         ("--append-system-prompt", config.append_system_prompt),
         ("--mcp-config", config.mcp_config_arg()),
-        ("--resume", config.resume),
+        ("--settings", _json_or_path(config.settings)),
+        ("--agents", json.dumps(config.agents) if config.agents is not None else None),
+        ("--effort", config.effort),
+        ("--max-thinking-tokens", config.max_thinking_tokens),
         ("--json-schema", schema_arg(config)),
     ]
     for flag, value in optional:
         if value is not None:
             args += [flag, str(value)]
+    if config.resume is not None:
+        args.append(f"--resume={config.resume}")
+    # A retry resuming the session this config named is that session already.
+    if config.session_id is not None and config.session_id != config.resume:
+        args.append(f"--session-id={config.session_id}")
+    switches = [
+        ("--continue", config.continue_conversation),
+        ("--fork-session", config.fork_session),
+        ("--strict-mcp-config", config.strict_mcp_config),
+    ]
+    args += [flag for flag, on in switches if on]
+    if config.tools is not None:
+        names = config.tools if isinstance(config.tools, tuple) else (config.tools,)
+        args.append(f"--tools={','.join(names)}")
     # Variadic flags take one value each time, so a tool name can never be
     # mistaken for the prompt or the next flag.
     for tool in config.allowed_tools or ():
@@ -398,8 +423,17 @@ def build_args(config: CCExecutorConfig) -> list[str | FileArg]:
         args += ["--disallowedTools", tool]
     for directory in config.add_dirs:
         args += ["--add-dir", str(Path(directory).absolute())]
+    for plugin in config.plugins:
+        args += ["--plugin-dir", str(plugin)]
     args += config.extra_args
     return _to_files(args)
+
+
+def _json_or_path(value: str | Path | dict[str, object] | None) -> str | None:
+    """A dict as JSON text; a JSON text or a file's path as given."""
+    if value is None:
+        return None
+    return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
 def _to_files(args: list[str]) -> list[str | FileArg]:

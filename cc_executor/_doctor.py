@@ -106,7 +106,11 @@ def auth_source(env: dict[str, str]) -> str | None:
         return f"${source.name} is set"
     if source.kind == "login":
         return f"logged-in session ({source.name})"
-    return f"apiKeyHelper in {source.name}"
+    # Tasks load no settings file unless asked (setting_sources, docs/options.md).
+    return (
+        f"apiKeyHelper in {source.name}: tasks use it only with setting_sources=['user'] "
+        "or settings={'apiKeyHelper': ...}"
+    )
 
 
 def check_auth(env: dict[str, str]) -> Check:

@@ -28,9 +28,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from ._log import logger
+from ._runtime import require_asyncio
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -88,6 +90,8 @@ class HistoryRecord(BaseModel):
     started_at: datetime
     timeout_s: float | None = None
     timeout_source: str | None = None
+    metadata: dict[str, Any] = {}
+    """The task's `metadata` option ({name: text, number or bool})."""
 
 
 # -- normalization -------------------------------------------------------------
@@ -147,6 +151,7 @@ def record_from_result(result: TaskResult, config: CCExecutorConfig) -> HistoryR
         started_at=result.started_at,
         timeout_s=result.timeout_s,
         timeout_source=result.timeout_source,
+        metadata=dict(result.metadata),
     )
 
 
@@ -179,26 +184,64 @@ async def get_execution_history(
     *,
     state_dir: str | os.PathLike[str] | None = None,
     history_url: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> list[HistoryRecord]:
-    """The newest `limit` recorded tasks, newest first, started at or after `since`.
+    """The newest `limit` recorded tasks, newest first, started at or after `since`;
+    with `metadata`, only those whose `metadata` holds every given name with the
+    given value (``{"team": "ml"}``; ``True`` matches only ``True``, never ``1``).
 
     Reads `history_url` (Redis) if given, else `<state_dir>/state.db` (default: the
     current directory's project folder, `config.project_records_dir`). A naive `since`
     is local time. No history yet gives an empty list. Raises `StateStoreError` when
     `state.db` cannot be read (corrupt: the message gives the command that moves it aside).
     """
+    require_asyncio("get_execution_history")
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ConfigError(f"limit must be an int >= 1, got {limit!r}", field="limit")
+    wanted = _check_filter(metadata)
     since_ts = since.timestamp() if since is not None else None
     if history_url:
-        return await _redis_recent(history_url, limit, since_ts)
+        return await _redis_recent(history_url, limit, since_ts, wanted)
     if state_dir is not None:
         directory = Path(state_dir)
     else:
         from .config import project_records_dir
 
         directory = project_records_dir(Path.cwd().resolve())
-    return await asyncio.to_thread(_sqlite_recent, directory / STATE_FILE, limit, since_ts)
+    return await asyncio.to_thread(_sqlite_recent, directory / STATE_FILE, limit, since_ts, wanted)
+
+
+def _check_filter(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`metadata=` of `get_execution_history`, checked as the option itself is."""
+    if metadata is None:
+        return {}
+    from .config import CCExecutorConfig
+
+    return dict(CCExecutorConfig(metadata=metadata, state_dir=None).metadata)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: a bool equals only a bool (Python's True == 1 does not count)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def matches(record: HistoryRecord, wanted: Mapping[str, Any]) -> bool:
+    """Whether `record.metadata` holds every name of `wanted` with its value."""
+    return all(k in record.metadata and _same(record.metadata[k], v) for k, v in wanted.items())
+
+
+def _first_matching(
+    records: Iterable[HistoryRecord], wanted: Mapping[str, Any], limit: int
+) -> list[HistoryRecord]:
+    out: list[HistoryRecord] = []
+    for record in records:
+        if matches(record, wanted):
+            out.append(record)
+            if len(out) == limit:
+                break
+    return out
 
 
 async def load_candidates(config: CCExecutorConfig, limit: int) -> list[HistoryRecord]:
@@ -236,7 +279,8 @@ CREATE TABLE IF NOT EXISTS history (
     started_at TEXT NOT NULL,
     timeout_s REAL,
     timeout_source TEXT,
-    started_ts REAL NOT NULL
+    started_ts REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS history_by_class ON history (prompt_class, started_ts);
 CREATE INDEX IF NOT EXISTS history_by_start ON history (started_ts);
@@ -252,10 +296,26 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(_SCHEMA)
+        _add_metadata_column(conn)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _add_metadata_column(conn: sqlite3.Connection) -> None:
+    """Give a history table made before `metadata` existed its column (once; two
+    processes doing it at once is fine: the second finds it there)."""
+    import sqlite3
+
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(history)")}
+    if "metadata" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE history ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def _typed_errors(doing: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
@@ -294,6 +354,7 @@ def _create_private(path: Path) -> None:
 def _sqlite_add(path: Path, record: HistoryRecord, keep: int) -> None:
     _create_private(path)
     row = record.model_dump(mode="json")
+    row["metadata"] = json.dumps(row["metadata"])
     values = [row[c] for c in _COLUMNS] + [record.started_at.timestamp()]
     placeholders = ", ".join("?" * len(values))
     conn = _connect(path)
@@ -316,7 +377,9 @@ def _sqlite_add(path: Path, record: HistoryRecord, keep: int) -> None:
 
 
 @_typed_errors("reading the execution history")
-def _sqlite_recent(path: Path, limit: int, since_ts: float | None) -> list[HistoryRecord]:
+def _sqlite_recent(
+    path: Path, limit: int, since_ts: float | None, wanted: Mapping[str, Any] | None = None
+) -> list[HistoryRecord]:
     from ._statestore import check_integrity
 
     if not path.exists():
@@ -324,14 +387,21 @@ def _sqlite_recent(path: Path, limit: int, since_ts: float | None) -> list[Histo
     conn = _connect(path)
     try:
         check_integrity(conn)
+        # With a metadata filter, rows are read newest first until `limit` match.
         rows = conn.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM history WHERE started_ts >= ?"
             " ORDER BY started_ts DESC, id DESC LIMIT ?",
-            (since_ts if since_ts is not None else float("-inf"), limit),
-        ).fetchall()
+            (since_ts if since_ts is not None else float("-inf"), -1 if wanted else limit),
+        )
+        return _first_matching((_from_row(row) for row in rows), wanted or {}, limit)
     finally:
         conn.close()
-    return [HistoryRecord.model_validate(dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+
+
+def _from_row(row: tuple[Any, ...]) -> HistoryRecord:
+    data = dict(zip(_COLUMNS, row, strict=True))
+    data["metadata"] = json.loads(data["metadata"] or "{}")
+    return HistoryRecord.model_validate(data)
 
 
 # -- Redis ---------------------------------------------------------------------
@@ -378,18 +448,28 @@ async def _redis_add(url: str, record: HistoryRecord, keep: int) -> None:
         await client.aclose()
 
 
-async def _redis_recent(url: str, limit: int, since_ts: float | None) -> list[HistoryRecord]:
+async def _redis_recent(
+    url: str, limit: int, since_ts: float | None, wanted: Mapping[str, Any] | None = None
+) -> list[HistoryRecord]:
     client = _redis_client(url)
+    page = limit if not wanted else max(limit, 200)
+    found: list[HistoryRecord] = []
     try:
-        members = await client.zrange(
-            REDIS_PREFIX + "all",
-            "+inf",
-            repr(since_ts) if since_ts is not None else "-inf",
-            desc=True,
-            byscore=True,
-            offset=0,
-            num=limit,
-        )
+        # With a metadata filter, pages are read newest first until `limit` match.
+        for offset in range(0, 2**62, page):
+            members = await client.zrange(
+                REDIS_PREFIX + "all",
+                "+inf",
+                repr(since_ts) if since_ts is not None else "-inf",
+                desc=True,
+                byscore=True,
+                offset=offset,
+                num=page,
+            )
+            records = [HistoryRecord.model_validate_json(m) for m in members]
+            found += _first_matching(records, wanted or {}, limit - len(found))
+            if len(found) >= limit or len(members) < page:
+                break
     finally:
         await client.aclose()
-    return [HistoryRecord.model_validate_json(m) for m in members]
+    return found

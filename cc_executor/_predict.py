@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._history import HistoryRecord, load_candidates, normalize_prompt
 from ._log import logger
+from ._runtime import require_asyncio
 from .config import CCExecutorConfig
 from .errors import ConfigError
 from .result import TimeoutSource
@@ -409,6 +410,7 @@ async def predict_timeout(
     Never raises for an unreadable history or a failed agent call: it falls
     back to the next source (and logs why).
     """
+    require_asyncio("predict_timeout")
     config = (config or CCExecutorConfig()).with_overrides(**overrides)
     low, high = config.auto_timeout_min, config.auto_timeout_max
     records = await load_candidates(config, HISTORY_CANDIDATES)

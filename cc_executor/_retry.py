@@ -24,16 +24,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import sys
 from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _otel
 from ._command import session_saved
 from ._display import LiveView
 from ._history import record_history
 from ._log import logger
 from ._run import Execution
 from ._snapshot import FileChanges, combine
+from ._testing_mode import max_attempts, retry_wait
 from .config import CCExecutorConfig
 from .errors import CCExecutorError, RateLimitError
 from .events import Event, RetryEvent
@@ -75,6 +78,7 @@ class RetryingRun:
         self._reason: Literal["backoff", "limit_reset"] = "backoff"
         self._resuming: str | None = None  # the session the next attempt continues
         self._view = LiveView() if config.stream_output else None
+        self._span: _otel.Span | None = None
 
     @property
     def execution_uuid(self) -> str:
@@ -82,6 +86,17 @@ class RetryingRun:
         return self._execution.execution_uuid
 
     async def batches(self) -> AsyncGenerator[Sequence[Event | RetryEvent], None]:
+        # The task's span (None without a tracer provider) covers every attempt.
+        self._span = _otel.start_task(self.config)
+        attempts = self._attempt_batches()
+        try:
+            async for batch in attempts:
+                yield batch
+        finally:
+            await attempts.aclose()
+            _otel.end_task(self._span, self.result, sys.exc_info()[1])
+
+    async def _attempt_batches(self) -> AsyncGenerator[Sequence[Event | RetryEvent], None]:
         # Imported here: `import cc_executor` stays fast (tenacity costs ~7 ms).
         from tenacity import (
             AsyncRetrying,
@@ -92,7 +107,7 @@ class RetryingRun:
         )
 
         backoff = self.config.retry_backoff
-        self._out_of_retries = stop_after_attempt(self.config.num_retries + 1)
+        self._out_of_retries = stop_after_attempt(max_attempts(self.config.num_retries + 1))
         self._backoff = wait_exponential(multiplier=backoff.initial, max=backoff.max) + wait_random(
             0, backoff.jitter
         )
@@ -118,9 +133,18 @@ class RetryingRun:
                 event = self._retry_event(number - 1)
                 await self._deliver([event])
                 yield [event]
-                waited = self._delay
-                await asyncio.sleep(self._delay)
+                waited = retry_wait(self._delay)  # none in test mode (set_testing)
+                await asyncio.sleep(waited)
                 self._execution = execution
+            span = _otel.start_attempt(
+                self._span,
+                number,
+                execution.execution_uuid,
+                retry_of=self._results[-1] if number > 1 else None,
+                retry_reason=self._reason if number > 1 else None,
+                delay_s=waited if number > 1 else None,
+            )
+            execution.trace_env = _otel.traceparent_env(span)
             batches = execution.batches()
             try:
                 async for batch in batches:
@@ -128,6 +152,7 @@ class RetryingRun:
                     yield batch
             finally:
                 await batches.aclose()
+                _otel.end_attempt(span, execution.result, sys.exc_info()[1])
             assert execution.result is not None
             self._record(execution, waited)
             attempt.retry_state.set_result(execution.result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 import uuid
@@ -25,6 +26,7 @@ from ._display import LiveView, attempt_line
 from ._log import logger
 from ._predict import predict_timeout
 from ._process import CLIProcess
+from ._runtime import require_asyncio
 from ._snapshot import FileChanges, FileTracker
 from ._structured import STRUCTURED_TOOL, StructuredCheck, check
 from ._transcript import NullTranscript, Transcript
@@ -84,6 +86,8 @@ class Execution:
         self.config = config
         self.execution_uuid = str(uuid.uuid4())
         self.command: Command = build_command(config, self.execution_uuid)
+        # The attempt span's W3C context (TRACEPARENT), set by the caller when tracing.
+        self.trace_env: dict[str, str] = {}
         self.result: TaskResult | None = None
         self._structured: StructuredCheck | None = None
         self.session_id: str | None = None
@@ -140,6 +144,7 @@ class Execution:
                 "timeout_source": self.timeout_source,
                 "started_at": started_at.isoformat(),
                 "cc_executor_version": __version__,
+                **({"metadata": dict(config.metadata)} if config.metadata else {}),
             },
         )
         proc: CLIProcess | None = None
@@ -150,6 +155,9 @@ class Execution:
         try:
             await self._files.start()
             command = arguments.enter_context(arg_files(self.command))
+            if self.trace_env:  # an explicit env=TRACEPARENT wins
+                env = {**command.env, **self.trace_env, **config.env}
+                command = dataclasses.replace(command, env=env)
             try:
                 proc = await CLIProcess.start(
                     command,
@@ -328,6 +336,7 @@ class Execution:
             structured_output=res.structured_output if res else None,
             timeout_s=self.timeout_s,
             timeout_source=self.timeout_source,
+            metadata=dict(self.config.metadata),
             structured=structured.value if structured is not None and error is None else None,
             files_created=changes.created,
             files_modified=changes.modified,
@@ -440,6 +449,7 @@ class TaskStream:
         return self
 
     async def __anext__(self) -> Event | RetryEvent:
+        require_asyncio("cc_stream")
         while self._index >= len(self._pending):
             self._pending = await self._batches.__anext__()
             self._index = 0
@@ -449,6 +459,7 @@ class TaskStream:
 
     async def batches(self) -> AsyncIterator[Sequence[Event | RetryEvent]]:
         """The same events, a block of output at a time (less overhead per event)."""
+        require_asyncio("cc_stream")
         async for batch in self._batches:
             yield batch
 
@@ -456,6 +467,7 @@ class TaskStream:
         await self._batches.aclose()
 
     async def __aenter__(self) -> TaskStream:
+        require_asyncio("cc_stream")
         return self
 
     async def __aexit__(

@@ -3,9 +3,9 @@
 `find_secrets(config)` collects the values: variables whose name says they are
 a credential (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ...) in
 `config.env` and in the inherited environment, and the same names at any depth
-of the structured config that can hold them (`mcp_config` — its servers'
-``env`` and ``headers`` —, and ``--settings`` / ``--mcp-config`` in
-`extra_args`).
+of the structured config that can hold them (`mcp_servers` / `mcp_config` — their
+servers' ``env`` and ``headers`` —, `settings`, and ``--settings`` / ``--mcp-config``
+in `extra_args`).
 
 `Secrets.mask` is the one masking function. Every writer calls it (or its
 `mask_bytes` / `mask_tree` forms, which use the same list): transcripts
@@ -160,7 +160,7 @@ def find_secrets(config: CCExecutorConfig, environ: Mapping[str, str] | None = N
             SECRET_NAME.search(name) and len(value) >= MIN_INHERITED_SECRET_LEN
         ):
             found.add(value)
-    nested: list[Any] = [config.mcp_config, getattr(config, "settings", None)]
+    nested: list[Any] = [config.mcp_config, config.mcp_servers, config.settings]
     args = config.extra_args
     for i, arg in enumerate(args):
         flag, eq, inline = arg.partition("=")

@@ -11,8 +11,10 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +24,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -33,8 +39,11 @@ from .errors import ConfigError
 
 __all__ = [
     "CCExecutorConfig",
+    "Effort",
+    "MetadataValue",
     "PermissionMode",
     "RetryBackoff",
+    "SettingSource",
     "check_prompt",
     "check_text",
     "project_folder_name",
@@ -45,6 +54,16 @@ __all__ = [
 PermissionMode = Literal[
     "acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "manual", "plan"
 ]
+
+SettingSource = Literal["user", "project", "local"]
+"""A settings file set the CLI may load: ``~/.claude/settings.json`` and ``~/.claude/CLAUDE.md``
+(user), ``.claude/settings.json`` and ``CLAUDE.md`` of the project (project),
+``.claude/settings.local.json`` (local)."""
+
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+
+MetadataValue = StrictStr | StrictInt | StrictFloat | StrictBool
+"""A `metadata` value: text, a number or a boolean (stored as JSON)."""
 
 # Flags the library sets itself; passing them through extra_args would break parsing.
 _RESERVED_FLAGS = frozenset(
@@ -154,7 +173,58 @@ class CCExecutorConfig(BaseModel):
         None, description="Path to an MCP config file, a JSON string, or a dict."
     )
     add_dirs: tuple[Path, ...] = ()
-    resume: str | None = Field(None, description="Session id to resume (`--resume`).")
+    resume: str | None = Field(None, description="Session id to resume (`--resume=<id>`).")
+    continue_conversation: bool = Field(
+        False, description="Continue the most recent session in cwd (`--continue`)."
+    )
+    fork_session: bool = Field(
+        False,
+        description="With resume/continue_conversation: a new session id (`--fork-session`).",
+    )
+    session_id: str | None = Field(
+        None, description="The new session's id, a UUID (`--session-id=<uuid>`)."
+    )
+    setting_sources: tuple[SettingSource, ...] = Field(
+        (),
+        description=(
+            "Settings files the CLI loads (`--setting-sources=user,project,local`). "
+            "Default (): none, as the Agent SDK: a run does not depend on the machine's "
+            "~/.claude (hooks, permissions, CLAUDE.md, env)."
+        ),
+    )
+    settings: str | Path | dict[str, Any] | None = Field(
+        None,
+        description="Settings for this run: a dict, a JSON text or a file (`--settings`).",
+    )
+    agents: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description=("Subagents by name, each {description, prompt, tools?, model?} (`--agents`)."),
+    )
+    tools: Literal["default"] | tuple[str, ...] | None = Field(
+        None,
+        description='Built-in tools offered at all (`--tools=`): names, () for none, "default".',
+    )
+    effort: Effort | None = Field(None, description="Effort level (`--effort`).")
+    max_thinking_tokens: int | None = Field(
+        None, ge=0, description="Thinking token budget (`--max-thinking-tokens`)."
+    )
+    plugins: tuple[Path, ...] = Field(
+        (),
+        description=(
+            'Local plugins: folders (or .zip), or {"type": "local", "path": ...} '
+            "(`--plugin-dir` each)."
+        ),
+    )
+    strict_mcp_config: bool = Field(
+        False, description="Use only the MCP servers given here (`--strict-mcp-config`)."
+    )
+    mcp_servers: dict[str, dict[str, Any]] | str | Path | None = Field(
+        None,
+        description=(
+            "MCP servers by name ({name: {command, args, env} | {type, url, headers}}), "
+            "or an MCP config file / JSON text (`--mcp-config`)."
+        ),
+    )
     extra_args: tuple[str, ...] = Field((), description="More CLI flags, passed as given.")
 
     # -- what the library does around the run --
@@ -172,6 +242,13 @@ class CCExecutorConfig(BaseModel):
         ),
     )
     on_permission_denied: Literal["fail", "warn"] = "fail"
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict,
+        description=(
+            "Your labels for the task ({name: text, number or bool}): kept in the history, "
+            "journal and transcript header, given to callbacks; filter and sum cost by them."
+        ),
+    )
 
     # -- execution history and timeout prediction (state_dir: see task lists) --
     history_url: str | None = Field(
@@ -291,6 +368,103 @@ class CCExecutorConfig(BaseModel):
         if value is not None:
             check_text(value, str(info.field_name))
         return value
+
+    @field_validator("session_id", "resume")
+    @classmethod
+    def _session_ids(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if not value.strip() or value != value.strip() or "\0" in value:
+            raise ValueError("give a session id (no spaces around it), or None")
+        if info.field_name == "session_id":
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                raise ValueError("the CLI takes a UUID here, e.g. str(uuid.uuid4())") from None
+        return value
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_names(cls, value: Any) -> Any:
+        if isinstance(value, str) and value != "default":
+            raise ValueError(
+                'give a list of built-in tool names (["Read", "Edit"]), [] for none, or "default"'
+            )
+        return value
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_definitions(
+        cls, value: dict[str, dict[str, Any]] | None
+    ) -> dict[str, dict[str, Any]] | None:
+        for name, agent in (value or {}).items():
+            missing = [k for k in ("description", "prompt") if not isinstance(agent.get(k), str)]
+            if not name.strip() or missing:
+                raise ValueError(
+                    f"agent {name!r} needs a non-empty name, a description and a prompt "
+                    'as text: {"reviewer": {"description": "Reviews code", "prompt": "You ..."}}'
+                )
+        return value
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _plugin_paths(cls, value: Any) -> Any:
+        if isinstance(value, (str, Path, dict)):
+            value = [value]
+        out = []
+        for plugin in value or ():
+            if isinstance(plugin, dict):
+                if plugin.get("type", "local") != "local" or "path" not in plugin:
+                    raise ValueError(
+                        f"{plugin!r}: only local plugins, as a path or "
+                        '{"type": "local", "path": "..."}'
+                    )
+                plugin = plugin["path"]
+            path = Path(plugin).expanduser().absolute()
+            if not path.exists():
+                raise ValueError(f"plugin {str(path)!r} does not exist; give its folder or .zip")
+            out.append(path)
+        return tuple(out)
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata_shape(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError("give a dict of name → text, number or bool, e.g. {'team': 'ml'}")
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.strip():
+                raise ValueError(f"metadata names must be non-empty text, not {key!r}")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"metadata[{key!r}] is {item}: not JSON; give a finite number")
+            if not isinstance(item, (str, int, float, bool)):
+                raise ValueError(
+                    f"metadata[{key!r}] is a {type(item).__name__}: give text, a number or a "
+                    "bool (stored as JSON, filtered by equality)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _session_options(self) -> CCExecutorConfig:
+        if self.fork_session and not (self.resume or self.continue_conversation):
+            raise ConfigError(
+                "fork_session=True forks an existing session: also give resume=<session id> "
+                "or continue_conversation=True",
+                field="fork_session",
+            )
+        if self.mcp_servers is not None and self.mcp_config is not None:
+            raise ConfigError(
+                "mcp_servers and mcp_config both given: give the servers once, in "
+                "mcp_servers (the Agent SDK's name) — a {name: server} dict or a file",
+                field="mcp_servers",
+            )
+        if self.session_id and self.retry_strategy == "restart" and self.num_retries:
+            raise ConfigError(
+                "session_id with retry_strategy='restart': a retry would start a new "
+                "session under the same id, which the CLI refuses. Use "
+                "retry_strategy='resume' or num_retries=0",
+                field="session_id",
+            )
+        return self
 
     @field_validator("fallback_model")
     @classmethod
@@ -442,11 +616,16 @@ class CCExecutorConfig(BaseModel):
         return self.fallback_model
 
     def mcp_config_arg(self) -> str | None:
-        if self.mcp_config is None:
+        """The value of ``--mcp-config``: from `mcp_servers` (a {name: server} dict becomes
+        ``{"mcpServers": {...}}``) or `mcp_config`; JSON text or a file's path."""
+        if isinstance(self.mcp_servers, dict):
+            return json.dumps({"mcpServers": self.mcp_servers})
+        given = self.mcp_config if self.mcp_servers is None else self.mcp_servers
+        if given is None:
             return None
-        if isinstance(self.mcp_config, dict):
-            return json.dumps(self.mcp_config)
-        return str(self.mcp_config)
+        if isinstance(given, dict):
+            return json.dumps(given)
+        return str(given)
 
 
 def check_prompt(prompt: str, field: str = "task") -> None:
@@ -533,6 +712,9 @@ def unknown_option_error(name: str, valid: Iterable[str] = _ACCEPTED_NAMES) -> C
 def config_error(exc: ValidationError) -> ConfigError:
     """Turn pydantic's ValidationError into a ConfigError naming the first bad field."""
     err = exc.errors(include_url=False)[0]
+    given = err.get("ctx", {}).get("error")
+    if isinstance(given, ConfigError):  # a check across fields that names its own field
+        return given
     name = ".".join(str(p) for p in err["loc"]) or "config"
     if err["type"] == "extra_forbidden":
         return unknown_option_error(name)

@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import _otel
 from ._api import _run_sync, cc_run
 from ._log import logger
 from ._retry import call_hook
+from ._runtime import require_asyncio
 from ._secrets import find_secrets
 from ._tasklist import load_task_list
 from .config import CCExecutorConfig, check_prompt, config_error, unknown_option_error
@@ -106,6 +108,15 @@ class TaskSpec(BaseModel):
         """The config fields this step overrides."""
         return dict(self.__pydantic_extra__ or {})
 
+    def overrides_over(self, base: CCExecutorConfig) -> dict[str, Any]:
+        """`overrides` to apply over the list's config `base`: every field replaces the
+        list's, except `metadata`, whose labels are added to the list's (the step's value
+        wins for a name both have). Both engines (local, Temporal) use this."""
+        overrides = self.overrides
+        if "metadata" in overrides:
+            overrides["metadata"] = {**base.metadata, **overrides["metadata"]}
+        return overrides
+
 
 TaskFactory = Callable[[list[TaskResult]], "str | TaskSpec | Awaitable[str | TaskSpec]"]
 """A step built at run time from the results so far (in step order)."""
@@ -130,6 +141,8 @@ class StepEvent:
     """Spent by the list so far, restored steps included."""
     result: TaskResult | None = None
     """Set when the step ended or was restored."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The step's `metadata`: the list's, with the step's own labels over it."""
 
 
 @dataclass
@@ -269,6 +282,7 @@ async def cc_execute_list(
     every step that ran is recorded as finished and on its `list_result`), and
     `CancelledError` when cancelled, after every running step's processes are gone.
     """
+    require_asyncio("cc_execute_list")
     base = (config or _default_config()).with_overrides(**overrides)
     items = _check_tasks(tasks, base, sequential=sequential)
     if max_concurrency < 1:
@@ -302,11 +316,12 @@ async def cc_execute_list(
             sequential=sequential,
         )
         try:
-            await run.load()
-            if sequential:
-                await run.run_sequential()
-            else:
-                await run.run_concurrent(max_concurrency)
+            with _otel.list_span(run_id, base, len(items)):
+                await run.load()
+                if sequential:
+                    await run.run_sequential()
+                else:
+                    await run.run_concurrent(max_concurrency)
         except StateStoreError as exc:
             exc.list_result = run.outcome()
             raise
@@ -519,10 +534,16 @@ class _ListRun:
             error.result = self.results[max(self.results)]
         return error
 
+    def _step_metadata(self, spec: TaskSpec | None) -> dict[str, Any]:
+        """The list's `metadata` with the step's own over it (a step adds labels)."""
+        if spec is None:
+            return dict(self.config.metadata)
+        return dict(spec.overrides_over(self.config).get("metadata", self.config.metadata))
+
     def _step_config(self, i: int, spec: TaskSpec) -> tuple[CCExecutorConfig, bool]:
         """The step's config, with its `--max-budget-usd` and `timeout` capped at what the
         list has left. The bool says whether the list's duration cut the timeout."""
-        overrides = spec.overrides
+        overrides = spec.overrides_over(self.config)
         if spec.continue_session:
             previous = self.results.get(i - 1)
             session = previous.session_id if previous is not None else None
@@ -560,7 +581,9 @@ class _ListRun:
         prompt_hash = _prompt_hash(spec.prompt)
         await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
         await self._emit(i, "started")
-        result = await cc_run(spec.prompt, config)
+        with _otel.step_span(i, spec.name, config) as span:
+            result = await cc_run(spec.prompt, config)
+            _otel.step_result(span, result)
         # Kept before the journal write: a failing store still hands the result back.
         self.results[i] = result
         self.spent += result.total_cost_usd or 0.0
@@ -590,6 +613,7 @@ class _ListRun:
             status=status,
             total_cost_usd=self.spent,
             result=result,
+            metadata=result.metadata if result is not None else self._step_metadata(spec),
         )
         await call_hook(self.on_step, event, f"task list {self.run_id}: on_step at step {i + 1}")
 

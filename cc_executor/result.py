@@ -165,6 +165,10 @@ class TaskResult(BaseModel):
     timeout_source: TimeoutSource = Field(
         default="explicit", description='Where timeout_s came from (see timeout="auto").'
     )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The task's `metadata` option: your labels ({name: text, number, bool}).",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -83,6 +83,9 @@ def spawn_orphan() -> int:
 def main() -> None:
     prompt = sys.stdin.read()
     record_pid(os.getpid())
+    if os.environ.get("FAKE_CLI_ENV_LOG"):  # the trace context each run was given
+        with open(os.environ["FAKE_CLI_ENV_LOG"], "a") as f:
+            f.write(json.dumps({"TRACEPARENT": os.environ.get("TRACEPARENT")}) + "\n")
     if MODE == "ok":
         init()
         result(f"echo:{prompt}")
@@ -216,7 +219,7 @@ def main() -> None:
         # First run: a session starts, work streams, then the CLI dies without a result.
         # A run with --resume reports what it was given: its argv and prompt.
         init()
-        if "--resume" not in sys.argv:
+        if not any(arg.startswith("--resume") for arg in sys.argv):
             config_dir = os.environ.get("CLAUDE_CONFIG_DIR")
             if os.environ.get("FAKE_CLI_SAVE_SESSION") and config_dir:
                 # Like the CLI, which saves a session it can later --resume.

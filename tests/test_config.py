@@ -131,7 +131,6 @@ def test_args_map_every_option() -> None:
         ("--system-prompt", "sys"),
         ("--append-system-prompt", "more"),
         ("--mcp-config", FileArg("mcp-config.json", '{"mcpServers": {}}')),
-        ("--resume", "sess-1"),
         ("--allowedTools", "Bash(git:*)"),
         ("--allowedTools", "Read"),
         ("--disallowedTools", "WebFetch"),
@@ -139,6 +138,8 @@ def test_args_map_every_option() -> None:
         ("--effort", "high"),
     ]:
         assert pair in pairs
+    # One token, so an id that starts with "-" is never read as a flag (the SDK's form).
+    assert "--resume=sess-1" in args and "--resume" not in args
 
 
 def test_cli_lookup_order(tmp_path: Path) -> None:

@@ -229,7 +229,10 @@ def _auth_status(env: dict[str, str]) -> AuthStatus:
         "provider": f"{source.name} is set: the provider's own credentials are used",
         "variable": f"{source.name} is set",
         "login": f"a logged-in Claude Code session ({source.name})",
-        "api_key_helper": f"an apiKeyHelper in {source.name}",
+        "api_key_helper": (
+            f"an apiKeyHelper in {source.name} (tasks use it only with "
+            "setting_sources=['user'] or settings={'apiKeyHelper': ...})"
+        ),
     }[source.kind]
     return AuthStatus(configured=True, method=source.name, detail=detail)
 

@@ -179,7 +179,7 @@ def _step_result(step: StepOutcome, prompt: str) -> TaskResult:
 
 
 def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
-    config = base.with_overrides(**spec.overrides)
+    config = base.with_overrides(**spec.overrides_over(base))
     for name in _CALLABLE_FIELDS:
         if getattr(config, name):
             raise ConfigError(
