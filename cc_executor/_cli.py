@@ -119,7 +119,9 @@ def _placeholders_in_words() -> None:
     shown = option.display_type_rich
 
     def option_type(self: Any, ctx: Any) -> str | None:
-        return None if self.is_flag else cast("str | None", shown(self, ctx))
+        if self.is_flag or getattr(self, "count", False):  # nothing to type after it
+            return None
+        return cast("str | None", shown(self, ctx))
 
     def argument_type(self: Any, ctx: Any) -> str | None:
         return None  # the argument's name (its metavar) is the placeholder
@@ -153,6 +155,7 @@ def _logging(
             "-v",
             "--verbose",
             count=True,
+            show_default=False,
             expose_value=False,
             callback=_set_log_level,
             help="Log what the library does on stderr (-v: INFO, -vv: DEBUG).",
