@@ -10,19 +10,29 @@ from collections.abc import Coroutine
 from types import FrameType
 from typing import Any, TypeVar
 
+from ._display import with_live_view
 from ._retry import RetryingRun
 from ._run import TaskStream
 from ._runtime import require_asyncio
 from .config import CCExecutorConfig
 from .result import TaskResult
 
-__all__ = ["cc_execute", "cc_execute_sync", "cc_run", "cc_run_sync", "cc_stream"]
+__all__ = [
+    "cc_execute",
+    "cc_execute_sync",
+    "cc_run",
+    "cc_run_sync",
+    "cc_stream",
+    "run_blocking",
+    "run_sync",
+]
 
 _T = TypeVar("_T")
 
 
 def _config(config: CCExecutorConfig | None, overrides: dict[str, Any]) -> CCExecutorConfig:
-    return (config or CCExecutorConfig()).with_overrides(**overrides)
+    # stream_output: the live view subscribes to the run here, never inside it.
+    return with_live_view((config or CCExecutorConfig()).with_overrides(**overrides))
 
 
 def cc_stream(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskStream:
@@ -100,7 +110,10 @@ def run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run `coro` to its end from code without an event loop (the `*_sync` calls).
+
+    Raises `RuntimeError` (and closes `coro`) when called inside a running loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -114,9 +127,9 @@ def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
 
 def cc_execute_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> Any:
     """`cc_execute` for scripts without an event loop."""
-    return _run_sync(cc_execute(task, config, **overrides))
+    return run_sync(cc_execute(task, config, **overrides))
 
 
 def cc_run_sync(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> TaskResult:
     """`cc_run` for scripts without an event loop."""
-    return _run_sync(cc_run(task, config, **overrides))
+    return run_sync(cc_run(task, config, **overrides))

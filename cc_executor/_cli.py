@@ -458,7 +458,7 @@ def list_command(
 
     Ctrl-C stops it cleanly; `--run-id` resumes it where it stopped.
     """
-    from .pipeline import _new_run_id, load_task_list
+    from .pipeline import generate_run_id, load_task_list
 
     try:
         specs = load_task_list(file)
@@ -467,7 +467,7 @@ def list_command(
     except CCExecutorError as exc:
         _fail(exc)
     _require_cli(config)
-    run_id = run_id or new_run_id or _new_run_id()
+    run_id = run_id or new_run_id or generate_run_id()
     resume = f"cc-execute list {shlex.quote(str(file))} --run-id {run_id}"
     code, _ = _run_list(
         specs,
@@ -917,9 +917,9 @@ def _demo(root: Path, *, live: bool, remove: bool) -> None:
                 if command is not None:
                     bash_runs.append((command, text.strip()))
 
-    from .pipeline import _new_run_id
+    from .pipeline import generate_run_id
 
-    run_id = _new_run_id()
+    run_id = generate_run_id()
     try:
         code, results = _run_list(
             demo_steps(), config, run_id=run_id, title="demo", on_event=watch_bash

@@ -1,12 +1,18 @@
-"""`stream_output=True`: a readable live view of a run on stderr."""
+"""`stream_output=True`: a readable live view of a run on stderr.
+
+The view is a subscriber, never a step of the core path: the API layer (`cc_run`,
+`cc_stream`, `cc_execute`, and `cc_execute_list` for its step lines) installs it with
+`with_live_view` / `ListView`, and it sees only what any caller's hooks see —
+`on_event`, the result callbacks and `on_step`.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .events import (
     ApiRetryEvent,
@@ -24,13 +30,48 @@ from .events import (
 )
 
 if TYPE_CHECKING:
+    from .config import CCExecutorConfig
+    from .pipeline import StepEvent
     from .result import TaskResult
+
+__all__ = ["ListView", "LiveView", "chain_hooks", "with_live_view"]
 
 _MAX_INPUT_PREVIEW = 160
 _RESULT_LINES = 3  # lines of each tool result shown
 
 
+def with_live_view(config: CCExecutorConfig, out: TextIO | None = None) -> CCExecutorConfig:
+    """`config` with a `LiveView` subscribed when `stream_output` is on (else `config`):
+    the view sees every event before the caller's `on_event`, and the final result
+    before the caller's callbacks."""
+    if not config.stream_output:
+        return config
+    view = LiveView(out)
+    return config.with_overrides(
+        on_event=chain_hooks(view.on_event, config.on_event),
+        success_callback=(view.on_result, *config.success_callback),
+        failure_callback=(view.on_result, *config.failure_callback),
+    )
+
+
+def chain_hooks(
+    first: Callable[[Any], None], then: Callable[[Any], Any] | None
+) -> Callable[[Any], Any]:
+    """One hook calling `first` (a view: sync) then `then` (the caller's, sync or async)."""
+    if then is None:
+        return first
+
+    def both(arg: Any) -> Any:
+        first(arg)
+        return then(arg)  # an awaitable is awaited by the caller of the hook
+
+    return both
+
+
 class LiveView:
+    """What a run does, as readable lines: the answer's text as it streams, tool calls,
+    retries and limits, then each attempt's outcome."""
+
     def __init__(self, out: TextIO | None = None) -> None:
         self._out = out or sys.stderr
         self._mid_line = False
@@ -77,8 +118,9 @@ class LiveView:
                 why = (
                     "waiting for the limit to reset" if event.reason == "limit_reset" else "backoff"
                 )
+                failure = _first_line(f"{event.error_type}: {event.error_message}")
                 self._line(
-                    f"↻ attempt {event.attempt} failed: {event.error_type}; {why}, "
+                    f"↻ attempt {event.attempt} failed: {failure}; {why}, "
                     f"attempt {event.attempt + 1} at {_clock(event.resume_at)} "
                     f"(in {event.delay_s:.1f}s), {how}"
                 )
@@ -91,8 +133,8 @@ class LiveView:
             elif isinstance(event, UserEvent):
                 for output, is_error in _tool_outputs(event):
                     self._tool_result(output, is_error)
-            # A ResultEvent prints nothing: the run's own closing line (`attempt_line`)
-            # says how the attempt ended, with the error's message when it failed.
+            # A ResultEvent prints nothing: the task's one closing line (`on_result`)
+            # says how it ended; a failed attempt that is retried has its `RetryEvent` line.
         self._out.flush()
 
     def _tool_result(self, output: str, is_error: bool) -> None:
@@ -111,32 +153,58 @@ class LiveView:
         self._line(text)
         self._out.flush()
 
+    def on_event(self, event: Event | RetryEvent) -> None:
+        """An `on_event` hook: show one event."""
+        self.show([event])
 
-def _clock(when: datetime | None) -> str:
-    """A time of day in UTC, with the date when it is not today."""
-    if when is None:
-        return "?"
-    when = when.astimezone(timezone.utc)
-    today = datetime.now(timezone.utc).date()
-    fmt = "%H:%M:%S UTC" if when.date() == today else "%Y-%m-%d %H:%M:%S UTC"
-    return when.strftime(fmt)
+    def on_result(self, result: TaskResult) -> None:
+        """A result callback: the task's one closing line (each failed attempt that was
+        retried had its own line when it failed)."""
+        self.note(closing_line(result))
 
 
-def attempt_line(result: TaskResult) -> str:
-    """How one run of the CLI ended, in one line: ``✓ 2 turn(s) · 5.6s · $0.0009 ·
-    transcript …``, or ``✗ OverloadedError: <first line of its message> · …``."""
+class ListView:
+    """A task list's step lines (`on_step`): the list once, then a header per step."""
+
+    def __init__(self, config: CCExecutorConfig, out: TextIO | None = None) -> None:
+        self._out = out or sys.stderr
+        self._journal = config.state_dir or "no journal"
+        self._begun = False
+
+    def on_step(self, event: StepEvent) -> None:
+        if not self._begun:
+            self._begun = True
+            self._print(
+                f"● task list {event.run_id} · {event.total} step(s) · journal {self._journal}"
+            )
+        if event.status == "started":
+            self._print(f"\n━━ step {event.index + 1}/{event.total} · {event.label}")
+
+    def _print(self, line: str) -> None:
+        self._out.write(line + "\n")
+        self._out.flush()
+
+
+def closing_line(result: TaskResult) -> str:
+    """How a task ended, in one line: ``✓ 2 turn(s) · 5.6s · $0.0009 · transcript …``, or
+    ``✗ OverloadedError: <first line of its message> · …``; after retries ``2 attempts ·``
+    follows the mark, and the time and cost are the whole task's."""
     if result.error is None:
         head = "✓ "
     else:
-        message = next((s for s in str(result.error).splitlines() if s.strip()), "")
-        if len(message) > _MAX_INPUT_PREVIEW:
-            message = message[:_MAX_INPUT_PREVIEW] + "…"
-        head = f"✗ {result.error_type}: {message}".rstrip(": ") + " · "
+        head = f"✗ {_first_line(f'{result.error_type}: {result.error}')} · "
+    if len(result.attempts) > 1:
+        head += f"{len(result.attempts)} attempts · "
     return (
         f"{head}{result.num_turns or 0} turn(s) · {result.duration_s:.1f}s · "
         f"${result.total_cost_usd or 0:.4f}"
         + (f" · transcript {result.transcript_path}" if result.transcript_path else "")
     )
+
+
+def _first_line(text: str) -> str:
+    line = next((s.strip() for s in text.splitlines() if s.strip()), "")
+    return line if len(line) <= _MAX_INPUT_PREVIEW else line[:_MAX_INPUT_PREVIEW] + "…"
 
 
 def _tool_outputs(event: UserEvent) -> list[tuple[str, bool]]:
@@ -151,3 +219,13 @@ def _tool_outputs(event: UserEvent) -> list[tuple[str, bool]]:
                 body = "\n".join(str(b.get("text", "")) for b in body if isinstance(b, dict))
             outputs.append(("" if body is None else str(body), bool(block.get("is_error"))))
     return outputs
+
+
+def _clock(when: datetime | None) -> str:
+    """A time of day in UTC, with the date when it is not today."""
+    if when is None:
+        return "?"
+    when = when.astimezone(timezone.utc)
+    today = datetime.now(timezone.utc).date()
+    fmt = "%H:%M:%S UTC" if when.date() == today else "%Y-%m-%d %H:%M:%S UTC"
+    return when.strftime(fmt)

@@ -50,11 +50,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HistoryRecord",
+    "connect",
+    "create_private",
     "get_execution_history",
     "load_candidates",
     "normalize_prompt",
     "prompt_class",
     "record_history",
+    "redis_recent",
 ]
 
 _P = ParamSpec("_P")
@@ -201,7 +204,7 @@ async def get_execution_history(
     wanted = _check_filter(metadata)
     since_ts = since.timestamp() if since is not None else None
     if history_url:
-        return await _redis_recent(history_url, limit, since_ts, wanted)
+        return await redis_recent(history_url, limit, since_ts, wanted)
     if state_dir is not None:
         directory = Path(state_dir)
     else:
@@ -248,7 +251,7 @@ async def load_candidates(config: CCExecutorConfig, limit: int) -> list[HistoryR
     """The newest `limit` records for prediction; [] (logged) if the store can't be read."""
     try:
         if config.history_url:
-            return await _redis_recent(config.history_url, limit, None)
+            return await redis_recent(config.history_url, limit, None)
         if config.state_dir is None:
             return []
         path = config.state_dir / STATE_FILE
@@ -288,7 +291,8 @@ CREATE INDEX IF NOT EXISTS history_by_start ON history (started_ts);
 _COLUMNS = tuple(HistoryRecord.model_fields)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the state file at `path` with the history's settings."""
     import sqlite3
 
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -341,7 +345,7 @@ def _typed_errors(doing: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     return wrap
 
 
-def _create_private(path: Path) -> None:
+def create_private(path: Path) -> None:
     """Create the state file (and folder) readable by the owner only: it holds prompts."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
@@ -352,12 +356,12 @@ def _create_private(path: Path) -> None:
 
 @_typed_errors("recording a task in the execution history")
 def _sqlite_add(path: Path, record: HistoryRecord, keep: int) -> None:
-    _create_private(path)
+    create_private(path)
     row = record.model_dump(mode="json")
     row["metadata"] = json.dumps(row["metadata"])
     values = [row[c] for c in _COLUMNS] + [record.started_at.timestamp()]
     placeholders = ", ".join("?" * len(values))
-    conn = _connect(path)
+    conn = connect(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(
@@ -384,7 +388,7 @@ def _sqlite_recent(
 
     if not path.exists():
         return []
-    conn = _connect(path)
+    conn = connect(path)
     try:
         check_integrity(conn)
         # With a metadata filter, rows are read newest first until `limit` match.
@@ -448,7 +452,7 @@ async def _redis_add(url: str, record: HistoryRecord, keep: int) -> None:
         await client.aclose()
 
 
-async def _redis_recent(
+async def redis_recent(
     url: str, limit: int, since_ts: float | None, wanted: Mapping[str, Any] | None = None
 ) -> list[HistoryRecord]:
     client = _redis_client(url)

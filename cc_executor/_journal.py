@@ -324,33 +324,24 @@ class NullJournal:
 
 
 def error_json(result: TaskResult) -> str | None:
-    """The attributes of `result.error` (timeout_s, status_code, ...) as JSON, for
-    `restore_result`; None on success."""
-    if result.error is None:
+    """`result.error_fields` (timeout_s, status_code, ...) as JSON; None on success.
+
+    Kept in its own column for the journals written before the fields were part of
+    the result itself."""
+    if result.error_type is None:
         return None
-    attrs = {k: v for k, v in vars(result.error).items() if k != "result"}
-    return json.dumps(attrs, default=str)
+    return json.dumps(result.error_fields, default=str)
 
 
 def restore_result(result_json: str, error_json: str | None = None) -> TaskResult:
-    """A `TaskResult` back from the journal; a failure gets its typed error back.
+    """A `TaskResult` back from the journal; a failure keeps its data, so `error` is
+    the typed exception again (`raise_for_error`, `success`, `isinstance`).
 
-    `error` is not part of the serialised result, but `error_type` and
-    `error_message` are: the matching `TaskFailedError` subclass is rebuilt with
-    its own attributes (`error_json`) and linked both ways, so a restored
-    failure still fails (`raise_for_error`, `success`, `isinstance`).
-    """
+    `error_json` fills `error_fields` for a row recorded before they were stored
+    in the result."""
     result = TaskResult.model_validate_json(result_json)
-    data = json.loads(result_json)
-    error_type, message = data.get("error_type"), data.get("error_message")
-    if error_type:
-        cls = getattr(errors, error_type, None)
-        if not (isinstance(cls, type) and issubclass(cls, errors.TaskFailedError)):
-            cls = errors.TaskFailedError  # a class this version does not know
-        state = json.loads(error_json) if error_json else {}
-        error = errors._rebuild(cls, message or "", state)
-        error.result = result
-        result.error = error
+    if result.error_type and not result.error_fields and error_json:
+        result = result.model_copy(update={"error_fields": json.loads(error_json)})
     return result
 
 

@@ -13,9 +13,10 @@ also gets a cgroup leaf, and ``cgroup.kill`` ends it atomically. The host
 Python process never becomes a subreaper.
 
 Every task's environment also carries a marker,
-``CC_EXECUTOR_EXECUTION=<execution_uuid>``: a second net found through
-``/proc/<pid>/environ`` (and the only one off Linux besides the CLI's process
-group), and what diagnostics (`find_marked_processes`) look for.
+``CC_EXECUTOR_EXECUTION=<execution_uuid>``: a second net found by reading
+every process's environment with psutil (with the CLI's descendants, the only
+nets off Linux besides the CLI's process group), and what diagnostics
+(`find_marked_processes`) look for. Scans run in a worker thread.
 
 Ending a task: SIGTERM to the CLI (it ends its own tool processes), `kill_grace`
 seconds, then the supervisor SIGKILLs everything under the task in a loop until
@@ -34,7 +35,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,7 +45,6 @@ from .result import StopReason
 
 __all__ = ["CLIProcess", "find_marked_processes", "process_alive"]
 
-_IS_LINUX = sys.platform.startswith("linux")
 _CHUNK = 1 << 20
 _STREAM_LIMIT = 1 << 20
 MAX_LINE_BYTES = 256 << 20
@@ -297,14 +296,14 @@ class CLIProcess:
         return self._terminating
 
     async def _terminate(self) -> None:
-        self._known_pids |= self._task_pids()
+        self._known_pids |= await self._scan()
         if self._proc.returncode is None:
             self._proc.terminate()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._proc.wait()), self._kill_grace)
         await self._proc.end_all()
         # The marker is the second net: anything found by it is SIGKILLed too.
-        pids = self._known_pids | self._task_pids()
+        pids = self._known_pids | await self._scan()
         for pid in pids:
             _signal(pid, signal.SIGKILL)
         await self._proc.wait()
@@ -324,19 +323,19 @@ class CLIProcess:
     async def _sweep_leftovers(self) -> None:
         if self._keep_background:
             await self._proc.release()
-            kept = self._task_pids()
+            kept = await self._scan()
             if kept:
                 logger.info("keeping {} background process(es) of the task: {}", len(kept), kept)
             return
         await self._proc.sweep(_SWEEP_GRACE)
-        leftovers = self._task_pids()  # the marker, for what escaped the supervisor
+        leftovers = await self._scan()  # the marker, for what escaped the supervisor
         if not leftovers:
             return
         logger.info("ending {} process(es) the task left running: {}", len(leftovers), leftovers)
         for pid in leftovers:
             _signal(pid, signal.SIGTERM)
         remaining = await _wait_gone(leftovers, _SWEEP_GRACE)
-        remaining |= self._task_pids()
+        remaining |= await self._scan()
         for pid in remaining:
             _signal(pid, signal.SIGKILL)
         await _wait_gone(remaining, _GONE_TIMEOUT)
@@ -360,6 +359,10 @@ class CLIProcess:
     def returncode(self) -> int | None:
         return self._proc.returncode
 
+    async def _scan(self) -> set[int]:
+        """The task's processes other than the CLI, read in a worker thread."""
+        return await asyncio.to_thread(self._task_pids)
+
     def _task_pids(self) -> set[int]:
         pids = find_marked_processes(self._marker)
         if self._proc.returncode is None:
@@ -369,7 +372,7 @@ class CLIProcess:
         return pids - self._proc.own_pids
 
 
-# -- /proc helpers -------------------------------------------------------------------
+# -- process table (psutil) -----------------------------------------------------------
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -377,74 +380,61 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def _proc_pids() -> list[int]:
-    try:
-        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return []
+# psutil reads the process table on every platform it supports (Linux's /proc, macOS's
+# sysctl/libproc), so the marker and descendant nets work off Linux too. It is imported
+# on first use, never by `import cc_executor`, and every scan runs in a worker thread.
 
 
 def find_marked_processes(marker: bytes) -> set[int]:
-    """Pids whose environment holds `marker` (b"NAME=value")."""
-    if not _IS_LINUX:
-        return set()
+    """Pids of live processes whose environment holds `marker` (b"NAME=value").
+
+    Blocking (it reads every process's environment): call it from a thread in async
+    code. Processes of other users, or non-dumpable ones, cannot be read unless root:
+    they are not found.
+    """
+    import psutil
+
+    name, _, value = marker.decode("utf-8", "surrogateescape").partition("=")
     found = set()
     me = os.getpid()
-    for pid in _proc_pids():
-        if pid == me:
+    for proc in psutil.process_iter():
+        if proc.pid == me:
             continue
         try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
+            if proc.environ().get(name) == value and proc.status() not in _GONE:
+                found.add(proc.pid)
+        except (psutil.Error, OSError):
             continue
-        if marker + b"\0" in environ or environ.endswith(marker):
-            if process_alive(pid):
-                found.add(pid)
     return found
 
 
 def _descendants(root: int) -> set[int]:
-    if not _IS_LINUX:
-        return set()
-    children: dict[int, list[int]] = {}
-    for pid in _proc_pids():
-        ppid = _stat_field(pid, 1)
-        if ppid is not None:
-            children.setdefault(int(ppid), []).append(pid)
-    found: set[int] = set()
-    stack = [root]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
+    """Pids of every live descendant of `root` (none if it is gone). Blocking."""
+    import psutil
 
-
-def _stat_field(pid: int, index: int) -> str | None:
-    """Field `index` after the command name in /proc/<pid>/stat (0 = state, 1 = ppid)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return fields[index].decode() if len(fields) > index else None
+        return {p.pid for p in psutil.Process(root).children(recursive=True)}
+    except (psutil.Error, OSError):
+        return set()
 
 
 def process_alive(pid: int) -> bool:
-    """True if `pid` exists and is not a zombie."""
-    if _IS_LINUX:
-        state = _stat_field(pid, 0)
-        return state is not None and state not in ("Z", "X")
+    """True if `pid` exists and is not a zombie. Blocking, but one small read."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() not in _GONE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    return True
+    except (psutil.Error, OSError):
+        return True  # it exists, we may not read it
+
+
+_GONE = frozenset({"zombie", "dead"})  # psutil.STATUS_ZOMBIE, STATUS_DEAD
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if process_alive(p)}
 
 
 async def _wait_gone(pids: set[int], timeout: float) -> set[int]:
@@ -452,11 +442,11 @@ async def _wait_gone(pids: set[int], timeout: float) -> set[int]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.005
-    alive = {p for p in pids if process_alive(p)}
+    alive = await asyncio.to_thread(_alive, pids)
     while alive and loop.time() < deadline:
         await asyncio.sleep(delay)  # polling: a non-child's exit cannot be awaited
         delay = min(delay * 2, 0.1)
-        alive = {p for p in alive if process_alive(p)}
+        alive = await asyncio.to_thread(_alive, alive)
     if alive:
         logger.warning("processes still alive after {}s: {}", timeout, sorted(alive))
     return alive

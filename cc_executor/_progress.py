@@ -39,7 +39,7 @@ from .events import (
 from .pipeline import StepEvent
 from .result import TaskResult
 
-__all__ = ["ListProgress", "describe_tool", "tool_result_text", "tool_results"]
+__all__ = ["ListProgress", "describe_tool", "token_counts", "tool_result_text", "tool_results"]
 
 _PREVIEW = 100
 
@@ -92,7 +92,7 @@ def _one_line(text: str, limit: int = _PREVIEW) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _tokens(usage: dict[str, Any]) -> tuple[int, int]:
+def token_counts(usage: dict[str, Any]) -> tuple[int, int]:
     """(input, output) tokens of a usage record; cached input counts as input."""
 
     def get(name: str) -> int:
@@ -192,7 +192,7 @@ class ListProgress:
         self.finished.append(event)
         result = event.result
         if result is not None:
-            tin, tout = _tokens(result.usage)
+            tin, tout = token_counts(result.usage)
             self.done_tokens = (self.done_tokens[0] + tin, self.done_tokens[1] + tout)
         self._line(self.step_line(event))
         self._refresh_now()
@@ -203,7 +203,9 @@ class ListProgress:
             return
         if isinstance(event, AssistantEvent):
             if event.message.usage:
-                step.usage[event.message.id or str(len(step.usage))] = _tokens(event.message.usage)
+                step.usage[event.message.id or str(len(step.usage))] = token_counts(
+                    event.message.usage
+                )
             for tool in event.tool_uses:
                 step.tool = describe_tool(tool.name, tool.input, self.cwd)
                 step.tool_result = ""
@@ -243,7 +245,7 @@ class ListProgress:
             cost = _cost(result)
             return Text(f"↺ {k} {event.label} · restored from the journal · {cost}", style="cyan")
         assert result is not None
-        tin, tout = _tokens(result.usage)
+        tin, tout = token_counts(result.usage)
         facts = (
             f"{result.num_turns or 0} turn(s) · {result.duration_s:.1f}s · "
             f"{tin:,} in / {tout:,} out tokens · {_cost(result)}"

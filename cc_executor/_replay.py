@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from ._progress import _tokens, describe_tool, tool_results
+from ._progress import describe_tool, token_counts, tool_results
 from ._transcript import read_transcript
 from .events import (
     ApiRetryEvent,
@@ -83,7 +83,7 @@ def replay(path: Path) -> Iterator[Text]:
         elif isinstance(event, PermissionDeniedEvent):
             yield Text(f"✗ permission denied: {event.tool_name}", style="red")
         elif isinstance(event, ResultEvent):
-            tin, tout = _tokens(event.usage)
+            tin, tout = token_counts(event.usage)
             status = "error" if result_failed(event) else "success"
             yield Text(
                 f"■ {status} ({event.subtype}) · {event.num_turns} turn(s) · "

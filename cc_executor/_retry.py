@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _otel
 from ._command import session_saved
-from ._display import LiveView
 from ._history import record_history
 from ._log import logger
 from ._run import Execution
@@ -77,7 +76,6 @@ class RetryingRun:
         self._delay = 0.0
         self._reason: Literal["backoff", "limit_reset"] = "backoff"
         self._resuming: str | None = None  # the session the next attempt continues
-        self._view = LiveView() if config.stream_output else None
         self._span: _otel.Span | None = None
 
     @property
@@ -323,20 +321,11 @@ class RetryingRun:
                 "transcript_complete": all(r.transcript_complete for r in results),
             }
         )
-        if final.error is not None:
-            final.error.result = final
-        if self._view is not None and len(attempts) > 1:
-            self._view.note(
-                f"■ {len(attempts)} attempts · {final.error_type or 'success'}"
-                f" · total ${final.total_cost_usd or 0:.4f} · {final.duration_s:.1f}s"
-            )
         return final
 
     # -- what the caller hooked in ----------------------------------------------------
 
     async def _deliver(self, batch: Sequence[Event | RetryEvent]) -> None:
-        if self._view is not None and isinstance(batch[0], RetryEvent):
-            self._view.show(batch)
         on_event = self.config.on_event
         if on_event is not None:
             for event in batch:

@@ -22,7 +22,6 @@ from typing import Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
-from ._display import LiveView, attempt_line
 from ._log import logger
 from ._predict import predict_timeout
 from ._process import CLIProcess
@@ -97,7 +96,6 @@ class Execution:
         # timeout="auto" is resolved when the run starts (it may read the history).
         self.timeout_s: float | None = None if config.timeout == "auto" else config.timeout
         self.timeout_source: TimeoutSource = "explicit"
-        self._view = LiveView() if config.stream_output else None
         self._files = FileTracker(
             self.command.cwd,
             config.add_dirs,
@@ -178,8 +176,6 @@ class Execution:
                     continue
                 events = self._parse_block(block, proc)
                 if events:
-                    if self._view is not None:
-                        self._view.show(events)
                     yield events
             exit_code = await proc.wait()
             changes = await self._files.finish()
@@ -310,7 +306,9 @@ class Execution:
             task=self.task,
             success=error is None,
             output=_answer_text(res),
-            error=error,
+            error_type=type(error).__name__ if error is not None else None,
+            error_message=str(error) if error is not None else None,
+            error_fields=error.fields if error is not None else {},
             subtype=res.subtype if res else None,
             is_error=res.is_error if res else None,
             terminal_reason=res.terminal_reason if res else None,
@@ -342,10 +340,6 @@ class Execution:
             files_modified=changes.modified,
             files_deleted=changes.deleted,
         )
-        if error is not None:
-            error.result = result
-        if self._view is not None:
-            self._view.note(attempt_line(result))
         return result
 
     def _check_structured(

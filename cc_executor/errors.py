@@ -29,17 +29,22 @@ without saying more (an unknown subtype, a local slash command that failed...);
 it is never retried.
 
 Every `TaskFailedError` carries the full `TaskResult` on `.result`, so nothing
-the CLI reported is lost when the call raises. The mapping from what the CLI
-printed to one of these classes lives in one place: `cc_executor.result.classify`;
-which of them are worth a retry is decided next to it, in `cc_executor.result.is_transient`.
+the CLI reported is lost when the call raises. The result holds the failure as
+plain data (`error_type`, `error_message`, `error_fields`); `TaskResult.error`
+builds the exception from it with `error_from_data` (see docs/results.md).
+The mapping from what the CLI printed to one of these classes lives in one
+place: `cc_executor.result.classify`; which of them are worth a retry is decided
+next to it, in `cc_executor.result.is_transient`.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from datetime import datetime
     from pathlib import Path
 
     from .pipeline import TaskListResult
@@ -67,6 +72,8 @@ __all__ = [
     "TaskFailedError",
     "TaskTimeoutError",
 ]
+# `__all__` lists the exception classes (the CLI maps each to an exit code); the module
+# also offers `error_from_data`, which builds one of them from a result's data.
 
 
 class CCExecutorError(Exception):
@@ -138,14 +145,19 @@ class RunLockedError(CCExecutorError):
 
 
 class TaskFailedError(CCExecutorError):
-    """The task ran and did not succeed. `result` holds everything that was recorded."""
+    """The task ran and did not succeed. `result` holds everything that was recorded.
 
-    # Filled in by `TaskResult` right after the error is created; every raised
-    # TaskFailedError has it.
+    The error is built from its `TaskResult` (`TaskResult.error`, `raise_for_error()`),
+    which sets `result`; a list-level error (a spent budget) is given the last step's
+    result as `result=`. `fields` is the error's own data as plain values.
+    """
+
     result: TaskResult
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, result: TaskResult | None = None) -> None:
         super().__init__(message)
+        if result is not None:
+            self.result = result
 
     @property
     def exit_code(self) -> int | None:
@@ -155,20 +167,50 @@ class TaskFailedError(CCExecutorError):
     def stderr_tail(self) -> str:
         return self.result.stderr_tail if hasattr(self, "result") else ""
 
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The attributes this class adds (`timeout_s`, `status_code`, `reset_at`, `tools`,
+        `raw`, `validation_errors`...), by name: what `TaskResult.error_fields` stores."""
+        return {k: v for k, v in vars(self).items() if k != "result" and not k.startswith("_")}
+
     def __reduce__(self) -> tuple[object, ...]:
-        # Exceptions with keyword-only constructor arguments do not pickle by default.
-        # The state goes third, so pickle restores it after the object exists: `result`
-        # refers back to this error, and a cycle inside the arguments would lose it.
-        return (_rebuild, (type(self), str(self)), self.__dict__)
+        # Keyword-only constructor arguments do not pickle by default: rebuild from data.
+        return (
+            error_from_data,
+            (type(self), str(self), self.fields, getattr(self, "result", None)),
+        )
 
 
-def _rebuild(
-    cls: type[TaskFailedError], message: str, state: dict[str, object] | None = None
+def error_from_data(
+    error_type: str | type[TaskFailedError],
+    message: str,
+    fields: Mapping[str, Any] | None = None,
+    result: TaskResult | None = None,
 ) -> TaskFailedError:
-    err = cls.__new__(cls)
-    Exception.__init__(err, message)
-    err.__dict__.update(state or {})
-    return err
+    """The exception a failure recorded as data stands for.
+
+    `error_type` is a class of this module (or its name; a name this version does not
+    know gives a plain `TaskFailedError`), `fields` its attributes as `fields` gave them
+    (JSON round-tripped values are accepted: `reset_at` as an ISO 8601 string), and
+    `result` the `TaskResult` the error is about, set as `.result`. The one place a
+    `TaskFailedError` is rebuilt: `TaskResult.error`, the journal, Temporal, pickle.
+    """
+    cls = globals().get(error_type) if isinstance(error_type, str) else error_type
+    if not (isinstance(cls, type) and issubclass(cls, TaskFailedError)):
+        cls = TaskFailedError
+    fields = dict(fields or {})
+    accepted = inspect.signature(cls.__init__).parameters
+    known = {k: v for k, v in fields.items() if k in accepted and k not in ("self", "message")}
+    try:
+        error = cls(message, **known)
+    except TypeError:  # recorded without a field its constructor needs: keep what there is
+        error = cls.__new__(cls)
+        Exception.__init__(error, message)
+        known = {}
+    vars(error).update({k: v for k, v in fields.items() if k not in known})
+    if result is not None:
+        error.result = result
+    return error
 
 
 class TaskTimeoutError(TaskFailedError):
@@ -217,9 +259,11 @@ class RateLimitError(APIError):
     """
 
     def __init__(
-        self, message: str, *, status_code: int | None, reset_at: datetime | None = None
+        self, message: str, *, status_code: int | None, reset_at: datetime | str | None = None
     ) -> None:
         super().__init__(message, status_code=status_code)
+        if isinstance(reset_at, str):  # as JSON gives it back
+            reset_at = datetime.fromisoformat(reset_at.replace("Z", "+00:00"))
         self.reset_at = reset_at
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import _otel
-from ._api import _run_sync, cc_run
+from ._api import cc_run, run_sync
+from ._display import ListView, chain_hooks
 from ._log import logger
 from ._retry import call_hook
 from ._runtime import require_asyncio
@@ -284,7 +284,7 @@ async def cc_execute_list(
     """
     require_asyncio("cc_execute_list")
     base = (config or _default_config()).with_overrides(**overrides)
-    items = _check_tasks(tasks, base, sequential=sequential)
+    items = check_tasks(tasks, base, sequential=sequential)
     if max_concurrency < 1:
         raise ConfigError(
             f"max_concurrency must be >= 1, got {max_concurrency}", field="max_concurrency"
@@ -301,7 +301,9 @@ async def cc_execute_list(
             f"(a number >= 0), got {wait_for_lease!r}",
             field="wait_for_lease",
         )
-    run_id = run_id or _new_run_id()
+    run_id = run_id or generate_run_id()
+    if base.stream_output:  # the step lines subscribe like any caller's on_step
+        on_step = chain_hooks(ListView(base).on_step, on_step)
     journal = await _open_journal(base)
     lock: RunLock | None = None
     try:
@@ -347,7 +349,7 @@ def cc_execute_list_sync(
     **overrides: Any,
 ) -> TaskListResult:
     """`cc_execute_list` for scripts without an event loop."""
-    return _run_sync(
+    return run_sync(
         cc_execute_list(
             tasks,
             config,
@@ -386,7 +388,7 @@ class _ListRun:
         self.on_step = on_step
         self.stop_on_failure = stop_on_failure
         self.sequential = sequential
-        self.labels = [_label(item) for item in items]
+        self.labels = [step_label(item) for item in items]
         self.specs: dict[int, TaskSpec] = {}
         self.results: dict[int, TaskResult] = {}
         self.restored: list[int] = []
@@ -406,9 +408,6 @@ class _ListRun:
             len(self.items),
             len(self.records),
         )
-        if self.config.stream_output:
-            where = self.config.state_dir or "no journal"
-            _print(f"● task list {self.run_id} · {len(self.items)} step(s) · journal {where}")
 
     async def run_sequential(self) -> None:
         restoring = bool(self.records)
@@ -478,12 +477,12 @@ class _ListRun:
             made = TaskSpec(prompt=made)
         if not isinstance(made, TaskSpec):
             raise ConfigError(
-                f"step {i + 1}: the callable {_label(item)} returned {type(made).__name__}; "
+                f"step {i + 1}: the callable {step_label(item)} returned {type(made).__name__}; "
                 "it must return a str or a TaskSpec",
                 field="tasks",
             )
         _check_continue(i, made, sequential=self.sequential)
-        self.labels[i] = _label(made)
+        self.labels[i] = step_label(made)
         self.specs[i] = made
         return made
 
@@ -529,10 +528,8 @@ class _ListRun:
         return True
 
     def _budget_error(self, message: str) -> BudgetExceededError:
-        error = BudgetExceededError(message)
-        if self.results:
-            error.result = self.results[max(self.results)]
-        return error
+        last = self.results[max(self.results)] if self.results else None
+        return BudgetExceededError(message, result=last)
 
     def _step_metadata(self, spec: TaskSpec | None) -> dict[str, Any]:
         """The list's `metadata` with the step's own over it (a step adds labels)."""
@@ -576,8 +573,6 @@ class _ListRun:
 
     async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
         config, timeout_capped = self._step_config(i, spec)
-        if config.stream_output:
-            _print(f"\n━━ step {i + 1}/{len(self.items)} · {self.labels[i]}")
         prompt_hash = _prompt_hash(spec.prompt)
         await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
         await self._emit(i, "started")
@@ -643,7 +638,7 @@ class _ListRun:
         )
 
 
-def _check_tasks(
+def check_tasks(
     tasks: Iterable[Task], config: CCExecutorConfig, *, sequential: bool
 ) -> list[TaskSpec | TaskFactory]:
     """Every step checked before the first one starts (callables: when they are called)."""
@@ -723,11 +718,14 @@ def _prompt_hash(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _new_run_id() -> str:
+def generate_run_id() -> str:
+    """A fresh task-list run id: ``<UTC time>Z-<8 hex digits>``, sortable by start."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
 
 
-def _label(item: TaskSpec | TaskFactory) -> str:
+def step_label(item: TaskSpec | TaskFactory) -> str:
+    """How a step is named in logs and views: its name, its prompt's first line, or
+    ``<function name>`` for a step built at run time."""
     if isinstance(item, TaskSpec):
         return item.name or _first_line(item.prompt, 60)
     return f"<{getattr(item, '__name__', 'callable')}>"
@@ -736,10 +734,6 @@ def _label(item: TaskSpec | TaskFactory) -> str:
 def _first_line(text: str, limit: int) -> str:
     line = text.strip().split("\n", 1)[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _print(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def _default_config() -> CCExecutorConfig:

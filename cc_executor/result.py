@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from .errors import (
     APIError,
@@ -30,6 +30,7 @@ from .errors import (
     StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
+    error_from_data,
 )
 from .events import (
     ApiRetryEvent,
@@ -108,14 +109,30 @@ class Attempt(BaseModel):
 
 
 class TaskResult(BaseModel):
-    """Everything recorded about one run. `str(result)` is the final answer text."""
+    """Everything recorded about one run. `str(result)` is the final answer text.
+
+    A failure is kept as data (`error_type`, `error_message`, `error_fields`), so a
+    result serialises, pickles and copies whole; `error` builds the typed exception
+    from it. The constructor also takes `error=<TaskFailedError>` and stores its data.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
 
     task: str
     success: bool
     output: str = ""
-    error: TaskFailedError | None = Field(default=None, exclude=True, repr=False)
+    error_type: str | None = Field(
+        default=None,
+        description="Class name of the failure (a TaskFailedError subclass); None on success.",
+    )
+    error_message: str | None = Field(default=None, description="The failure's message.")
+    error_fields: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "The failure's own attributes by name (status_code, reset_at, timeout_s, tools, "
+            "raw, validation_errors...); empty on success and for the classes without any."
+        ),
+    )
     subtype: str | None = None
     is_error: bool | None = None
     terminal_reason: str | None = None
@@ -170,24 +187,73 @@ class TaskResult(BaseModel):
         description="The task's `metadata` option: your labels ({name: text, number, bool}).",
     )
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def error_type(self) -> str | None:
-        """Class name of `error`, kept when the result is serialised."""
-        return type(self.error).__name__ if self.error is not None else None
+    _error: TaskFailedError | None = PrivateAttr(default=None)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @model_validator(mode="before")
+    @classmethod
+    def _error_as_data(cls, data: Any) -> Any:
+        """`error=<exception>` given to the constructor: keep its data, not the object."""
+        if not isinstance(data, dict) or "error" not in data:
+            return data
+        data = dict(data)
+        error = data.pop("error")
+        if error is not None:
+            if not isinstance(error, TaskFailedError):
+                raise TypeError(f"error must be a TaskFailedError, got {type(error).__name__}")
+            data.setdefault("error_type", type(error).__name__)
+            data.setdefault("error_message", str(error))
+            data.setdefault("error_fields", error.fields)
+        return data
+
     @property
-    def error_message(self) -> str | None:
-        return str(self.error) if self.error is not None else None
+    def error(self) -> TaskFailedError | None:
+        """The failure as its typed exception (None on success), with `.result` this result.
+
+        Built from `error_type` / `error_message` / `error_fields` on first access and
+        kept; a copy of the result (`model_copy`, pickle, JSON) builds its own.
+        """
+        if self.error_type is None:
+            return None
+        error = self._error
+        if error is None or getattr(error, "result", None) is not self:
+            error = error_from_data(
+                self.error_type, self.error_message or "", self.error_fields, result=self
+            )
+            self._error = error
+        return error
+
+    @error.setter
+    def error(self, error: TaskFailedError | None) -> None:
+        """Store `error`'s data (None clears it); `success` is left as it is."""
+        self.error_type = type(error).__name__ if error is not None else None
+        self.error_message = str(error) if error is not None else None
+        self.error_fields = error.fields if error is not None else {}
+        self._error = None
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # The built exception refers back to this result; the data is enough.
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private:
+            state["__pydantic_private__"] = {**private, "_error": None}
+        return state
+
+    def __eq__(self, other: object) -> bool:
+        # The fields decide; whether `error` was built yet does not.
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __str__(self) -> str:
         return self.output
 
     def raise_for_error(self) -> TaskResult:
         """Raise `error` if the task failed; return self otherwise."""
-        if self.error is not None:
-            raise self.error
+        error = self.error
+        if error is not None:
+            raise error
         return self
 
 

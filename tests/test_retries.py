@@ -290,13 +290,13 @@ async def test_usage_limit_waits_until_the_reset_then_succeeds(
     assert result.attempts[1].waited_s >= 1
     err = capsys.readouterr().err
     assert "usage limit reached" in err and "waiting for the limit to reset" in err
-    # Each attempt ends with one line saying how, the failed one with its error's message;
-    # then one line for the whole task. No "error (success)" line from the result event.
-    ends = [line for line in err.splitlines() if " turn(s) · " in line or line.startswith("■")]
-    assert len(ends) == 3, ends
-    assert ends[0].startswith(f"✗ RateLimitError: {result.attempts[0].error_message}"[:60])
-    assert ends[1].startswith("✓ 1 turn(s) · ") and " · transcript " in ends[1]
-    assert ends[2].startswith("■ 2 attempts · success · total $")
+    # The failed attempt's error with its message when it was retried, then one closing
+    # line for the whole task. No "error (success)" line from the result event.
+    message = result.attempts[0].error_message or ""
+    assert f"↻ attempt 1 failed: RateLimitError: {message[:40]}" in err
+    ends = [line for line in err.splitlines() if " turn(s) · " in line]
+    assert len(ends) == 1, ends
+    assert ends[0].startswith("✓ 2 attempts · 1 turn(s) · ") and " · transcript " in ends[0]
     assert "(success)" not in err
 
 

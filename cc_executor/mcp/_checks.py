@@ -238,13 +238,13 @@ def _auth_status(env: dict[str, str]) -> AuthStatus:
 
 
 async def _state_status(config: CCExecutorConfig) -> StoreStatus:
-    from .._history import STATE_FILE, _connect, _create_private, _redis_recent
+    from .._history import STATE_FILE, connect, create_private, redis_recent
     from .._statestore import check_integrity, store_error
 
     if config.history_url:
         location = _without_password(config.history_url)
         try:
-            await _redis_recent(config.history_url, 1, None)
+            await redis_recent(config.history_url, 1, None)
         except Exception as exc:
             return StoreStatus(location=location, usable=False, error=f"Redis: {exc!r}")
         return StoreStatus(location=location, usable=True)
@@ -257,8 +257,8 @@ async def _state_status(config: CCExecutorConfig) -> StoreStatus:
     path = config.state_dir.absolute() / STATE_FILE
 
     def probe() -> None:
-        _create_private(path)
-        conn = _connect(path)
+        create_private(path)
+        conn = connect(path)
         try:
             check_integrity(conn)
         finally:

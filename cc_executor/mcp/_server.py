@@ -46,7 +46,7 @@ from .._version import __version__
 from ..config import CCExecutorConfig
 from ..errors import CCExecutorError, ConfigError
 from ..events import AssistantEvent, InitEvent, RetryEvent
-from ..pipeline import StepEvent, TaskListResult, TaskSpec, _new_run_id, cc_execute_list
+from ..pipeline import StepEvent, TaskListResult, TaskSpec, cc_execute_list, generate_run_id
 from ..prompts import orchestrator_prompt
 from ..result import TaskResult
 from ._checks import ExecutionVerification, ExecutorStatus, check_status, verify_execution
@@ -343,7 +343,7 @@ class _Tools:
         execution_uuid, transcript_path, cost; and the list's run_id, totals and a summary
         table. A list that did not succeed is a tool error with the same record."""
         specs = [self._spec(item) for item in tasks]
-        run_id = run_id if run_id is not None else _new_run_id()
+        run_id = run_id if run_id is not None else generate_run_id()
         progress = _Progress(ctx, self.secrets)
         running_steps = 0
 

@@ -12,13 +12,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from .. import errors
 from .._journal import restore_result
 from .._log import logger
 from .._secrets import ALWAYS_SECRET, SECRET_NAME
 from ..config import CCExecutorConfig
 from ..errors import BudgetExceededError, CCExecutorError, ConfigError
-from ..pipeline import Task, TaskListResult, TaskSpec, _check_tasks, _label, _new_run_id
+from ..pipeline import Task, TaskListResult, TaskSpec, check_tasks, generate_run_id, step_label
 from ..result import TaskResult
 from ._models import ListInput, ListOutcome, StepOutcome, StepPlan
 from ._workflow import TaskListWorkflow
@@ -72,7 +71,7 @@ async def submit_task_list(
     `env` must not hold credentials (`ConfigError`); give them to the workers.
     """
     base = (config or CCExecutorConfig()).with_overrides(**overrides)
-    items = _check_tasks(tasks, base, sequential=sequential)
+    items = check_tasks(tasks, base, sequential=sequential)
     if max_concurrency < 1:
         raise ConfigError(
             f"max_concurrency must be >= 1, got {max_concurrency}", field="max_concurrency"
@@ -88,14 +87,14 @@ async def submit_task_list(
     for i, item in enumerate(items):
         if not isinstance(item, TaskSpec):
             raise ConfigError(
-                f"step {i + 1} is a callable ({_label(item)}): a step built at run time cannot be "
-                "sent to a Temporal worker. Build the TaskSpec before submitting, or run this "
-                "list locally with cc_execute_list",
+                f"step {i + 1} is a callable ({step_label(item)}): a step built at run time "
+                "cannot be sent to a Temporal worker. Build the TaskSpec before submitting, or "
+                "run this list locally with cc_execute_list",
                 field="tasks",
             )
         steps.append(_plan(i, item, base))
     job = ListInput(
-        run_id=run_id or _new_run_id(),
+        run_id=run_id or generate_run_id(),
         steps=steps,
         sequential=sequential,
         stop_on_failure=stop_on_failure,
@@ -138,10 +137,7 @@ def to_task_list_result(outcome: ListOutcome) -> TaskListResult:
     results = [_step_result(step, outcome.prompts[step.index]) for step in outcome.steps]
     error: CCExecutorError | None = None
     if outcome.budget_error is not None:
-        budget = BudgetExceededError(outcome.budget_error)
-        if results:
-            budget.result = results[-1]
-        error = budget
+        error = BudgetExceededError(outcome.budget_error, result=results[-1] if results else None)
     elif outcome.failed_step is not None:
         error = results[outcome.failed_step].error
     return TaskListResult(
@@ -161,21 +157,17 @@ def _step_result(step: StepOutcome, prompt: str) -> TaskResult:
     if step.result_json is not None:
         return restore_result(step.result_json, step.error_json)
     # No attempt ended with a result (the last one timed out, or its worker was lost).
-    cls = getattr(errors, step.error_type or "", None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.TaskFailedError)):
-        cls = errors.TaskFailedError
-    error = errors._rebuild(cls, step.error_message or "the step failed", step.error_state or {})
     now = datetime.now(timezone.utc)
-    task_result = TaskResult(
+    return TaskResult(
         task=prompt,
         success=False,
-        error=error,
+        error_type=step.error_type or "TaskFailedError",
+        error_message=step.error_message or "the step failed",
+        error_fields=step.error_state or {},
         execution_uuid="",
         started_at=now,
         ended_at=now,
     )
-    error.result = task_result
-    return task_result
 
 
 def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
@@ -209,7 +201,7 @@ def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
     return StepPlan(
         prompt=spec.prompt,
         name=spec.name,
-        label=_label(spec),
+        label=step_label(spec),
         continue_session=spec.continue_session,
         config=fields,
         timeout=config.timeout,
