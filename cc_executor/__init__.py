@@ -1,6 +1,13 @@
 """cc_executor: run Claude Code tasks from Python, unattended, and trust what comes back."""
 
-from ._api import cc_execute, cc_execute_sync, cc_run, cc_run_sync, cc_stream
+from ._api import (
+    cc_execute,
+    cc_execute_sync,
+    cc_run,
+    cc_run_sync,
+    cc_stream,
+    predict_timeout,
+)
 from ._history import HistoryRecord, get_execution_history
 from ._log import log_to_stderr, log_to_stdlib
 from ._predict import (
@@ -9,7 +16,6 @@ from ._predict import (
     TaskPlan,
     TimeoutPrediction,
     get_task_complexity,
-    predict_timeout,
     suggest_execution_strategy,
 )
 from ._run import TaskStream

@@ -11,7 +11,8 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from ._display import with_live_view
-from ._retry import RetryingRun
+from ._predict import TimeoutPrediction, predict
+from ._retry import RetryingRun, run_task
 from ._run import TaskStream
 from ._runtime import require_asyncio
 from .config import CCExecutorConfig
@@ -23,6 +24,7 @@ __all__ = [
     "cc_run",
     "cc_run_sync",
     "cc_stream",
+    "predict_timeout",
     "run_blocking",
     "run_sync",
 ]
@@ -55,15 +57,7 @@ async def cc_run(task: str, config: CCExecutorConfig | None = None, **overrides:
     asyncio (trio).
     """
     require_asyncio("cc_run")
-    execution = RetryingRun(task, _config(config, overrides))
-    batches = execution.batches()
-    try:
-        async for _ in batches:
-            pass
-    finally:
-        await batches.aclose()
-    assert execution.result is not None
-    return execution.result
+    return await run_task(task, _config(config, overrides))
 
 
 async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overrides: Any) -> Any:
@@ -80,6 +74,18 @@ async def cc_execute(task: str, config: CCExecutorConfig | None = None, **overri
     if result.structured is not None:
         return result.structured
     return result.output
+
+
+async def predict_timeout(
+    task: str, config: CCExecutorConfig | None = None, **overrides: Any
+) -> TimeoutPrediction:
+    """The timeout `timeout="auto"` would give `task` now: history, else agent, else heuristic.
+
+    Never raises for an unreadable history or a failed agent call: it falls
+    back to the next source (and logs why).
+    """
+    require_asyncio("predict_timeout")
+    return await predict(task, (config or CCExecutorConfig()).with_overrides(**overrides), run_task)
 
 
 def run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:

@@ -22,17 +22,16 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from ._history import HistoryRecord, load_candidates, normalize_prompt
 from ._log import logger
-from ._runtime import require_asyncio
 from .config import CCExecutorConfig
 from .errors import ConfigError
-from .result import TimeoutSource
+from .result import TaskResult, TimeoutSource
 
 __all__ = [
     "ExecutionStrategy",
@@ -41,9 +40,12 @@ __all__ = [
     "TimeoutPrediction",
     "get_task_complexity",
     "predict_from_history",
-    "predict_timeout",
+    "predict",
     "suggest_execution_strategy",
 ]
+
+Runner = Callable[[str, CCExecutorConfig], Awaitable[TaskResult]]
+"""Runs a task to its `TaskResult` (the library's runner, handed down by the caller)."""
 
 HISTORY_NEIGHBOURS = 20
 HISTORY_MIN_SAMPLES = 3
@@ -370,12 +372,13 @@ def _agent_config(config: CCExecutorConfig) -> CCExecutorConfig:
     )
 
 
-async def agent_timeout(task: str, config: CCExecutorConfig) -> TimeoutPrediction | None:
-    """Ask Claude for an estimate (one structured-output call); None if that fails."""
-    from ._api import cc_run  # here: _api imports this module through _run
-
+async def agent_timeout(
+    task: str, config: CCExecutorConfig, run: Runner
+) -> TimeoutPrediction | None:
+    """Ask Claude for an estimate (one structured-output call through `run`); None if
+    that fails."""
     try:
-        result = await cc_run(AGENT_PROMPT.format(task=task), _agent_config(config))
+        result = await run(AGENT_PROMPT.format(task=task), _agent_config(config))
     except Exception as exc:
         logger.warning("timeout prediction by the agent could not run: {!r}", exc)
         return None
@@ -402,21 +405,19 @@ async def agent_timeout(task: str, config: CCExecutorConfig) -> TimeoutPredictio
 # -- what timeout="auto" runs -----------------------------------------------------
 
 
-async def predict_timeout(
-    task: str, config: CCExecutorConfig | None = None, **overrides: Any
-) -> TimeoutPrediction:
-    """The timeout `timeout="auto"` would give `task` now: history, else agent, else heuristic.
+async def predict(task: str, config: CCExecutorConfig, run: Runner) -> TimeoutPrediction:
+    """The timeout `timeout="auto"` gives `task` now: history, else agent (asked through
+    `run`, the library's task runner, handed down by the caller), else heuristic.
 
     Never raises for an unreadable history or a failed agent call: it falls
-    back to the next source (and logs why).
+    back to the next source (and logs why). The public `predict_timeout` is this,
+    with the runner `cc_run` uses.
     """
-    require_asyncio("predict_timeout")
-    config = (config or CCExecutorConfig()).with_overrides(**overrides)
     low, high = config.auto_timeout_min, config.auto_timeout_max
     records = await load_candidates(config, HISTORY_CANDIDATES)
     prediction = predict_from_history(task, records, low=low, high=high)
     if prediction is None and config.agent_predict_timeout:
-        prediction = await agent_timeout(task, config)
+        prediction = await agent_timeout(task, config, run)
     if prediction is None:
         prediction = heuristic_timeout(task, low, high)
     logger.info(

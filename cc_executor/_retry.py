@@ -17,6 +17,11 @@ The policy is tenacity's, composed from three parts:
 
 tenacity decides whether and how long; the generator itself does the waiting,
 so the consumer sees the `RetryEvent` (with `resume_at`) before the wait starts.
+The rules themselves (which session the next attempt resumes, how long a limit
+reset is waited for) are `_policy`'s, shared with the Temporal activity.
+
+The timeout is resolved once per task, before the first attempt (`timeout="auto"`
+predicts it then, see `_predict`), and every attempt runs with the same one.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from . import _otel
 from ._command import session_saved
 from ._history import record_history
 from ._log import logger
+from ._policy import RESUME_PROMPT, limit_too_far, limit_wait, resume_prompt, resume_session
+from ._predict import TimeoutPrediction, predict
 from ._run import Execution
 from ._snapshot import FileChanges, combine
 from ._testing_mode import max_attempts, retry_wait
@@ -44,30 +51,28 @@ from .result import Attempt, TaskResult, is_transient
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
-__all__ = ["RESUME_PROMPT", "RetryingRun"]
-
-RESUME_PROMPT = (
-    "Your previous attempt at this task was interrupted ({reason}). Continue where you "
-    "stopped: check what is already done, do not repeat finished steps, and complete the "
-    "task. End with the answer the task asks for."
-)
-"""The prompt of an attempt that resumes the failed attempt's session. The task itself
-is already in that session; `TaskResult.task` and the transcript header keep it too."""
-
-# A reset time is given in whole seconds: waking a little after it avoids a refusal.
-_RESET_MARGIN_S = 1.0
+__all__ = ["RESUME_PROMPT", "RetryingRun", "resolve_timeout", "run_task"]
 
 
 class RetryingRun:
     """All attempts of one task. Create, iterate `batches()` once, then read `result`."""
 
     def __init__(
-        self, task: str, config: CCExecutorConfig, *, prompt: str | None = None, attempt: int = 1
+        self,
+        task: str,
+        config: CCExecutorConfig,
+        *,
+        prompt: str | None = None,
+        attempt: int = 1,
+        timeout: TimeoutPrediction | None = None,
     ) -> None:
         """`prompt` and `attempt` are for a caller that continues attempts made elsewhere
-        (the Temporal activity: its first attempt here may resume an earlier one's session)."""
+        (the Temporal activity: its first attempt here may resume an earlier one's session).
+        `timeout` is for a caller that resolved the task's timeout already (a task list
+        caps it at what the list has left); else it is resolved before the first attempt."""
         self.task = task
         self.config = config
+        self.timeout = timeout
         # Built now, so a bad option or a missing CLI raises before anything runs.
         self._execution = Execution(task, config, prompt=prompt, attempt=attempt)
         self.result: TaskResult | None = None
@@ -116,7 +121,10 @@ class RetryingRun:
             sleep=self._defer_sleep,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
+        if self.timeout is None:
+            self.timeout = await resolve_timeout(self.task, self.config)
         execution = self._execution
+        execution.set_timeout(self.timeout)
         async for attempt in retrying:
             waited = 0.0
             number = attempt.retry_state.attempt_number
@@ -166,29 +174,25 @@ class RetryingRun:
     def _limit_too_far(self, state: RetryCallState) -> bool:
         error = _error(state)
         reset = error.reset_at if isinstance(error, RateLimitError) else None
-        if reset is None:
+        now = datetime.now(timezone.utc)
+        if reset is None or not limit_too_far(reset, now, self.config.max_limit_wait):
             return False
-        wait = (reset - datetime.now(timezone.utc)).total_seconds()
-        if wait > self.config.max_limit_wait:
-            logger.warning(
-                "the limit resets at {} ({:.0f} s away), beyond max_limit_wait={:g} s: giving up",
-                reset.isoformat(),
-                wait,
-                self.config.max_limit_wait,
-            )
-            return True
-        return False
+        logger.warning(
+            "the limit resets at {} ({:.0f} s away), beyond max_limit_wait={:g} s: giving up",
+            reset.isoformat(),
+            (reset - now).total_seconds(),
+            self.config.max_limit_wait,
+        )
+        return True
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = self.config.retry_backoff
         error = _error(state)
         reset = error.reset_at if isinstance(error, RateLimitError) else None
-        now = datetime.now(timezone.utc)
-        if reset is not None and reset > now:
+        wait = limit_wait(reset, datetime.now(timezone.utc))
+        if wait is not None:
             self._reason = "limit_reset"
-            return (
-                (reset - now).total_seconds() + _RESET_MARGIN_S + random.uniform(0, backoff.jitter)
-            )
+            return wait + random.uniform(0, backoff.jitter)
         self._reason = "backoff"
         delay = self._backoff(state)
         retries = self._results[-1].api_retries if self._results else []
@@ -203,23 +207,31 @@ class RetryingRun:
 
     def _next_execution(self, number: int, failed: Execution) -> Execution:
         config = self.config
-        session = failed.session_id  # named by the CLI's init line...
-        if config.retry_strategy == "resume" and session and not session_saved(session, config):
-            # ...but never saved (the CLI died first): --resume would fail for good.
-            logger.warning("session {} was never saved; the retry starts the task anew", session)
-            session = None
-        self._resuming = session if config.retry_strategy == "resume" else None
+
+        def is_saved(session: str) -> bool:
+            saved = session_saved(session, config)
+            if not saved:  # named by the CLI's init line, but the CLI died first
+                logger.warning(
+                    "session {} was never saved; the retry starts the task anew", session
+                )
+            return saved
+
+        self._resuming = resume_session(config.retry_strategy, failed.session_id, is_saved=is_saved)
         if self._resuming:
             error = self._results[-1].error
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
             reason = f"{type(error).__name__}: {first_line[:200]}" if first_line else "an error"
-            return Execution(
+            execution = Execution(
                 self.task,
-                config.with_overrides(resume=session),
-                prompt=RESUME_PROMPT.format(reason=reason),
+                config.with_overrides(resume=self._resuming),
+                prompt=resume_prompt(reason),
                 attempt=number,
             )
-        return Execution(self.task, config, attempt=number)
+        else:
+            execution = Execution(self.task, config, attempt=number)
+        assert self.timeout is not None
+        execution.set_timeout(self.timeout)  # the task's, resolved once
+        return execution
 
     def _retry_event(self, failed_number: int) -> RetryEvent:
         result = self._results[-1]
@@ -337,6 +349,31 @@ class RetryingRun:
             await call_hook(
                 callback, result, "success_callback" if result.success else "failure_callback"
             )
+
+
+async def run_task(
+    task: str, config: CCExecutorConfig, *, timeout: TimeoutPrediction | None = None
+) -> TaskResult:
+    """Every attempt of `task`, consumed; its `TaskResult`. What `cc_run` runs, and the
+    runner an agent timeout prediction is given (`_predict.predict`). `timeout`: see
+    `RetryingRun`."""
+    run = RetryingRun(task, config, timeout=timeout)
+    batches = run.batches()
+    try:
+        async for _ in batches:
+            pass
+    finally:
+        await batches.aclose()
+    assert run.result is not None
+    return run.result
+
+
+async def resolve_timeout(task: str, config: CCExecutorConfig) -> TimeoutPrediction:
+    """The task's timeout in seconds and its source: `config.timeout` when it is a number,
+    else the prediction (history, the agent through `run_task`, the heuristic)."""
+    if config.timeout != "auto":
+        return TimeoutPrediction(seconds=config.timeout, source="explicit", reason="config")
+    return await predict(task, config, run_task)
 
 
 def _error(state: RetryCallState) -> BaseException | None:

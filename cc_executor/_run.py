@@ -18,12 +18,11 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
 from ._log import logger
-from ._predict import predict_timeout
 from ._process import CLIProcess
 from ._runtime import require_asyncio
 from ._snapshot import FileChanges, FileTracker
@@ -44,6 +43,9 @@ from .events import (
     parse_event,
 )
 from .result import StreamFacts, TaskResult, TimeoutSource, ToolUse, classify, sum_usage
+
+if TYPE_CHECKING:
+    from ._predict import TimeoutPrediction
 
 __all__ = ["Execution", "TaskStream"]
 
@@ -93,8 +95,8 @@ class Execution:
         self.tool_uses: list[ToolUse] = []
         self.facts = StreamFacts()
         self.invalid_lines = 0
-        # timeout="auto" is resolved when the run starts (it may read the history).
-        self.timeout_s: float | None = None if config.timeout == "auto" else config.timeout
+        # The task's timeout, resolved once for all its attempts (`RetryingRun` sets it).
+        self.timeout_s: float | None = None
         self.timeout_source: TimeoutSource = "explicit"
         self._files = FileTracker(
             self.command.cwd,
@@ -108,11 +110,14 @@ class Execution:
             ],
         )
 
+    def set_timeout(self, timeout: TimeoutPrediction) -> None:
+        """Run with the task's resolved timeout (seconds, and where it came from)."""
+        self.timeout_s, self.timeout_source = timeout.seconds, timeout.source
+
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         config = self.config
         if self.timeout_s is None:
-            prediction = await predict_timeout(self.task, config)
-            self.timeout_s, self.timeout_source = prediction.seconds, prediction.source
+            raise RuntimeError("the task's timeout is resolved before its run (set_timeout)")
         started_at = datetime.now(timezone.utc)
         t0 = time.monotonic()
         transcript: Transcript | NullTranscript = NullTranscript()

@@ -26,15 +26,25 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import _otel
-from ._api import cc_run, run_sync
-from ._display import ListView, chain_hooks
+from ._api import run_sync
+from ._display import ListView, chain_hooks, with_live_view
 from ._log import logger
-from ._retry import call_hook
+from ._policy import (
+    budget_cut,
+    budget_stop,
+    check_continue,
+    check_list_options,
+    continued_session,
+    list_outcome,
+    step_limits,
+)
+from ._predict import TimeoutPrediction
+from ._retry import call_hook, resolve_timeout, run_task
 from ._runtime import require_asyncio
 from ._secrets import find_secrets
 from ._tasklist import load_task_list
 from .config import CCExecutorConfig, check_prompt, config_error, unknown_option_error
-from .errors import BudgetExceededError, CCExecutorError, ConfigError, StateStoreError
+from .errors import CCExecutorError, ConfigError, StateStoreError
 from .result import TaskResult
 
 if TYPE_CHECKING:
@@ -285,12 +295,7 @@ async def cc_execute_list(
     require_asyncio("cc_execute_list")
     base = (config or _default_config()).with_overrides(**overrides)
     items = check_tasks(tasks, base, sequential=sequential)
-    if max_concurrency < 1:
-        raise ConfigError(
-            f"max_concurrency must be >= 1, got {max_concurrency}", field="max_concurrency"
-        )
-    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
-        raise ConfigError(f"run_id must be a non-empty str, got {run_id!r}", field="run_id")
+    check_list_options(max_concurrency=max_concurrency, run_id=run_id)
     if (
         not isinstance(wait_for_lease, (int, float))
         or isinstance(wait_for_lease, bool)
@@ -392,12 +397,12 @@ class _ListRun:
         self.specs: dict[int, TaskSpec] = {}
         self.results: dict[int, TaskResult] = {}
         self.restored: list[int] = []
-        self.failed: list[int] = []
         self.records: dict[int, StepRecord] = {}
         self.spent = 0.0
         self.t0 = time.monotonic()
         self.stop = False
-        self.budget_error: BudgetExceededError | None = None
+        self.budget_message: str | None = None
+        """Set when a budget of the list stopped it (the error is built in `outcome`)."""
         self.raised: Exception | None = None
 
     async def load(self) -> None:
@@ -481,7 +486,7 @@ class _ListRun:
                 "it must return a str or a TaskSpec",
                 field="tasks",
             )
-        _check_continue(i, made, sequential=self.sequential)
+        check_continue(i, made.continue_session, sequential=self.sequential)
         self.labels[i] = step_label(made)
         self.specs[i] = made
         return made
@@ -512,24 +517,19 @@ class _ListRun:
         return True
 
     def _check_budget(self, i: int) -> bool:
-        """True (and `budget_error` set) if step i must not start: a budget is spent."""
-        limit_usd, limit_s = self.config.max_total_cost_usd, self.config.max_total_duration
-        message = None
-        if limit_usd is not None and self.spent >= limit_usd:
-            message = f"max_total_cost_usd={limit_usd:g} reached (spent ${self.spent:.4f})"
-        elif limit_s is not None and self._elapsed() >= limit_s:
-            message = f"max_total_duration={limit_s:g}s reached ({self._elapsed():.1f}s)"
+        """True (and `budget_message` set) if step i must not start: a budget is spent."""
+        message = budget_stop(
+            i,
+            spent=self.spent,
+            elapsed=self._elapsed(),
+            max_total_cost_usd=self.config.max_total_cost_usd,
+            max_total_duration=self.config.max_total_duration,
+        )
         if message is None:
             return False
-        self.budget_error = self._budget_error(
-            f"{message}; step {i + 1} and later were not started"
-        )
-        logger.warning("task list {}: {}", self.run_id, self.budget_error)
+        self.budget_message = message
+        logger.warning("task list {}: {}", self.run_id, message)
         return True
-
-    def _budget_error(self, message: str) -> BudgetExceededError:
-        last = self.results[max(self.results)] if self.results else None
-        return BudgetExceededError(message, result=last)
 
     def _step_metadata(self, spec: TaskSpec | None) -> dict[str, Any]:
         """The list's `metadata` with the step's own over it (a step adds labels)."""
@@ -537,59 +537,65 @@ class _ListRun:
             return dict(self.config.metadata)
         return dict(spec.overrides_over(self.config).get("metadata", self.config.metadata))
 
-    def _step_config(self, i: int, spec: TaskSpec) -> tuple[CCExecutorConfig, bool]:
-        """The step's config, with its `--max-budget-usd` and `timeout` capped at what the
-        list has left. The bool says whether the list's duration cut the timeout."""
+    async def _step_config(
+        self, i: int, spec: TaskSpec
+    ) -> tuple[CCExecutorConfig, TimeoutPrediction, bool]:
+        """The step's config and its timeout (resolved once, before its first attempt),
+        with its `--max-budget-usd` and timeout capped at what the list has left. The bool
+        says whether the list's duration cut the timeout."""
         overrides = spec.overrides_over(self.config)
-        if spec.continue_session:
-            previous = self.results.get(i - 1)
-            session = previous.session_id if previous is not None else None
-            if session:
-                overrides["resume"] = session
-            else:
-                logger.warning(
-                    "task list {}: step {} asks to continue the previous session, but step {} "
-                    "has none; it starts a fresh session",
-                    self.run_id,
-                    i + 1,
-                    i,
-                )
+        previous = self.results.get(i - 1)
+        session = continued_session(
+            spec.continue_session, previous.session_id if previous is not None else None
+        )
+        if session:
+            overrides["resume"] = session
+        elif spec.continue_session:
+            logger.warning(
+                "task list {}: step {} asks to continue the previous session, but step {} "
+                "has none; it starts a fresh session",
+                self.run_id,
+                i + 1,
+                i,
+            )
         config = self.config.with_overrides(**overrides)
-        caps: dict[str, Any] = {}
-        if self.config.max_total_cost_usd is not None:
-            left = self.config.max_total_cost_usd - self.spent
-            if config.max_budget_usd is None or left < config.max_budget_usd:
-                caps["max_budget_usd"] = left
-        if self.config.max_total_duration is not None:
-            left = self.config.max_total_duration - self._elapsed()
-            if config.timeout == "auto":  # the prediction is clamped to what is left
-                if left < config.auto_timeout_max:
-                    caps["auto_timeout_max"] = left
-                    caps["auto_timeout_min"] = min(config.auto_timeout_min, left)
-            elif left < config.timeout:
-                caps["timeout"] = left
-        capped = "timeout" in caps or "auto_timeout_max" in caps
-        return (config.with_overrides(**caps) if caps else config), capped
+        timeout = await resolve_timeout(spec.prompt, config)
+        limits = step_limits(
+            timeout_s=timeout.seconds,
+            max_budget_usd=config.max_budget_usd,
+            spent=self.spent,
+            elapsed=self._elapsed(),
+            max_total_cost_usd=self.config.max_total_cost_usd,
+            max_total_duration=self.config.max_total_duration,
+        )
+        if limits.max_budget_usd != config.max_budget_usd:
+            config = config.with_overrides(max_budget_usd=limits.max_budget_usd)
+        if limits.timeout_capped:
+            timeout = timeout.model_copy(update={"seconds": limits.timeout_s})
+        return config, timeout, limits.timeout_capped
 
     async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
-        config, timeout_capped = self._step_config(i, spec)
+        config, timeout, timeout_capped = await self._step_config(i, spec)
         prompt_hash = _prompt_hash(spec.prompt)
         await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
         await self._emit(i, "started")
         with _otel.step_span(i, spec.name, config) as span:
-            result = await cc_run(spec.prompt, config)
+            # stream_output: the step's live view subscribes here, as cc_run's does.
+            result = await run_task(spec.prompt, with_live_view(config), timeout=timeout)
             _otel.step_result(span, result)
         # Kept before the journal write: a failing store still hands the result back.
         self.results[i] = result
         self.spent += result.total_cost_usd or 0.0
         await self.journal.finish(self.run_id, i, result, find_secrets(config))
         if not result.success:
-            self.failed.append(i)
-            if timeout_capped and result.stopped_by == "timeout" and self.budget_error is None:
-                self.budget_error = self._budget_error(
-                    f"max_total_duration={self.config.max_total_duration:g}s reached "
-                    f"during step {i + 1}, which was ended"
-                )
+            cut = budget_cut(
+                i,
+                timeout_capped=timeout_capped,
+                stopped_by=result.stopped_by,
+                max_total_duration=self.config.max_total_duration,
+            )
+            if cut is not None and self.budget_message is None:
+                self.budget_message = cut
             if self.stop_on_failure:
                 self.stop = True
         await self._emit(i, "success" if result.success else "failed", result)
@@ -616,23 +622,15 @@ class _ListRun:
         return time.monotonic() - self.t0
 
     def outcome(self) -> TaskListResult:
-        n = len(self.items)
         ran = sorted(self.results)
         assert ran == list(range(len(ran))), ran  # the steps that ran are a prefix
-        failed_step = min(self.failed) if self.failed else None
-        error: CCExecutorError | None = self.budget_error
-        if error is None and failed_step is not None:
-            error = self.results[failed_step].error
-        skipped = list(range(len(ran), n))
+        results = [self.results[i] for i in ran]
         return TaskListResult(
-            results=[self.results[i] for i in ran],
-            success=error is None and not skipped and failed_step is None,
-            failed_step=failed_step,
-            skipped=skipped,
+            results=results,
+            **list_outcome(results, len(self.items), self.budget_message),
             total_cost_usd=self.spent,
             duration_s=self._elapsed(),
             run_id=self.run_id,
-            error=error,
             restored=sorted(self.restored),
             labels=list(self.labels),
         )
@@ -656,7 +654,7 @@ def check_tasks(
                 config.with_overrides(**task.overrides)
             except ConfigError as exc:
                 raise ConfigError(f"step {i + 1}: {exc}", field=exc.field) from None
-            _check_continue(i, task, sequential=sequential)
+            check_continue(i, task.continue_session, sequential=sequential)
         elif not callable(task):
             raise ConfigError(
                 f"step {i + 1}: a task is a str, a TaskSpec or a callable returning one, "
@@ -665,23 +663,6 @@ def check_tasks(
             )
         items.append(task)
     return items
-
-
-def _check_continue(i: int, spec: TaskSpec, *, sequential: bool) -> None:
-    if not spec.continue_session:
-        return
-    if not sequential:
-        raise ConfigError(
-            f"step {i + 1} has continue_session=True, which needs the previous step's session: "
-            "use sequential=True",
-            field="continue_session",
-        )
-    if i == 0:
-        raise ConfigError(
-            "step 0 has continue_session=True but there is no previous step; to resume an "
-            "earlier session pass resume=<session_id> instead",
-            field="continue_session",
-        )
 
 
 async def _open_journal(config: CCExecutorConfig) -> Journal | NullJournal:

@@ -14,6 +14,7 @@ from cc_executor import (
     ConfigError,
     TaskTimeoutError,
     cc_execute,
+    cc_execute_list,
     cc_run,
     cc_stream,
     get_execution_history,
@@ -29,7 +30,7 @@ from cc_executor._predict import (
     predict_from_history,
 )
 from cc_executor._transcript import read_transcript
-from cc_executor.testing import ScriptedModel, hang, structured_output, text
+from cc_executor.testing import ScriptedModel, hang, http_error, structured_output, text
 
 from .test_history import fake_result
 
@@ -288,3 +289,56 @@ def test_bad_inputs_raise_config_error_naming_the_field() -> None:
     assert err.value.field == "history_url"
     with pytest.raises(ConfigError, match="list of str"):
         suggest_execution_strategy("one task")
+
+
+def _retrying(model: ScriptedModel, tmp_path: Path, retries: int, **kw: Any) -> CCExecutorConfig:
+    """timeout="auto" predicted by the agent; the library's retries only, at once."""
+    return auto(
+        model,
+        tmp_path,
+        agent_predict_timeout=True,
+        num_retries=retries,
+        retry_backoff=(0, 0, 0),
+        cli_max_retries=0,
+        **kw,
+    )
+
+
+def _estimates(model: ScriptedModel) -> list[Any]:
+    return [r for r in model.main_requests if r.prompt.startswith(ESTIMATE_PROMPT_START)]
+
+
+async def test_the_timeout_is_predicted_once_per_task_not_once_per_attempt(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    """A retry carries the task's timeout: with the agent predicting, a second estimate
+    would be one more paid call per retry."""
+    model.add(
+        structured_output({"seconds": 200, "reason": "small"}),
+        http_error(529, "Overloaded", times=2),
+        text("second time lucky"),
+    )
+    result = await cc_run("Refactor utils.py into a package", _retrying(model, tmp_path, 2))
+    assert result.success, result.error
+    assert len(_estimates(model)) == 1
+    assert len(model.main_requests) == 4  # the estimate, then three attempts
+    assert [a.number for a in result.attempts] == [1, 2, 3]
+    assert (result.timeout_s, result.timeout_source) == (400, "agent")
+    # Every attempt ran with that timeout (the transcript header of each says so).
+    headers = [read_transcript(a.transcript_path)[0] for a in result.attempts]  # type: ignore[arg-type]
+    assert [(h["timeout_s"], h["timeout_source"]) for h in headers] == [(400, "agent")] * 3
+
+
+async def test_a_list_step_predicts_its_timeout_once_across_its_retries(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    model.add(
+        structured_output({"seconds": 200, "reason": "small"}),
+        http_error(529, "Overloaded"),
+        text("done"),
+    )
+    config = _retrying(model, tmp_path, 1, state_dir=None)
+    out = await cc_execute_list(["Refactor utils.py into a package"], config)
+    assert out.success, out.summary()
+    assert len(_estimates(model)) == 1 and len(model.main_requests) == 3
+    assert [a.number for a in out[0].attempts] == [1, 2]

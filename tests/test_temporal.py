@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,15 @@ import pytest
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from cc_executor import BadRequestError, ConfigError, TaskListResult, TaskSpec
+from cc_executor import (
+    BadRequestError,
+    BudgetExceededError,
+    CCExecutorConfig,
+    ConfigError,
+    TaskListResult,
+    TaskSpec,
+    cc_execute_list,
+)
 from cc_executor._retry import RESUME_PROMPT
 from cc_executor._transcript import read_transcript
 from cc_executor.temporal import connect, result, submit_task_list
@@ -476,3 +485,137 @@ async def test_steps_that_cannot_travel_to_a_worker_are_refused(
     with pytest.raises(ConfigError, match=r"Answer.model_json_schema\(\)") as info:
         await submit_task_list(client, [TaskSpec("a", json_schema=Answer)], task_queue=task_queue)
     assert info.value.field == "json_schema"
+
+
+# -- the same lists on both engines -------------------------------------------------------
+# The list's rules live once (`cc_executor._policy`) and both engines call them: each
+# scenario runs locally against one scripted model and on Temporal against another
+# scripted the same way, and the two `TaskListResult`s are compared field by field.
+
+
+@dataclass
+class Scenario:
+    turns: Callable[[Path], list[Any]]
+    tasks: list[str | TaskSpec]
+    options: dict[str, Any] = field(default_factory=dict)
+    stop_on_failure: bool = True
+
+
+SCENARIOS = {
+    # Step 0 spends more than the list may: step 1 never starts.
+    "cost_cap": Scenario(
+        lambda _: [text("one"), text("two")],
+        ["first", "second", "third"],
+        {"max_total_cost_usd": 1e-6},
+    ),
+    # Step 0 hangs: the list's time budget ends it, and that is the list's budget error.
+    "max_total_duration": Scenario(
+        lambda _: [hang()], ["hangs", "never runs"], {"max_total_duration": 4}
+    ),
+    "stop_on_failure": Scenario(
+        lambda _: [text("one"), http_error(400, "scripted bad request", times=None)],
+        ["first", "second", "third"],
+    ),
+    "go_on_after_failure": Scenario(
+        lambda _: [http_error(400, "scripted bad request", times=None)],
+        ["first", "second"],
+        stop_on_failure=False,
+    ),
+    "continue_session": Scenario(
+        lambda _: [text("one"), text("two")],
+        ["first", TaskSpec("second", continue_session=True)],
+    ),
+    # A transient failure after the step saved its session: the next attempt resumes it.
+    "resume_after_transient_failure": Scenario(
+        lambda tmp: [
+            tool_use("Write", {"file_path": str(tmp / "a.txt"), "content": "attempt one"}),
+            http_error(529, "Overloaded"),
+            text("recovered"),
+        ],
+        ["write a.txt, then report"],
+        {"num_retries": 1, "cli_max_retries": 0, "retry_backoff": (0, 0, 0)},
+    ),
+}
+
+
+def _facts(out: TaskListResult) -> dict[str, Any]:
+    """What must be equal across engines (ids, paths and timings differ by nature)."""
+    steps = []
+    for i, r in enumerate(out):
+        steps.append(
+            {
+                "task": r.task,
+                "success": r.success,
+                "output": r.output,
+                "error_type": r.error_type,
+                "stopped_by": r.stopped_by,
+                "cost_usd": round(r.total_cost_usd or 0.0, 9),
+                "resumed": bool(r.attempts) and r.attempts[-1].resumed_session is not None,
+                "last_attempt": r.attempts[-1].number if r.attempts else None,
+                "continues_previous": i > 0 and r.session_id == out[i - 1].session_id,
+            }
+        )
+    return {
+        "success": out.success,
+        "failed_step": out.failed_step,
+        "skipped": out.skipped,
+        "restored": out.restored,
+        "labels": out.labels,
+        "total_cost_usd": round(out.total_cost_usd, 9),
+        "error_type": type(out.error).__name__ if out.error is not None else None,
+        "error": str(out.error) if out.error is not None else None,
+        "error_result_is_a_step": out.error is None
+        or getattr(out.error, "result", None) in out.results,
+        "steps": steps,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+async def test_both_engines_give_the_same_task_list_result(
+    name: str,
+    client: Client,
+    model: ScriptedModel,
+    workers: Workers,
+    task_queue: str,
+    tmp_path: Path,
+    claude_cli: str,
+) -> None:
+    scenario = SCENARIOS[name]
+    # Local: its own scripted model, the same script.
+    with ScriptedModel() as local_model:
+        local_model.add(*scenario.turns(tmp_path))
+        local = await cc_execute_list(
+            scenario.tasks,
+            local_model.config(**scenario.options),
+            stop_on_failure=scenario.stop_on_failure,
+            run_id=f"local-{name}",
+        )
+    (tmp_path / "a.txt").unlink(missing_ok=True)
+    # Temporal: the worker's environment points its CLI at `model`.
+    model.add(*scenario.turns(tmp_path))
+    workers(1)
+    handle = await submit_task_list(
+        client,
+        scenario.tasks,
+        CCExecutorConfig(**scenario.options),
+        run_id=f"{name}-{task_queue}",
+        task_queue=task_queue,
+        stop_on_failure=scenario.stop_on_failure,
+    )
+    remote = await result(handle)
+
+    assert _facts(remote) == _facts(local), (local.summary(), remote.summary())
+    # What each scenario is about, on both engines:
+    if name in ("cost_cap", "max_total_duration"):
+        assert isinstance(local.error, BudgetExceededError) and local.skipped == [
+            1,
+            *local.skipped[1:],
+        ]
+    if name == "max_total_duration":
+        assert local.results[0].error_type == "TaskTimeoutError"
+        assert "during step 1," in str(local.error)  # messages count steps from 1
+    if name == "continue_session":
+        assert local.success and local[1].session_id == local[0].session_id
+    if name == "resume_after_transient_failure":
+        assert local.success and local[0].output == "recovered"
+        assert (tmp_path / "a.txt").read_text() == "attempt one"

@@ -28,7 +28,7 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -36,20 +36,19 @@ from temporalio.exceptions import ApplicationError
 from .._command import session_saved
 from .._journal import error_json
 from .._log import logger
-from .._predict import predict_timeout
-from .._retry import RESUME_PROMPT, RetryingRun
+from .._policy import limit_too_far, limit_wait, resume_prompt, resume_session
+from .._predict import TimeoutPrediction, predict
+from .._retry import RetryingRun, run_task
 from ..config import CCExecutorConfig
 from ..errors import CLINotFoundError, ConfigError, RateLimitError
 from ..events import InitEvent
-from ..result import TaskResult, is_transient
+from ..result import TaskResult, TimeoutSource, is_transient
 from ._models import PREDICT_TIMEOUT, RUN_STEP, PredictInput, Prediction, StepInput, StepOutcome
 
 __all__ = ["StepActivities"]
 
 HEARTBEAT_EVERY_S = 1.0
 _SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,127}")
-# A reset time is given in whole seconds: waking a little after it avoids a refusal.
-_RESET_MARGIN_S = 1.0
 
 
 class StepActivities:
@@ -68,7 +67,7 @@ class StepActivities:
     @activity.defn(name=PREDICT_TIMEOUT)
     async def predict_timeout(self, job: PredictInput) -> Prediction:
         """A step's timeout="auto", predicted on the worker (it reads the history)."""
-        prediction = await predict_timeout(job.prompt, self._step_config(job.config))
+        prediction = await predict(job.prompt, self._step_config(job.config), run_task)
         return Prediction(seconds=prediction.seconds, source=prediction.source)
 
     @activity.defn(name=RUN_STEP)
@@ -78,15 +77,11 @@ class StepActivities:
         idle = min(config.idle_timeout or math.inf, step.heartbeat_timeout_s)
         config = config.with_overrides(num_retries=0, idle_timeout=idle)
         prompt = None
-        session = _heartbeat_session(info.heartbeat_details)
-        if info.attempt > 1 and session and config.retry_strategy == "resume":
-            if session_saved(session, config):
-                config = config.with_overrides(resume=session)
-                prompt = RESUME_PROMPT.format(
-                    reason=f"attempt {info.attempt - 1} of this step ended without a result: "
-                    "its worker was lost, or it failed or stalled"
-                )
-            else:
+        session = _heartbeat_session(info.heartbeat_details) if info.attempt > 1 else None
+
+        def is_saved(session: str) -> bool:
+            saved = session_saved(session, config)
+            if not saved:
                 logger.warning(
                     "task list {} step {}: session {} of the last attempt is not on this "
                     "machine; starting the step over",
@@ -94,8 +89,22 @@ class StepActivities:
                     step.index + 1,
                     session,
                 )
+            return saved
+
+        resumed = resume_session(config.retry_strategy, session, is_saved=is_saved)
+        if resumed:
+            config = config.with_overrides(resume=resumed)
+            prompt = resume_prompt(
+                f"attempt {info.attempt - 1} of this step ended without a result: "
+                "its worker was lost, or it failed or stalled"
+            )
+        # The workflow resolved the step's timeout once (a number in the config).
+        source = cast(TimeoutSource, step.timeout_source or "explicit")
+        timeout = TimeoutPrediction(seconds=float(config.timeout), source=source, reason="workflow")
         try:
-            run = RetryingRun(step.prompt, config, prompt=prompt, attempt=info.attempt)
+            run = RetryingRun(
+                step.prompt, config, prompt=prompt, attempt=info.attempt, timeout=timeout
+            )
         except ConfigError as exc:
             raise ApplicationError(str(exc), type="ConfigError", non_retryable=True) from exc
         except CLINotFoundError as exc:  # another worker may have the CLI: retryable
@@ -116,13 +125,14 @@ class StepActivities:
             await batches.aclose()
         result = run.result
         assert result is not None
-        if step.timeout_source is not None:
-            result = result.model_copy(update={"timeout_source": step.timeout_source})
         outcome = _outcome(step.index, result, info.attempt)
         if not result.success and is_transient(result.error):
-            delay = _limit_delay(result, config)
-            if delay is not None and delay > config.max_limit_wait:
+            error = result.error
+            reset = error.reset_at if isinstance(error, RateLimitError) else None
+            now = datetime.now(timezone.utc)
+            if limit_too_far(reset, now, config.max_limit_wait):
                 return outcome  # the limit resets too far away: give up, as locally
+            delay = limit_wait(reset, now)
             raise ApplicationError(
                 f"step {step.index + 1}: {result.error_type}: {result.error_message}",
                 outcome,
@@ -159,21 +169,13 @@ def _heartbeat_session(details: Sequence[Any]) -> str | None:
     return session if isinstance(session, str) and _SESSION_ID.fullmatch(session) else None
 
 
-def _limit_delay(result: TaskResult, config: CCExecutorConfig) -> float | None:
-    """Seconds until the limit the API named resets (plus a margin), if it named one."""
-    error = result.error
-    if not isinstance(error, RateLimitError) or error.reset_at is None:
-        return None
-    wait = (error.reset_at - datetime.now(timezone.utc)).total_seconds()
-    return max(wait, 0.0) + _RESET_MARGIN_S
-
-
 def _outcome(index: int, result: TaskResult, attempt: int) -> StepOutcome:
     return StepOutcome(
         index=index,
         success=result.success,
         cost_usd=result.total_cost_usd,
         session_id=result.session_id,
+        stopped_by=result.stopped_by,
         error_type=result.error_type,
         error_message=result.error_message,
         attempt=attempt,

@@ -14,9 +14,10 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from .._journal import restore_result
 from .._log import logger
+from .._policy import check_list_options, list_outcome
 from .._secrets import ALWAYS_SECRET, SECRET_NAME
 from ..config import CCExecutorConfig
-from ..errors import BudgetExceededError, CCExecutorError, ConfigError
+from ..errors import ConfigError
 from ..pipeline import Task, TaskListResult, TaskSpec, check_tasks, generate_run_id, step_label
 from ..result import TaskResult
 from ._models import ListInput, ListOutcome, StepOutcome, StepPlan
@@ -72,12 +73,7 @@ async def submit_task_list(
     """
     base = (config or CCExecutorConfig()).with_overrides(**overrides)
     items = check_tasks(tasks, base, sequential=sequential)
-    if max_concurrency < 1:
-        raise ConfigError(
-            f"max_concurrency must be >= 1, got {max_concurrency}", field="max_concurrency"
-        )
-    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
-        raise ConfigError(f"run_id must be a non-empty str, got {run_id!r}", field="run_id")
+    check_list_options(max_concurrency=max_concurrency, run_id=run_id)
     if heartbeat_timeout is not None and not heartbeat_timeout > 0:
         raise ConfigError(
             f"heartbeat_timeout must be > 0 seconds, got {heartbeat_timeout!r}",
@@ -135,20 +131,12 @@ async def result(handle: WorkflowHandle[Any, Any]) -> TaskListResult:
 
 def to_task_list_result(outcome: ListOutcome) -> TaskListResult:
     results = [_step_result(step, outcome.prompts[step.index]) for step in outcome.steps]
-    error: CCExecutorError | None = None
-    if outcome.budget_error is not None:
-        error = BudgetExceededError(outcome.budget_error, result=results[-1] if results else None)
-    elif outcome.failed_step is not None:
-        error = results[outcome.failed_step].error
     return TaskListResult(
         results=results,
-        success=error is None and not outcome.skipped and outcome.failed_step is None,
-        failed_step=outcome.failed_step,
-        skipped=list(outcome.skipped),
+        **list_outcome(results, len(outcome.labels), outcome.budget_error),
         total_cost_usd=outcome.total_cost_usd,
         duration_s=outcome.duration_s,
         run_id=outcome.run_id,
-        error=error,
         labels=list(outcome.labels),
     )
 

@@ -83,6 +83,8 @@ class StepOutcome(_Model):
     success: bool
     cost_usd: float | None = None
     session_id: str | None = None
+    stopped_by: str | None = None
+    """What ended the step's CLI early (`TaskResult.stopped_by`), if anything."""
     error_type: str | None = None
     error_message: str | None = None
     attempt: int = 1

@@ -3,7 +3,9 @@
 It runs the steps strictly one after another (or at most `max_concurrency` at a
 time, started in list order), checks the list's budgets before each step, and
 records each step's `StepOutcome`. No I/O here: predicting an "auto" timeout
-and running the CLI are activities (`_activities.py`).
+and running the CLI are activities (`_activities.py`). The list's rules (budgets,
+caps, `continue_session`, the outcome) are `cc_executor._policy`'s, the same
+functions the local `cc_execute_list` calls.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from .._policy import budget_cut, budget_stop, continued_session, list_verdict, step_limits
     from ._models import (
         PREDICT_TIMEOUT,
         RUN_STEP,
@@ -72,14 +75,18 @@ class TaskListWorkflow:
         # Running steps are not in the outcome yet; the finished ones form a prefix
         # once the list ended, which is what the result reports.
         prefix = [i for n, i in enumerate(ran) if i == n]
-        failed = [i for i in prefix if not self._outcomes[i].success]
+        verdict = list_verdict(
+            [self._outcomes[i].success for i in prefix],
+            len(job.steps),
+            budget_stopped=self._budget_error is not None,
+        )
         return ListOutcome(
             run_id=job.run_id,
             steps=[self._outcomes[i] for i in prefix],
             prompts=[s.prompt for s in job.steps],
             labels=[s.label for s in job.steps],
-            failed_step=failed[0] if failed else None,
-            skipped=list(range(len(prefix), len(job.steps))),
+            failed_step=verdict.failed_step,
+            skipped=verdict.skipped,
             total_cost_usd=self._spent,
             duration_s=(workflow.now() - workflow.info().start_time).total_seconds(),
             budget_error=self._budget_error,
@@ -117,39 +124,50 @@ class TaskListWorkflow:
         return (workflow.now() - workflow.info().start_time).total_seconds()
 
     def _out_of_budget(self, job: ListInput, i: int) -> bool:
-        message = None
-        cost, duration, elapsed = job.max_total_cost_usd, job.max_total_duration, self._elapsed()
-        if cost is not None and self._spent >= cost:
-            message = f"max_total_cost_usd={cost:g} reached (spent ${self._spent:.4f})"
-        elif duration is not None and elapsed >= duration:
-            message = f"max_total_duration={duration:g}s reached ({elapsed:.1f}s)"
+        message = budget_stop(
+            i,
+            spent=self._spent,
+            elapsed=self._elapsed(),
+            max_total_cost_usd=job.max_total_cost_usd,
+            max_total_duration=job.max_total_duration,
+        )
         if message is None:
             return False
-        self._budget_error = f"{message}; step {i + 1} and later were not started"
-        workflow.logger.warning("task list %s: %s", job.run_id, self._budget_error)
+        self._budget_error = message
+        workflow.logger.warning("task list %s: %s", job.run_id, message)
         return True
 
     async def _run(self, job: ListInput, i: int, step: StepPlan, session: str | None) -> None:
-        outcome = await self._step(job, i, step, session)
+        outcome, timeout_capped = await self._step(job, i, step, session)
         self._outcomes[i] = outcome
         self._spent += outcome.cost_usd or 0.0
-        if not outcome.success and job.stop_on_failure:
-            self._stop = True
+        if not outcome.success:
+            cut = budget_cut(
+                i,
+                timeout_capped=timeout_capped,
+                stopped_by=outcome.stopped_by,
+                max_total_duration=job.max_total_duration,
+            )
+            if cut is not None and self._budget_error is None:
+                self._budget_error = cut
+            if job.stop_on_failure:
+                self._stop = True
 
     async def _step(
         self, job: ListInput, i: int, step: StepPlan, session: str | None
-    ) -> StepOutcome:
+    ) -> tuple[StepOutcome, bool]:
+        """The step's outcome, and whether the list's max_total_duration cut its timeout."""
         config: dict[str, Any] = dict(step.config)
-        if step.continue_session:
-            if session:
-                config["resume"] = session
-            else:
-                workflow.logger.warning(
-                    "task list %s: step %d continues the previous session, which has none; "
-                    "it starts a fresh one",
-                    job.run_id,
-                    i,
-                )
+        resume = continued_session(step.continue_session, session)
+        if resume:
+            config["resume"] = resume
+        elif step.continue_session:
+            workflow.logger.warning(
+                "task list %s: step %d continues the previous session, which has none; "
+                "it starts a fresh one",
+                job.run_id,
+                i,
+            )
         source = None
         if step.timeout == "auto":
             prediction: Prediction = await workflow.execute_activity(
@@ -164,12 +182,17 @@ class TaskListWorkflow:
         else:
             timeout = step.timeout
         # What the list has left caps the step, as in the local cc_execute_list.
-        if job.max_total_duration is not None:
-            timeout = max(1.0, min(timeout, job.max_total_duration - self._elapsed()))
-        if job.max_total_cost_usd is not None:
-            left = job.max_total_cost_usd - self._spent
-            if step.max_budget_usd is None or left < step.max_budget_usd:
-                config["max_budget_usd"] = left
+        limits = step_limits(
+            timeout_s=timeout,
+            max_budget_usd=step.max_budget_usd,
+            spent=self._spent,
+            elapsed=self._elapsed(),
+            max_total_cost_usd=job.max_total_cost_usd,
+            max_total_duration=job.max_total_duration,
+        )
+        timeout = limits.timeout_s
+        if limits.max_budget_usd is not None:
+            config["max_budget_usd"] = limits.max_budget_usd
         config["timeout"] = timeout
         heartbeat = job.heartbeat_timeout_s or step.idle_timeout or DEFAULT_HEARTBEAT_TIMEOUT_S
         try:
@@ -202,8 +225,8 @@ class TaskListWorkflow:
         except ActivityError as exc:
             if is_cancelled_exception(exc):
                 raise  # the workflow was cancelled: it ends cancelled, the CLI gone
-            return _lost_step(i, heartbeat, timeout, exc)
-        return outcome
+            return _lost_step(i, heartbeat, timeout, exc), limits.timeout_capped
+        return outcome, limits.timeout_capped
 
 
 def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> StepOutcome:
@@ -226,6 +249,7 @@ def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> 
         return StepOutcome(
             index=i,
             success=False,
+            stopped_by="timeout",
             error_type="TaskTimeoutError",
             error_message=f"step {i + 1}: its activity ran out of time (timeout {timeout:g} s)",
             error_state={"timeout_s": timeout},
@@ -237,5 +261,5 @@ def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> 
         index=i,
         success=False,
         error_type=kind,
-        error_message=f"step {i}: {kind}: {cause if cause is not None else exc}",
+        error_message=f"step {i + 1}: {kind}: {cause if cause is not None else exc}",
     )

@@ -1,0 +1,276 @@
+"""The rules of a task list and of a task's attempts, written once for both engines.
+
+The local runner (`pipeline`, `_retry`) and the Temporal workflow (`temporal/`) ask the
+same questions; the answers live here, as pure functions of what they are given:
+
+- may this list run at all (`check_list_options`, `check_continue`);
+- may step i start, or is a budget spent (`budget_stop`);
+- what a step runs with: the session it continues (`continued_session`), its timeout
+  and `--max-budget-usd` capped at what the list has left (`step_limits`);
+- was a failed step cut short by the list's time budget (`budget_cut`): a
+  `BudgetExceededError` on both engines;
+- what the next attempt of a task is: which session it resumes (`resume_session`), with
+  which prompt (`resume_prompt`); how long it waits for a limit reset (`limit_wait`,
+  `limit_too_far`);
+- how a list's outcome is built from its steps (`list_outcome`; the workflow's
+  progress query uses `list_verdict`, which needs only whether each step succeeded).
+
+No I/O and no clock: the caller passes the time (`elapsed`, `now`) and anything read
+from disk (`is_saved`), so the Temporal workflow can call these during replay and get
+the same answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict
+
+from .errors import BudgetExceededError, CCExecutorError, ConfigError
+
+if TYPE_CHECKING:
+    from .result import TaskResult
+
+__all__ = [
+    "MIN_STEP_TIMEOUT_S",
+    "RESET_MARGIN_S",
+    "RESUME_PROMPT",
+    "OutcomeFields",
+    "ListVerdict",
+    "StepLimits",
+    "budget_cut",
+    "budget_stop",
+    "check_continue",
+    "check_list_options",
+    "continued_session",
+    "limit_too_far",
+    "limit_wait",
+    "list_error",
+    "list_outcome",
+    "list_verdict",
+    "resume_prompt",
+    "resume_session",
+    "step_limits",
+]
+
+RESET_MARGIN_S = 1.0
+"""A limit's reset time is given in whole seconds: waking this much after it avoids a
+refusal."""
+
+MIN_STEP_TIMEOUT_S = 0.01
+"""The shortest timeout a step capped by `max_total_duration` gets: what is left may be
+nothing once a prediction took its time, and a timeout must be positive."""
+
+RESUME_PROMPT = (
+    "Your previous attempt at this task was interrupted ({reason}). Continue where you "
+    "stopped: check what is already done, do not repeat finished steps, and complete the "
+    "task. End with the answer the task asks for."
+)
+"""The prompt of an attempt that resumes the failed attempt's session. The task itself
+is already in that session; `TaskResult.task` and the transcript header keep it too."""
+
+
+# -- arguments ---------------------------------------------------------------------------
+
+
+def check_list_options(*, max_concurrency: int, run_id: str | None) -> None:
+    """Raise `ConfigError` for a list option no engine can run with."""
+    if max_concurrency < 1:
+        raise ConfigError(
+            f"max_concurrency must be >= 1, got {max_concurrency}", field="max_concurrency"
+        )
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
+        raise ConfigError(f"run_id must be a non-empty str, got {run_id!r}", field="run_id")
+
+
+def check_continue(i: int, continue_session: bool, *, sequential: bool) -> None:
+    """Raise `ConfigError` when step i (0-based; messages count from 1) asks to continue a
+    session it cannot have."""
+    if not continue_session:
+        return
+    if not sequential:
+        raise ConfigError(
+            f"step {i + 1} has continue_session=True, which needs the previous step's session: "
+            "use sequential=True",
+            field="continue_session",
+        )
+    if i == 0:
+        raise ConfigError(
+            "step 1 has continue_session=True but there is no previous step; to resume an "
+            "earlier session pass resume=<session_id> instead",
+            field="continue_session",
+        )
+
+
+# -- a step of a list ------------------------------------------------------------------
+
+
+def budget_stop(
+    i: int,
+    *,
+    spent: float,
+    elapsed: float,
+    max_total_cost_usd: float | None,
+    max_total_duration: float | None,
+) -> str | None:
+    """Why step i must not start (a budget of the list is spent), or None if it may."""
+    message = None
+    if max_total_cost_usd is not None and spent >= max_total_cost_usd:
+        message = f"max_total_cost_usd={max_total_cost_usd:g} reached (spent ${spent:.4f})"
+    elif max_total_duration is not None and elapsed >= max_total_duration:
+        message = f"max_total_duration={max_total_duration:g}s reached ({elapsed:.1f}s)"
+    if message is None:
+        return None
+    return f"{message}; step {i + 1} and later were not started"
+
+
+def continued_session(continue_session: bool, previous_session: str | None) -> str | None:
+    """The session a step resumes: the previous step's, when it asks to continue it and
+    that step had one (otherwise it starts fresh; the caller logs why)."""
+    return previous_session if continue_session and previous_session else None
+
+
+@dataclass(frozen=True)
+class StepLimits:
+    """What a step runs with once the list's budgets are applied."""
+
+    timeout_s: float
+    max_budget_usd: float | None
+    timeout_capped: bool
+    """The list's `max_total_duration` cut the step's timeout: if the step then times
+    out, the list's budget stopped it (`budget_cut`)."""
+
+
+def step_limits(
+    *,
+    timeout_s: float,
+    max_budget_usd: float | None,
+    spent: float,
+    elapsed: float,
+    max_total_cost_usd: float | None,
+    max_total_duration: float | None,
+) -> StepLimits:
+    """The step's timeout (resolved: a number) and `--max-budget-usd`, capped at what the
+    list has left of `max_total_duration` and `max_total_cost_usd`."""
+    capped = False
+    if max_total_duration is not None:
+        left = max(max_total_duration - elapsed, MIN_STEP_TIMEOUT_S)
+        if left < timeout_s:
+            timeout_s, capped = left, True
+    if max_total_cost_usd is not None:
+        left_usd = max_total_cost_usd - spent
+        if max_budget_usd is None or left_usd < max_budget_usd:
+            max_budget_usd = left_usd
+    return StepLimits(timeout_s=timeout_s, max_budget_usd=max_budget_usd, timeout_capped=capped)
+
+
+def budget_cut(
+    i: int, *, timeout_capped: bool, stopped_by: str | None, max_total_duration: float | None
+) -> str | None:
+    """The list's budget error when step i was ended by a timeout the list's
+    `max_total_duration` had cut; None when the step's own timeout (or anything else)
+    ended it."""
+    if not timeout_capped or stopped_by != "timeout" or max_total_duration is None:
+        return None
+    return (
+        f"max_total_duration={max_total_duration:g}s reached during step {i + 1}, which was ended"
+    )
+
+
+@dataclass(frozen=True)
+class ListVerdict:
+    """A list's outcome, from which steps ran and how they ended."""
+
+    success: bool
+    failed_step: int | None
+    """The first step that failed, or None."""
+    skipped: list[int]
+    """The steps that did not run."""
+
+
+def list_verdict(successes: Sequence[bool], total: int, *, budget_stopped: bool) -> ListVerdict:
+    """`successes` says how each step that ran ended, in step order (they are the first
+    `len(successes)` of the `total` steps). A list stopped by a budget did not succeed."""
+    failed_step = next((i for i, ok in enumerate(successes) if not ok), None)
+    skipped = list(range(len(successes), total))
+    return ListVerdict(
+        success=not budget_stopped and not skipped and failed_step is None,
+        failed_step=failed_step,
+        skipped=skipped,
+    )
+
+
+class OutcomeFields(TypedDict):
+    """The fields of a `TaskListResult` that say how the list ended."""
+
+    success: bool
+    failed_step: int | None
+    skipped: list[int]
+    error: CCExecutorError | None
+
+
+def list_outcome(
+    results: Sequence[TaskResult], total: int, budget_message: str | None
+) -> OutcomeFields:
+    """How a list ended: `results` are the steps that ran, in step order (the first
+    `len(results)` of the `total` steps); `budget_message` is set when a budget stopped
+    it. What both engines' `TaskListResult` is built with."""
+    verdict = list_verdict(
+        [r.success for r in results], total, budget_stopped=budget_message is not None
+    )
+    return OutcomeFields(
+        success=verdict.success,
+        failed_step=verdict.failed_step,
+        skipped=verdict.skipped,
+        error=list_error(results, verdict.failed_step, budget_message),
+    )
+
+
+def list_error(
+    results: Sequence[TaskResult], failed_step: int | None, budget_message: str | None
+) -> CCExecutorError | None:
+    """Why a list did not succeed: a `BudgetExceededError` when a budget stopped it (its
+    `result` is the last step that ran), else the first failed step's error; None."""
+    if budget_message is not None:
+        return BudgetExceededError(budget_message, result=results[-1] if results else None)
+    if failed_step is not None:
+        return results[failed_step].error
+    return None
+
+
+# -- the next attempt of a task ------------------------------------------------------------
+
+
+def resume_session(
+    strategy: str, session: str | None, *, is_saved: Callable[[str], bool]
+) -> str | None:
+    """The session the next attempt resumes, or None to start the task over.
+
+    `retry_strategy="resume"` resumes the failed attempt's session when the CLI saved
+    it (`is_saved`, asked only then): a session named by the init line but never saved
+    (the CLI died first) would make `--resume` fail for good.
+    """
+    if strategy != "resume" or not session:
+        return None
+    return session if is_saved(session) else None
+
+
+def resume_prompt(reason: str) -> str:
+    """The prompt of an attempt that resumes a session; `reason` says what stopped the
+    last one."""
+    return RESUME_PROMPT.format(reason=reason)
+
+
+def limit_wait(reset_at: datetime | None, now: datetime) -> float | None:
+    """Seconds to wait for the limit the API named to reset (plus `RESET_MARGIN_S`), or
+    None when it named no reset time (or one already past)."""
+    if reset_at is None or reset_at <= now:
+        return None
+    return (reset_at - now).total_seconds() + RESET_MARGIN_S
+
+
+def limit_too_far(reset_at: datetime | None, now: datetime, max_limit_wait: float) -> bool:
+    """True when the limit resets further away than `max_limit_wait` seconds: the task
+    then fails with the `RateLimitError` instead of waiting."""
+    return reset_at is not None and (reset_at - now).total_seconds() > max_limit_wait
