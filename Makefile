@@ -9,7 +9,7 @@ CLI_VERSION := $(shell sed -n 's/^PINNED_CLI_VERSION = "\(.*\)"$$/\1/p' cc_execu
 CLI := $(CURDIR)/.claude-cli/node_modules/.bin/claude
 LATEST_CLI := $(CURDIR)/.claude-cli-latest/node_modules/.bin/claude
 
-.PHONY: install install-test demo test test-latest lint bench redis
+.PHONY: install install-test demo test test-latest lint docs bench redis
 
 # The package and the pinned CLI, linked into the venv: `.venv/bin/cc-execute`,
 # `.venv/bin/python examples/…` and the library find it there without any variable.
@@ -58,7 +58,11 @@ lint: install-test
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: lint redis
+# The documentation site (mkdocs.yml, docs/): offline, warnings are errors. Into site/.
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
+test: lint docs redis
 	$(PY) -m pytest
 
 # The real-CLI tests against the newest CLI on npm, in a prefix of its own. Not part of

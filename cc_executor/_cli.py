@@ -20,7 +20,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console, JustifyMethod
@@ -53,6 +53,9 @@ from .errors import (
     TaskTimeoutError,
 )
 from .pipeline import TaskListResult
+
+if TYPE_CHECKING:
+    from ._history import HistoryRecord
 
 __all__ = ["EXIT_CODES", "app", "exit_code_for", "main"]
 
@@ -103,6 +106,33 @@ _EXIT_HELP = "\n".join(
 )
 
 
+def _placeholders_in_words() -> None:
+    """Help shows each value's placeholder in words (TASK, SECONDS, TOOL, N: the metavars
+    given below), never a Python type (`<str>`, `<list[str]>`, `<bool>` after a flag).
+    Recent Typer prints a type column beside every parameter; this hides it where a
+    metavar says more or nothing is to be typed. Older Typer has no such column."""
+    from typer import core
+
+    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
+    if option is None or argument is None or not hasattr(option, "display_type_rich"):
+        return
+    shown = option.display_type_rich
+
+    def option_type(self: Any, ctx: Any) -> str | None:
+        if self.is_flag or getattr(self, "count", False):  # nothing to type after it
+            return None
+        return cast("str | None", shown(self, ctx))
+
+    def argument_type(self: Any, ctx: Any) -> str | None:
+        return None  # the argument's name (its metavar) is the placeholder
+
+    option.display_type_rich = option_type
+    argument.display_type_rich = argument_type
+
+
+_placeholders_in_words()
+
+
 def _set_log_level(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> None:
     """-v (INFO), -vv (DEBUG), -q (ERROR only), --log-level NAME: the library's log on
     stderr. The last one given wins; without any, the log stays off."""
@@ -125,6 +155,7 @@ def _logging(
             "-v",
             "--verbose",
             count=True,
+            show_default=False,
             expose_value=False,
             callback=_set_log_level,
             help="Log what the library does on stderr (-v: INFO, -vv: DEBUG).",
@@ -271,7 +302,10 @@ _PERMISSION_HELP = "acceptEdits (default), auto, bypassPermissions, default, don
 
 @app.command()
 def run(
-    task: Annotated[str, typer.Argument(help="The task for Claude Code; '-' reads it from stdin.")],
+    task: Annotated[
+        str,
+        typer.Argument(metavar="TASK", help="The task for Claude Code; '-' reads it from stdin."),
+    ],
     json_output: Annotated[
         bool,
         typer.Option(
@@ -284,24 +318,36 @@ def run(
         Path | None,
         typer.Option(
             "--schema",
+            metavar="FILE",
             help="A JSON (or YAML) schema file the answer must match; prints it as JSON.",
             exists=True,
             dir_okay=False,
         ),
     ] = None,
-    timeout: Annotated[str | None, typer.Option(help='Seconds, or "auto" (predicted).')] = None,
-    model: Annotated[str | None, typer.Option(help="The model, e.g. sonnet or opus.")] = None,
+    timeout: Annotated[
+        str | None, typer.Option(metavar="SECONDS", help='Seconds, or "auto" (predicted).')
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="The model, e.g. sonnet or opus.")
+    ] = None,
     cwd: Annotated[
-        Path | None, typer.Option(help="Working directory of the task.", file_okay=False)
+        Path | None,
+        typer.Option(metavar="DIR", help="Working directory of the task.", file_okay=False),
     ] = None,
     allow_tool: Annotated[
         list[str] | None,
-        typer.Option("--allow-tool", help="Allow a tool (repeatable): Bash, 'Bash(git:*)', …"),
+        typer.Option(
+            "--allow-tool", metavar="TOOL", help="Allow a tool (repeatable): Bash, 'Bash(git:*)', …"
+        ),
     ] = None,
-    permission_mode: Annotated[str | None, typer.Option(help=_PERMISSION_HELP)] = None,
-    max_turns: Annotated[int | None, typer.Option(help="Stop after this many turns.")] = None,
+    permission_mode: Annotated[
+        str | None, typer.Option(metavar="MODE", help=_PERMISSION_HELP)
+    ] = None,
+    max_turns: Annotated[
+        int | None, typer.Option(metavar="N", help="Stop after this many turns.")
+    ] = None,
     max_budget: Annotated[
-        float | None, typer.Option(help="Stop once the task has cost this many USD.")
+        float | None, typer.Option(metavar="USD", help="Stop once the task has cost this many USD.")
     ] = None,
     stream: Annotated[
         bool, typer.Option("--stream", help="A live view of the run on stderr.")
@@ -341,7 +387,8 @@ def run(
         f"${result.total_cost_usd or 0:.4f} · transcript {result.transcript_path or '-'}"
     )
     if result.error is not None:
-        err.print(Text(facts, style="dim"))
+        if not stream:  # the live view's last line said it already
+            err.print(Text(facts, style="dim"))
         _fail(
             result.error,
             as_json=as_json,
@@ -357,7 +404,8 @@ def run(
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     else:
         print(result.output)
-    err.print(Text(f"✓ {facts}", style="dim"))
+    if not stream:
+        err.print(Text(f"✓ {facts}", style="dim"))
 
 
 # ----------------------------------------------------------------------------- list
@@ -367,7 +415,9 @@ def run(
 def list_command(
     file: Annotated[
         Path,
-        typer.Argument(help="A Markdown or YAML task list.", exists=True, dir_okay=False),
+        typer.Argument(
+            metavar="FILE", help="A Markdown or YAML task list.", exists=True, dir_okay=False
+        ),
     ],
     run_id: Annotated[
         str | None,
@@ -387,15 +437,21 @@ def list_command(
         bool, typer.Option("--continue-on-failure", help="Run every step even after a failure.")
     ] = False,
     max_cost: Annotated[
-        float | None, typer.Option(help="USD: no step starts once the list has spent this much.")
+        float | None,
+        typer.Option(metavar="USD", help="USD: no step starts once the list has spent this much."),
     ] = None,
     cwd: Annotated[
-        Path | None, typer.Option(help="Working directory of the steps.", file_okay=False)
+        Path | None,
+        typer.Option(metavar="DIR", help="Working directory of the steps.", file_okay=False),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="The model of every step.")] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="The model of every step.")
+    ] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of the journal (default: this project's records folder)."),
+        typer.Option(
+            metavar="DIR", help="Folder of the journal (default: this project's records folder)."
+        ),
     ] = None,
 ) -> None:
     """Run a task list, one step after another, with a live progress view.
@@ -521,7 +577,9 @@ def doctor(
     json_output: Annotated[bool, typer.Option("--json", help="The checks as JSON.")] = False,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of the state store (default: this project's records)."),
+        typer.Option(
+            metavar="DIR", help="Folder of the state store (default: this project's records)."
+        ),
     ] = None,
 ) -> None:
     """Check this machine: the CLI, authentication, transcript dir, state store.
@@ -550,6 +608,12 @@ def doctor(
 
 
 # -------------------------------------------------------------------------- history
+
+
+def _at_least_one(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise typer.BadParameter(f"must be 1 or more, got {value}")
+    return value
 
 
 def cost_by(key: str, records: Sequence[Any]) -> list[tuple[str, int, float]]:
@@ -592,14 +656,21 @@ def _print_cost_by(key: str, records: Sequence[Any], *, as_json: bool) -> None:
 def history(
     limit: Annotated[
         int | None,
-        typer.Option(min=1, help="How many runs, newest first (default 20; with --by: all)."),
+        typer.Option(
+            metavar="N",
+            callback=_at_least_one,
+            help="How many runs, newest first (default 20; with --by: all).",
+        ),
     ] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Folder of the SQLite history (default: this project's records)."),
+        typer.Option(
+            metavar="DIR", help="Folder of the SQLite history (default: this project's records)."
+        ),
     ] = None,
     redis: Annotated[
-        str | None, typer.Option(help="Read the history from Redis (redis://host:6379/0).")
+        str | None,
+        typer.Option(metavar="URL", help="Read the history from Redis (redis://host:6379/0)."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="The records as JSON.")] = False,
     by: Annotated[
@@ -638,14 +709,34 @@ def history(
     if by is not None:
         _print_cost_by(by, records, as_json=json_output)
         return
+    tasks = [_history_task(r) for r in records]
     if json_output:
         from ._cost import json_cost
 
-        rows = [r.model_dump(mode="json") | {"cost_usd": json_cost(r.cost_usd)} for r in records]
+        rows = [
+            r.model_dump(mode="json") | {"cost_usd": json_cost(r.cost_usd), "task": task}
+            for r, task in zip(records, tasks, strict=True)
+        ]
         print(json.dumps(rows, indent=2))
         return
     if not records:
         out.print("No runs recorded yet.")
+        return
+    if not out.is_terminal:  # a pipe or a file: every column, tab-separated, no table
+        print("started\tstatus\ttime_s\tcost_usd\ttokens_in\ttokens_out\tturns\tmodel\ttask")
+        for r, task in zip(records, tasks, strict=True):
+            cells = [
+                r.started_at.astimezone().isoformat(timespec="seconds"),
+                "ok" if r.success else (r.error_type or "failed"),
+                f"{r.duration_s:.1f}",
+                f"{r.cost_usd or 0:.6f}",
+                str(r.input_tokens or 0),
+                str(r.output_tokens or 0),
+                str(r.num_turns or 0),
+                r.model or "-",
+                " ".join(task.split()),
+            ]
+            print("\t".join(cells))
         return
     table = Table(title=f"{len(records)} most recent run(s), newest first")
     columns: tuple[tuple[str, JustifyMethod], ...] = (
@@ -656,11 +747,11 @@ def history(
         ("tokens in/out", "right"),
         ("turns", "right"),
         ("model", "left"),
-        ("task (normalized)", "left"),
+        ("task", "left"),
     )
     for name, justify in columns:
-        table.add_column(name, justify=justify, no_wrap=name != "task (normalized)")
-    for r in records:
+        table.add_column(name, justify=justify, no_wrap=name != "task")
+    for r, task in zip(records, tasks, strict=True):
         table.add_row(
             r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
             Text("✓ ok", style="green") if r.success else Text(f"✗ {r.error_type}", style="red"),
@@ -669,9 +760,29 @@ def history(
             f"{r.input_tokens or 0:,}/{r.output_tokens or 0:,}",
             str(r.num_turns or 0),
             r.model or "-",
-            r.normalized_prompt[:200],
+            " ".join(task.split())[:200],
         )
     out.print(table)
+
+
+def _history_task(record: HistoryRecord) -> str:
+    """The task as its transcript's header gives it (secrets masked, as in the whole
+    transcript); the history stores only the normalized form, shown when no single
+    transcript of the run is found (deleted, or on another machine)."""
+    from ._transcript import find_transcripts
+
+    found = find_transcripts(record.execution_uuid, CCExecutorConfig())
+    if len(found) == 1:
+        try:
+            with open(found[0], "rb") as f:
+                header = json.loads(f.readline())
+        except (OSError, ValueError):
+            header = None
+        if isinstance(header, dict) and header.get("type") == "cc_executor.header":
+            task = header.get("task")
+            if isinstance(task, str) and task.strip():
+                return task
+    return record.normalized_prompt
 
 
 # ----------------------------------------------------------------------------- show
@@ -682,6 +793,7 @@ def show(
     transcript: Annotated[
         Path | None,
         typer.Argument(
+            metavar="TRANSCRIPT",
             help="A transcript file, under the transcript dir (default: this project's newest).",
             exists=True,
             dir_okay=False,
@@ -690,8 +802,9 @@ def show(
     transcript_dir: Annotated[
         Path | None,
         typer.Option(
+            metavar="DIR",
             help="The transcript dir to trust (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else "
-            "the per-user records)."
+            "the per-user records).",
         ),
     ] = None,
 ) -> None:
@@ -736,7 +849,9 @@ def demo(
     directory: Annotated[
         Path | None,
         typer.Option(
-            "--dir", help="An empty or new folder for the demo, kept (default: a temp dir)."
+            "--dir",
+            metavar="DIR",
+            help="An empty or new folder for the demo, kept (default: a temp dir).",
         ),
     ] = None,
     keep: Annotated[
@@ -907,13 +1022,18 @@ def prompt() -> None:
 
 @app.command()
 def worker(
-    address: Annotated[str, typer.Option("--address", help="Temporal frontend, HOST:PORT.")],
+    address: Annotated[
+        str, typer.Option("--address", metavar="HOST:PORT", help="Temporal frontend.")
+    ],
     task_queue: Annotated[
-        str, typer.Option("--task-queue", help="Task queue shared by the workers.")
+        str, typer.Option("--task-queue", metavar="NAME", help="Task queue shared by the workers.")
     ] = "cc-executor",
-    namespace: Annotated[str, typer.Option("--namespace", help="Temporal namespace.")] = "default",
+    namespace: Annotated[
+        str, typer.Option("--namespace", metavar="NAME", help="Temporal namespace.")
+    ] = "default",
     max_concurrent_steps: Annotated[
-        int, typer.Option("--max-concurrent-steps", help="Steps this worker runs at once.")
+        int,
+        typer.Option("--max-concurrent-steps", metavar="N", help="Steps this worker runs at once."),
     ] = 4,
 ) -> None:
     """A Temporal worker for task-list workflows (needs: pip install 'cc_executor\\[temporal]').

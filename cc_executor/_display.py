@@ -22,13 +22,12 @@ from .events import (
     ModelFallbackEvent,
     PermissionDeniedEvent,
     RateLimitEvent,
-    ResultEvent,
     RetryEvent,
     StreamEvent,
     TaskNotificationEvent,
     TaskStartedEvent,
+    UserEvent,
 )
-from .result import Attempt, result_failed
 
 if TYPE_CHECKING:
     from .config import CCExecutorConfig
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["ListView", "LiveView", "chain_hooks", "with_live_view"]
 
 _MAX_INPUT_PREVIEW = 160
+_RESULT_LINES = 3  # lines of each tool result shown
 
 
 def with_live_view(config: CCExecutorConfig, out: TextIO | None = None) -> CCExecutorConfig:
@@ -118,8 +118,9 @@ class LiveView:
                 why = (
                     "waiting for the limit to reset" if event.reason == "limit_reset" else "backoff"
                 )
+                failure = _first_line(f"{event.error_type}: {event.error_message}")
                 self._line(
-                    f"↻ attempt {event.attempt} failed: {event.error_type}; {why}, "
+                    f"↻ attempt {event.attempt} failed: {failure}; {why}, "
                     f"attempt {event.attempt + 1} at {_clock(event.resume_at)} "
                     f"(in {event.delay_s:.1f}s), {how}"
                 )
@@ -129,14 +130,24 @@ class LiveView:
                 self._line(f"⏳ background task started: {event.description or event.task_id}")
             elif isinstance(event, TaskNotificationEvent):
                 self._line(f"⏳ background task {event.status}: {event.summary or event.task_id}")
-            elif isinstance(event, ResultEvent):
-                cost = event.total_cost_usd or 0.0
-                status = "error" if result_failed(event) else "done"
-                self._line(
-                    f"■ {status} ({event.subtype}) · {event.num_turns} turn(s) · "
-                    f"{(event.duration_ms or 0) / 1000:.1f}s · ${cost:.4f}"
-                )
+            elif isinstance(event, UserEvent):
+                for output, is_error in _tool_outputs(event):
+                    self._tool_result(output, is_error)
+            # A ResultEvent prints nothing: the task's one closing line (`on_result`)
+            # says how it ended; a failed attempt that is retried has its `RetryEvent` line.
         self._out.flush()
+
+    def _tool_result(self, output: str, is_error: bool) -> None:
+        """The first lines of a tool's output, indented under its call."""
+        lines = [line.rstrip() for line in output.strip().splitlines()]
+        mark = "✗ " if is_error else ""
+        for line in lines[:_RESULT_LINES] or [""]:
+            if len(line) > _MAX_INPUT_PREVIEW:
+                line = line[:_MAX_INPUT_PREVIEW] + "…"
+            self._line(f"  ↳ {mark}{line}")
+            mark = ""
+        if len(lines) > _RESULT_LINES:
+            self._line(f"  ↳ … ({len(lines) - _RESULT_LINES} more line(s))")
 
     def note(self, text: str) -> None:
         self._line(text)
@@ -147,20 +158,9 @@ class LiveView:
         self.show([event])
 
     def on_result(self, result: TaskResult) -> None:
-        """A result callback: each attempt's outcome, then the total when there were several."""
-        runs: Sequence[Attempt | TaskResult] = result.attempts or [result]
-        for run in runs:
-            cost = run.cost_usd if isinstance(run, Attempt) else run.total_cost_usd
-            self.note(
-                f"{'✓' if run.success else '✗'} {run.error_type or 'success'}"
-                f" · ${cost or 0:.4f} · {run.duration_s:.1f}s"
-                + (f" · transcript {run.transcript_path}" if run.transcript_path else "")
-            )
-        if len(runs) > 1:
-            self.note(
-                f"■ {len(runs)} attempts · {result.error_type or 'success'}"
-                f" · total ${result.total_cost_usd or 0:.4f} · {result.duration_s:.1f}s"
-            )
+        """A result callback: the task's one closing line (each failed attempt that was
+        retried had its own line when it failed)."""
+        self.note(closing_line(result))
 
 
 class ListView:
@@ -178,13 +178,47 @@ class ListView:
                 f"● task list {event.run_id} · {event.total} step(s) · journal {self._journal}"
             )
         if event.status == "started":
-            self._print(
-                f"\n━━ step {event.index} ({event.index + 1}/{event.total}) · {event.label}"
-            )
+            self._print(f"\n━━ step {event.index + 1}/{event.total} · {event.label}")
 
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")
         self._out.flush()
+
+
+def closing_line(result: TaskResult) -> str:
+    """How a task ended, in one line: ``✓ 2 turn(s) · 5.6s · $0.0009 · transcript …``, or
+    ``✗ OverloadedError: <first line of its message> · …``; after retries ``2 attempts ·``
+    follows the mark, and the time and cost are the whole task's."""
+    if result.error is None:
+        head = "✓ "
+    else:
+        head = f"✗ {_first_line(f'{result.error_type}: {result.error}')} · "
+    if len(result.attempts) > 1:
+        head += f"{len(result.attempts)} attempts · "
+    return (
+        f"{head}{result.num_turns or 0} turn(s) · {result.duration_s:.1f}s · "
+        f"${result.total_cost_usd or 0:.4f}"
+        + (f" · transcript {result.transcript_path}" if result.transcript_path else "")
+    )
+
+
+def _first_line(text: str) -> str:
+    line = next((s.strip() for s in text.splitlines() if s.strip()), "")
+    return line if len(line) <= _MAX_INPUT_PREVIEW else line[:_MAX_INPUT_PREVIEW] + "…"
+
+
+def _tool_outputs(event: UserEvent) -> list[tuple[str, bool]]:
+    """(text, is_error) of each tool result a user turn carries (the content of a
+    `tool_result` block is a string or a list of text blocks)."""
+    content = event.message.get("content")
+    outputs = []
+    for block in content if isinstance(content, list) else []:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            body = block.get("content")
+            if isinstance(body, list):
+                body = "\n".join(str(b.get("text", "")) for b in body if isinstance(b, dict))
+            outputs.append(("" if body is None else str(body), bool(block.get("is_error"))))
+    return outputs
 
 
 def _clock(when: datetime | None) -> str:

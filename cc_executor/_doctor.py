@@ -163,5 +163,5 @@ def check_platform() -> Check:
         "platform",
         "warn",
         f"{sys.platform}: only the CLI's process group is ended when a task ends",
-        "run on Linux for full process tracking (README: Processes)",
+        "run on Linux for full process tracking (docs/processes.md)",
     )

@@ -181,7 +181,7 @@ class Journal:
         ]
         if drop_later:
             statements.append((_DROP_LATER, (run_id, index)))
-        doing = f"recording the start of step {index} of run {run_id!r}"
+        doing = f"recording the start of step {index + 1} of run {run_id!r}"
         await run_sync(self._write_or_raise, doing, *statements)
 
     async def finish(
@@ -202,7 +202,7 @@ class Journal:
         await run_sync(self._finish, run_id, index, row)
 
     def _finish(self, run_id: str, index: int, row: tuple[Any, ...]) -> None:
-        doing = f"recording the end of step {index} of run {run_id!r}"
+        doing = f"recording the end of step {index + 1} of run {run_id!r}"
         try:
             self._write((_FINISH, row))
             return
@@ -217,7 +217,7 @@ class Journal:
             raise store_error(exc, self.path, doing) from first
         error = store_error(first, self.path, doing)
         error.args = (
-            f"{error} (the end of step {index} was recorded in the space kept in reserve: "
+            f"{error} (the end of step {index + 1} was recorded in the space kept in reserve: "
             "a resume does not run it again)",
         )
         raise error from first

@@ -13,7 +13,7 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .config import CCExecutorConfig, check_prompt, config_error
+from .config import CCExecutorConfig, check_prompt, config_error, unknown_option_error
 from .errors import CCExecutorError, ConfigError
 from .result import TaskResult
 
@@ -30,6 +30,11 @@ __all__ = [
 
 # Options of the whole list: a step cannot override them.
 _LIST_FIELDS = frozenset({"state_dir", "max_total_cost_usd", "max_total_duration"})
+# What a step accepts: its own fields and every config field a step may override.
+_STEP_OPTIONS = (
+    frozenset({"prompt", "name", "continue_session"})
+    | (frozenset(CCExecutorConfig.model_fields) | {"stream"}) - _LIST_FIELDS
+)
 
 
 class TaskSpec(BaseModel):
@@ -60,6 +65,8 @@ class TaskSpec(BaseModel):
         check_prompt(self.prompt, "prompt")
         overrides = self.overrides
         for name in overrides:
+            if name not in _STEP_OPTIONS and name not in _LIST_FIELDS:
+                raise unknown_option_error(name, _STEP_OPTIONS)
             if name in _LIST_FIELDS:
                 raise ConfigError(
                     f"{name!r} applies to a whole task list, not to one step: pass it in the "
@@ -176,7 +183,7 @@ class TaskListResult:
                 cost, took = f"${r.total_cost_usd or 0:.4f}", f"{r.duration_s:.1f}s"
             else:
                 status, cost, took = "skipped", "-", "-"
-            rows.append((str(i), status, cost, took, label))
+            rows.append((str(i + 1), status, cost, took, label))
         ok = sum(1 for r in self.results if r.success)
         verdict = f"{ok}/{len(self.labels)} ok · run {self.run_id}"
         if self.error is not None and self.error is not self._step_error():

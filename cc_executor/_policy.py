@@ -85,18 +85,19 @@ def check_list_options(*, max_concurrency: int, run_id: str | None) -> None:
 
 
 def check_continue(i: int, continue_session: bool, *, sequential: bool) -> None:
-    """Raise `ConfigError` when step i asks to continue a session it cannot have."""
+    """Raise `ConfigError` when step i (0-based; messages count from 1) asks to continue a
+    session it cannot have."""
     if not continue_session:
         return
     if not sequential:
         raise ConfigError(
-            f"step {i} has continue_session=True, which needs the previous step's session: "
+            f"step {i + 1} has continue_session=True, which needs the previous step's session: "
             "use sequential=True",
             field="continue_session",
         )
     if i == 0:
         raise ConfigError(
-            "step 0 has continue_session=True but there is no previous step; to resume an "
+            "step 1 has continue_session=True but there is no previous step; to resume an "
             "earlier session pass resume=<session_id> instead",
             field="continue_session",
         )
@@ -121,7 +122,7 @@ def budget_stop(
         message = f"max_total_duration={max_total_duration:g}s reached ({elapsed:.1f}s)"
     if message is None:
         return None
-    return f"{message}; step {i} and later were not started"
+    return f"{message}; step {i + 1} and later were not started"
 
 
 def continued_session(continue_session: bool, previous_session: str | None) -> str | None:
@@ -172,7 +173,9 @@ def budget_cut(
     ended it."""
     if not timeout_capped or stopped_by != "timeout" or max_total_duration is None:
         return None
-    return f"max_total_duration={max_total_duration:g}s reached during step {i}, which was ended"
+    return (
+        f"max_total_duration={max_total_duration:g}s reached during step {i + 1}, which was ended"
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -590,7 +590,7 @@ class CCExecutorConfig(BaseModel):
             return self
         unknown = [k for k in overrides if k not in _ACCEPTED_NAMES]
         if unknown:
-            raise _unknown_field_error(unknown[0])
+            raise unknown_option_error(unknown[0])
         values: dict[str, Any] = {name: getattr(self, name) for name in self.model_fields_set}
         if "stream" in overrides:
             overrides["stream_output"] = overrides.pop("stream")
@@ -698,13 +698,15 @@ def project_records_dir(cwd: Path) -> Path:
     return records_home() / "projects" / project_folder_name(cwd)
 
 
-def _unknown_field_error(name: str) -> ConfigError:
-    close = difflib.get_close_matches(name, sorted(_ACCEPTED_NAMES), n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return ConfigError(
-        f"Unknown option {name!r}.{hint} Valid options: {', '.join(sorted(_ACCEPTED_NAMES))}.",
-        field=name,
-    )
+def unknown_option_error(name: str, valid: Iterable[str] = _ACCEPTED_NAMES) -> ConfigError:
+    """`ConfigError(field=name)` naming the 3 options of `valid` (the names accepted in that
+    place) closest to `name`, closest first: "Unknown option 'timout'. Did you mean
+    'timeout', 'idle_timeout' or 'max_turns'?" """
+    close = [repr(c) for c in difflib.get_close_matches(name, sorted(valid), n=3, cutoff=0)]
+    hint = f" Did you mean {', '.join(close[:-1])} or {close[-1]}?" if len(close) > 1 else ""
+    if len(close) == 1:
+        hint = f" Did you mean {close[0]}?"
+    return ConfigError(f"Unknown option {name!r}.{hint}", field=name)
 
 
 def config_error(exc: ValidationError) -> ConfigError:
@@ -715,7 +717,7 @@ def config_error(exc: ValidationError) -> ConfigError:
         return given
     name = ".".join(str(p) for p in err["loc"]) or "config"
     if err["type"] == "extra_forbidden":
-        return _unknown_field_error(name)
+        return unknown_option_error(name)
     msg = str(err["msg"]).removeprefix("Value error, ")
     lines = [f"Invalid value for {name!r}: {msg} (got {err.get('input')!r})."]
     if len(exc.errors()) > 1:

@@ -302,7 +302,7 @@ class _ListRun:
             made = TaskSpec(prompt=made)
         if not isinstance(made, TaskSpec):
             raise ConfigError(
-                f"step {i}: the callable {step_label(item)} returned {type(made).__name__}; "
+                f"step {i + 1}: the callable {step_label(item)} returned {type(made).__name__}; "
                 "it must return a str or a TaskSpec",
                 field="tasks",
             )
@@ -317,13 +317,13 @@ class _ListRun:
             return False
         if record.status != "success" or record.result is None:
             how = "never ended" if record.status == "started" else record.status
-            logger.info("task list {}: step {} {} last time; running it", self.run_id, i, how)
+            logger.info("task list {}: step {} {} last time; running it", self.run_id, i + 1, how)
             return False
         if record.prompt_hash != _prompt_hash(spec.prompt):
             logger.warning(
                 "task list {}: the prompt of step {} ({}) changed since it ran; running it{}",
                 self.run_id,
-                i,
+                i + 1,
                 self.labels[i],
                 " and every step after it again" if self.sequential else " again",
             )
@@ -332,7 +332,7 @@ class _ListRun:
         self.results[i] = result
         self.restored.append(i)
         self.spent += result.total_cost_usd or 0.0
-        logger.info("task list {}: step {} restored from the journal", self.run_id, i)
+        logger.info("task list {}: step {} restored from the journal", self.run_id, i + 1)
         await self._emit(i, "restored", result)
         return True
 
@@ -375,8 +375,8 @@ class _ListRun:
                 "task list {}: step {} asks to continue the previous session, but step {} "
                 "has none; it starts a fresh session",
                 self.run_id,
+                i + 1,
                 i,
-                i - 1,
             )
         config = self.config.with_overrides(**overrides)
         timeout = await resolve_timeout(spec.prompt, config)
@@ -436,7 +436,7 @@ class _ListRun:
             result=result,
             metadata=result.metadata if result is not None else self._step_metadata(spec),
         )
-        await call_hook(self.on_step, event, f"task list {self.run_id}: on_step at step {i}")
+        await call_hook(self.on_step, event, f"task list {self.run_id}: on_step at step {i + 1}")
 
     def _elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -473,11 +473,11 @@ def check_tasks(
                 task = TaskSpec(prompt=task) if isinstance(task, str) else task
                 config.with_overrides(**task.overrides)
             except ConfigError as exc:
-                raise ConfigError(f"step {i}: {exc}", field=exc.field) from None
+                raise ConfigError(f"step {i + 1}: {exc}", field=exc.field) from None
             check_continue(i, task.continue_session, sequential=sequential)
         elif not callable(task):
             raise ConfigError(
-                f"step {i}: a task is a str, a TaskSpec or a callable returning one, "
+                f"step {i + 1}: a task is a str, a TaskSpec or a callable returning one, "
                 f"got {type(task).__name__}",
                 field="tasks",
             )

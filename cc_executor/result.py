@@ -442,7 +442,7 @@ def classify(
     """Decide whether a finished run failed and return the matching error, or None.
 
     This is the only place that maps what the CLI said (stream, exit code, stderr)
-    to exceptions; the README's "How outcomes are classified" is its table. Pass
+    to exceptions; docs/failures.md, "How outcomes are classified", is its table. Pass
     `facts` (everything the stream said), or, for a stream known only by its last
     line, `result`, `api_retries` and `limit_reset_at`.
     """

@@ -92,13 +92,26 @@ def test_every_error_class_has_its_own_exit_code() -> None:
     assert exit_code_for(cc_executor.TaskTimeoutError("x", timeout_s=1)) == 4
 
 
-def test_readme_and_help_document_every_exit_code(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_docs_and_help_document_every_exit_code(tmp_path: Path) -> None:
+    readme = (ROOT / "docs" / "cli.md").read_text()
     helptext = cc("--help", cwd=tmp_path).stdout
     for code, cls, _ in EXIT_CODES:
         name = cls.__name__ if cls else "-"
         assert re.search(rf"^\| {code} \| `?{re.escape(name)}`? \|", readme, re.MULTILINE), name
         assert re.search(rf"{code}\s+{re.escape(name)}", helptext), name
+
+
+def test_help_placeholders_are_words_not_python_types(tmp_path: Path) -> None:
+    commands = ["run", "list", "doctor", "history", "show", "demo", "scripted-model", "worker"]
+    for command in commands:
+        proc = cc(command, "--help", cwd=tmp_path, env=cli_env(COLUMNS="120"))
+        assert proc.returncode == 0, proc.stderr
+        assert re.findall(r"<[a-z][\w\[\] ]*>", proc.stdout) == [], (command, proc.stdout)
+        assert "[x>=" not in proc.stdout, command
+    run_help = cc("run", "--help", cwd=tmp_path, env=cli_env(COLUMNS="120")).stdout
+    for placeholder in ("TASK", "SECONDS", "TOOL", "N", "USD", "DIR"):
+        assert re.search(rf"\s{placeholder}\s", run_help), placeholder
+    assert cc("history", "--limit", "0", cwd=tmp_path).returncode == 2
 
 
 def test_the_console_script_is_cc_executor_cli_main() -> None:
@@ -144,12 +157,19 @@ def test_run_prints_the_answer_and_history_and_show_read_it_back(
     # The records are the project's (--cwd work), kept in the per-user records folder.
     assert list(work.iterdir()) == [work / "hello.py"]
     assert not (tmp_path / "transcripts").exists()
-    table = cc("history", cwd=work)
+    table = cc("history", cwd=work)  # piped: tab-separated rows, every column
     assert table.returncode == 0, table.stderr
-    assert "create hello.py for issue <n>" in table.stdout
+    header, row = table.stdout.splitlines()
+    assert header.split("\t") == [
+        "started", "status", "time_s", "cost_usd", "tokens_in", "tokens_out", "turns", "model",
+        "task",
+    ]  # fmt: skip
+    cells = row.split("\t")
+    assert len(cells) == 9 and cells[1] == "ok" and cells[6] == "2"
+    assert cells[-1] == "Create hello.py for issue 42"  # the task, not its normalized form
     records = json.loads(cc("history", "--json", cwd=work).stdout)
-    assert [(r["normalized_prompt"], r["success"]) for r in records] == [
-        ("create hello.py for issue <n>", True)
+    assert [(r["normalized_prompt"], r["task"], r["success"]) for r in records] == [
+        ("create hello.py for issue <n>", "Create hello.py for issue 42", True)
     ]
 
     (transcript,) = (records_home / "projects").glob("*/transcripts/*.jsonl")
@@ -165,6 +185,55 @@ def test_run_prints_the_answer_and_history_and_show_read_it_back(
     assert lines[-1] == "ended      success · exit code 0"
     newest = cc("show", cwd=work).stdout.splitlines()  # default: the project's newest
     assert newest[1:] == lines[1:]
+
+
+def test_run_stream_shows_tool_results_errors_and_one_final_line(
+    model: ScriptedModel, work: Path, tmp_path: Path
+) -> None:
+    model.add(
+        tool_use("Bash", {"command": "printf 'one\\ntwo\\nthree\\nfour\\n'"}),
+        text("Printed four lines"),
+        http_error(400, times=None),
+    )
+    env = cli_env(**model.env())
+    args = ("--stream", "--allow-tool", "Bash", "--cwd", str(work))
+    proc = cc("run", "Print four lines", *args, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Printed four lines\n"
+    lines = proc.stderr.splitlines()
+    # The tool's output, first lines under its call.
+    call = next(i for i, line in enumerate(lines) if line.startswith("⏺ Bash "))
+    assert lines[call + 1 : call + 5] == [
+        "  ↳ one",
+        "  ↳ two",
+        "  ↳ three",
+        "  ↳ … (1 more line(s))",
+    ]
+    # One final line, not a result-event line and the command's record line both.
+    ends = [line for line in lines if " turn(s) · " in line]
+    assert len(ends) == 1 and ends[0].startswith("✓ 2 turn(s) · ") and lines[-1] == ends[0]
+    assert "(success)" not in proc.stderr
+
+    proc = cc("run", "Fail", *args, cwd=tmp_path, env=env)
+    assert proc.returncode == 11, proc.stderr
+    ends = [line for line in proc.stderr.splitlines() if " turn(s) · " in line]
+    assert len(ends) == 1 and ends[0].startswith("✗ BadRequestError: "), proc.stderr
+    assert "error (success)" not in proc.stderr
+
+
+def test_history_shows_the_task_with_secrets_masked(
+    model: ScriptedModel, work: Path, tmp_path: Path
+) -> None:
+    secret = "tok-3f9a7c1e5b2d4068"
+    model.add(text("Deployed"))
+    env = cli_env(**model.env(), DEPLOY_API_TOKEN=secret)
+    proc = cc("run", f"Deploy with {secret} now", "--cwd", str(work), cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    piped = cc("history", cwd=work, env=env)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[1].split("\t")[-1] == "Deploy with [REDACTED] now"
+    as_json = cc("history", "--json", cwd=work, env=env).stdout
+    assert secret not in as_json and "Deploy with [REDACTED] now" in as_json
 
 
 def test_run_json_and_schema_print_parsable_json(

@@ -41,8 +41,29 @@ def test_unknown_option_names_the_field_and_the_valid_choices() -> None:
     with pytest.raises(ConfigError) as info:
         CCExecutorConfig(timout=5)
     assert info.value.field == "timout"
-    assert "Did you mean 'timeout'" in str(info.value)
-    assert "idle_timeout" in str(info.value)
+    assert str(info.value) == (
+        "Unknown option 'timout'. Did you mean 'timeout', 'idle_timeout' or 'auto_timeout_min'?"
+    )
+
+
+def test_a_step_typo_names_the_3_closest_options_a_step_accepts(tmp_path: Path) -> None:
+    """Not the 47 names of the whole config: only what is valid in a step, 3 of them."""
+    from cc_executor import TaskSpec, load_task_list
+    from cc_executor.pipeline import _LIST_FIELDS
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("tasks:\n  - prompt: hi\n    nmae: first\n")
+    with pytest.raises(ConfigError) as info:
+        load_task_list(plan)
+    assert str(info.value) == (
+        f"{plan}: task 1: Unknown option 'nmae'. Did you mean 'name', 'model' or 'num_retries'?"
+    )
+    assert info.value.field == "nmae"
+    with pytest.raises(ConfigError) as info:
+        TaskSpec("hi", max_total_cost=5)
+    named = [w.strip("'?,") for w in str(info.value).split("Did you mean ", 1)[1].split()]
+    named = [w for w in named if w != "or"]
+    assert len(named) == 3 and not set(named) & _LIST_FIELDS, named
 
 
 async def test_unknown_override_raises_config_error() -> None:

@@ -18,6 +18,7 @@ from cc_executor._command import find_cli
 from cc_executor.testing import ScriptedModel, text
 
 from .conftest import ROOT
+from .docs_blocks import doc_block
 from .test_cli import cc, cli_env
 
 
@@ -200,21 +201,14 @@ async def test_cc_execute_list_still_starts_a_run_under_a_new_run_id(
     assert results.success and results.run_id == "fresh"
 
 
-# ------------------------------------------------------------------ README blocks
+# ----------------------------------------------------------- README and docs blocks
 
 
-def _readme_block(section: str, lang: str) -> str:
-    text = (ROOT / "README.md").read_text().split(section, 1)[1]
-    block = re.search(rf"```{lang}\n(.*?)```", text, re.DOTALL)
-    assert block is not None, f"no ```{lang} block after {section!r}"
-    return block[1]
-
-
-def test_the_readme_test_snippet_runs_as_written(tmp_path: Path, claude_cli: str) -> None:
+def test_the_docs_test_snippet_runs_as_written(tmp_path: Path, claude_cli: str) -> None:
     """In a project of its own (no asyncio_mode setting: pytest-asyncio's strict default)."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_snippet.py").write_text(
-        _readme_block("## Testing your own pipelines", "python")
+        doc_block("docs/testing.md", "Testing your own pipelines", "python")
     )
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippet.py"],
@@ -228,10 +222,11 @@ def test_the_readme_test_snippet_runs_as_written(tmp_path: Path, claude_cli: str
     assert "1 passed" in proc.stdout
 
 
-def test_the_readme_try_it_without_an_account_block_runs_as_written(
-    tmp_path: Path, claude_cli: str
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_try_it_without_an_account_block_runs_as_written(
+    page: str, tmp_path: Path, claude_cli: str
 ) -> None:
-    script = _readme_block("### Try it without an account", "bash")
+    script = doc_block(page, "Try it without an account", "bash")
     bin_dir = Path(sys.executable).parent
     env = cli_env(HOME=str(tmp_path / "home"), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     proc = subprocess.run(

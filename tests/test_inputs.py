@@ -98,7 +98,7 @@ async def test_a_good_non_ascii_prompt_still_runs(fake_cli: FakeCLI) -> None:
 async def test_a_bad_step_prompt_stops_the_list_before_its_first_step(
     bad: Any, fake_cli: FakeCLI, pidfile: Path
 ) -> None:
-    with pytest.raises(ConfigError, match="step 1: ") as info:
+    with pytest.raises(ConfigError, match="step 2: ") as info:
         await cc_execute_list(["first step", bad], fake_cli("ok"), state_dir=None)
     assert info.value.field == "prompt"
     assert read_pids(pidfile) == []

@@ -4,7 +4,7 @@
    calls every tool; the execution tools run the pinned real CLI against the
    scripted model. Progress notifications and cancellation are checked on real
    processes.
-2. The real `claude` CLI as the MCP client, configured with the README's
+2. The real `claude` CLI as the MCP client, configured with the docs'
    `.mcp.json` snippet: the scripted model calls the server's tool through it.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from cc_executor.prompts import orchestrator_prompt
 from cc_executor.testing import ScriptedModel, hang, structured_output, text, tool_use
 
 from .conftest import ROOT
+from .docs_blocks import doc_block
 from .test_process_faults import process_state
 
 TOOLS = {
@@ -428,12 +428,10 @@ async def test_execute_task_list_reports_each_step_and_resumes_by_run_id(
 
 
 def readme_mcp_json() -> dict[str, Any]:
-    """The `.mcp.json` snippet of the README's "Use from an orchestrator" section."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Use from an orchestrator", 1)[1]
-    block = re.search(r"```json\n(.*?)```", section, re.DOTALL)
-    assert block is not None, "the README section has no ```json block"
-    data: dict[str, Any] = json.loads(block.group(1))
+    """The `.mcp.json` snippet of the docs' "Use from an orchestrator" page."""
+    data: dict[str, Any] = json.loads(
+        doc_block("docs/orchestrators.md", "Use from an orchestrator", "json")
+    )
     return data
 
 

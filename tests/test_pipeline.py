@@ -244,7 +244,7 @@ async def test_a_changed_prompt_reruns_that_step_and_every_later_one(
     assert changed.success and changed.restored == [0]
     assert [r.output for r in changed] == ["a", "b2", "c2"]
     assert model.prompts == ["A", "B", "C", "B changed", "C"]
-    assert any("prompt of step 1" in m and "changed" in m for m in warnings_logged)
+    assert any("prompt of step 2" in m and "changed" in m for m in warnings_logged)
 
 
 # ------------------------------------------------------------------ budgets
@@ -265,7 +265,7 @@ async def test_cost_budget_caps_each_step_and_stops_the_list(
     # ...and, the budget spent, no later step started.
     assert len(out) == 1 and out.skipped == [1, 2] and out.failed_step == 0
     assert isinstance(out.error, BudgetExceededError) and out.error is not out[0].error
-    assert "step 1 and later were not started" in str(out.error)
+    assert "step 2 and later were not started" in str(out.error)
     assert len(model.main_requests) == 1
 
 
@@ -386,7 +386,7 @@ async def test_on_step_sync_and_async_and_a_raising_callback_never_breaks_the_li
 
     await cc_execute_list(["a"], config, on_step=coroutine_callback, stream_output=True)
     assert seen == ["started", "success"]
-    assert "━━ step 0 (1/1) · a" in capsys.readouterr().err
+    assert "━━ step 1/1 · a" in capsys.readouterr().err
 
 
 def test_cc_execute_list_sync(fake_cli: Factory, state_dir: Path) -> None:
@@ -552,4 +552,6 @@ def test_the_list_result_is_list_like(fake_cli: Factory, state_dir: Path) -> Non
     table = out.summary().splitlines()
     assert table[0].split() == ["step", "status", "cost", "time", "task"]
     assert len(table) == 1 + 1 + 3 + 1 + 1  # header, rule, 3 steps, rule, total
+    # Numbered as people count (and as the live view does): 1..3; the API's indices are 0-based.
+    assert [line.split()[0] for line in table[2:5]] == ["1", "2", "3"]
     assert repr(out).startswith("<TaskListResult")

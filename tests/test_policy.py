@@ -28,10 +28,10 @@ def test_a_spent_budget_stops_the_next_step_cost_first() -> None:
     both = dict(max_total_cost_usd=1.0, max_total_duration=10.0)
     assert budget_stop(2, spent=0.5, elapsed=5.0, **both) is None
     assert budget_stop(2, spent=1.0, elapsed=50.0, **both) == (
-        "max_total_cost_usd=1 reached (spent $1.0000); step 2 and later were not started"
+        "max_total_cost_usd=1 reached (spent $1.0000); step 3 and later were not started"
     )
     assert budget_stop(3, spent=0.0, elapsed=10.0, **both) == (
-        "max_total_duration=10s reached (10.0s); step 3 and later were not started"
+        "max_total_duration=10s reached (10.0s); step 4 and later were not started"
     )
     assert (
         budget_stop(0, spent=9e9, elapsed=9e9, max_total_cost_usd=None, max_total_duration=None)
@@ -59,7 +59,7 @@ def test_step_limits_cap_timeout_and_budget_at_what_the_list_has_left() -> None:
 
 def test_a_step_cut_by_the_lists_duration_is_a_budget_stop_on_its_own_timeout_not() -> None:
     assert budget_cut(1, timeout_capped=True, stopped_by="timeout", max_total_duration=5) == (
-        "max_total_duration=5s reached during step 1, which was ended"
+        "max_total_duration=5s reached during step 2, which was ended"  # counted from 1
     )
     assert budget_cut(1, timeout_capped=False, stopped_by="timeout", max_total_duration=5) is None
     assert (

@@ -40,7 +40,7 @@ def process_state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
         return "gone"
     state = data[data.rfind(b")") + 2 :].split()[0].decode()
     return "gone" if state in ("Z", "X") else state

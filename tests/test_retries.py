@@ -290,6 +290,14 @@ async def test_usage_limit_waits_until_the_reset_then_succeeds(
     assert result.attempts[1].waited_s >= 1
     err = capsys.readouterr().err
     assert "usage limit reached" in err and "waiting for the limit to reset" in err
+    # The failed attempt's error with its message when it was retried, then one closing
+    # line for the whole task. No "error (success)" line from the result event.
+    message = result.attempts[0].error_message or ""
+    assert f"↻ attempt 1 failed: RateLimitError: {message[:40]}" in err
+    ends = [line for line in err.splitlines() if " turn(s) · " in line]
+    assert len(ends) == 1, ends
+    assert ends[0].startswith("✓ 2 attempts · 1 turn(s) · ") and " · transcript " in ends[0]
+    assert "(success)" not in err
 
 
 async def test_usage_limit_beyond_max_limit_wait_fails_at_once_with_the_reset_time(

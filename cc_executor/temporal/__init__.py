@@ -1,7 +1,7 @@
 """Task lists as Temporal workflows: durable, spread over many workers and machines.
 
 Needs the extra: ``pip install 'cc_executor[temporal]'`` (the official SDK,
-``temporalio``). See the README, "Running on a cluster".
+``temporalio``). See docs/cluster.md, "Running on a cluster".
 """
 
 try:

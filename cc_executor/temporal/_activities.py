@@ -86,7 +86,7 @@ class StepActivities:
                     "task list {} step {}: session {} of the last attempt is not on this "
                     "machine; starting the step over",
                     step.run_id,
-                    step.index,
+                    step.index + 1,
                     session,
                 )
             return saved
@@ -112,7 +112,7 @@ class StepActivities:
         logger.info(
             "task list {} step {}: attempt {}{}",
             step.run_id,
-            step.index,
+            step.index + 1,
             info.attempt,
             f", resuming session {session}" if prompt else "",
         )
@@ -134,7 +134,7 @@ class StepActivities:
                 return outcome  # the limit resets too far away: give up, as locally
             delay = limit_wait(reset, now)
             raise ApplicationError(
-                f"step {step.index}: {result.error_type}: {result.error_message}",
+                f"step {step.index + 1}: {result.error_type}: {result.error_message}",
                 outcome,
                 type=result.error_type,
                 next_retry_delay=timedelta(seconds=delay) if delay is not None else None,

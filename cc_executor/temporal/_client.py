@@ -83,9 +83,9 @@ async def submit_task_list(
     for i, item in enumerate(items):
         if not isinstance(item, TaskSpec):
             raise ConfigError(
-                f"step {i} is a callable ({step_label(item)}): a step built at run time cannot be "
-                "sent to a Temporal worker. Build the TaskSpec before submitting, or run this "
-                "list locally with cc_execute_list",
+                f"step {i + 1} is a callable ({step_label(item)}): a step built at run time "
+                "cannot be sent to a Temporal worker. Build the TaskSpec before submitting, or "
+                "run this list locally with cc_execute_list",
                 field="tasks",
             )
         steps.append(_plan(i, item, base))
@@ -163,14 +163,14 @@ def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
     for name in _CALLABLE_FIELDS:
         if getattr(config, name):
             raise ConfigError(
-                f"step {i}: {name} holds Python callables, which cannot be sent to a Temporal "
+                f"step {i + 1}: {name} holds Python callables, which cannot be sent to a Temporal "
                 f"worker; pass them in the worker's config (run_worker(config=...)) instead",
                 field=name,
             )
     if isinstance(config.json_schema, type):
         model = config.json_schema.__name__
         raise ConfigError(
-            f"step {i}: json_schema is a pydantic model class ({model}), which cannot be sent "
+            f"step {i + 1}: json_schema is a pydantic model class ({model}), which cannot be sent "
             f"to a Temporal worker: pass its JSON schema, json_schema={model}.model_json_schema(), "
             f"and read the answer with {model}.model_validate(result.structured)",
             field="json_schema",
@@ -178,7 +178,7 @@ def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
     for name in config.env:
         if name in ALWAYS_SECRET or SECRET_NAME.search(name):
             raise ConfigError(
-                f"step {i}: env[{name!r}] looks like a credential, and a workflow's input is "
+                f"step {i + 1}: env[{name!r}] looks like a credential, and a workflow's input is "
                 "stored in Temporal's history: set it in the workers' environment instead "
                 "(the CLI inherits it)",
                 field="env",

@@ -241,7 +241,7 @@ def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> 
             success=False,
             error_type="ProcessCrashedError",
             error_message=(
-                f"step {i}: no heartbeat for {heartbeat:g} s on its last attempt (the worker "
+                f"step {i + 1}: no heartbeat for {heartbeat:g} s on its last attempt (the worker "
                 "was lost, or the CLI printed nothing for that long)"
             ),
         )
@@ -251,7 +251,7 @@ def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> 
             success=False,
             stopped_by="timeout",
             error_type="TaskTimeoutError",
-            error_message=f"step {i}: its activity ran out of time (timeout {timeout:g} s)",
+            error_message=f"step {i + 1}: its activity ran out of time (timeout {timeout:g} s)",
             error_state={"timeout_s": timeout},
         )
     kind = type(cause).__name__
@@ -261,5 +261,5 @@ def _lost_step(i: int, heartbeat: float, timeout: float, exc: ActivityError) -> 
         index=i,
         success=False,
         error_type=kind,
-        error_message=f"step {i}: {kind}: {cause if cause is not None else exc}",
+        error_message=f"step {i + 1}: {kind}: {cause if cause is not None else exc}",
     )
