@@ -49,7 +49,7 @@ def test_unknown_option_names_the_field_and_the_valid_choices() -> None:
 def test_a_step_typo_names_the_3_closest_options_a_step_accepts(tmp_path: Path) -> None:
     """Not the 47 names of the whole config: only what is valid in a step, 3 of them."""
     from cc_executor import TaskSpec, load_task_list
-    from cc_executor.pipeline import _LIST_FIELDS
+    from cc_executor._models import _LIST_FIELDS
 
     plan = tmp_path / "plan.yaml"
     plan.write_text("tasks:\n  - prompt: hi\n    nmae: first\n")
