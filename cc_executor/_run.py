@@ -35,7 +35,6 @@ from .events import (
     ApiRetryEvent,
     AssistantEvent,
     Event,
-    InitEvent,
     InvalidLineError,
     ResultEvent,
     RetryEvent,
@@ -91,7 +90,6 @@ class Execution:
         self.trace_env: dict[str, str] = {}
         self.result: TaskResult | None = None
         self._structured: StructuredCheck | None = None
-        self.session_id: str | None = None
         self.tool_uses: list[ToolUse] = []
         self.facts = StreamFacts()
         self.invalid_lines = 0
@@ -223,6 +221,11 @@ class Execution:
         """The result that decides the run (the last one that counts)."""
         return self.facts.final_result
 
+    @property
+    def session_id(self) -> str | None:
+        """The CLI session: the init line's, else the first one any line carried."""
+        return self.facts.session_id
+
     def _parse_block(self, block: bytes, proc: CLIProcess) -> list[Event]:
         self.facts.stdout_seen = True
         events: list[Event] = []
@@ -261,14 +264,10 @@ class Execution:
                 proc.request_stop("auth_failed")
         elif isinstance(event, ResultEvent):
             proc.result_seen()
-        elif isinstance(event, InitEvent):
-            self.session_id = event.session_id
         if facts.background_pending != pending:
             # While background work is pending the CLI is silent on purpose: no idle
             # timeout, no result-exit grace; the total timeout still holds.
             proc.set_background_pending(facts.background_pending)
-        if self.session_id is None:
-            self.session_id = facts.session_id
 
     def _build_result(
         self,

@@ -37,6 +37,7 @@ from .events import (
     AssistantEvent,
     BackgroundTasksChangedEvent,
     Event,
+    InitEvent,
     PermissionDenial,
     RateLimitEvent,
     RateLimitInfo,
@@ -306,8 +307,12 @@ class StreamFacts:
         session = getattr(event, "session_id", None)
         if session is None and isinstance(event, UnknownEvent):
             session = event.raw.get("session_id")
-        if self.session_id is None and isinstance(session, str) and session:
-            self.session_id = session
+        if (
+            isinstance(session, str)
+            and session
+            and (self.session_id is None or isinstance(event, InitEvent))
+        ):
+            self.session_id = session  # the first line's, unless an init line names one
         if isinstance(event, ResultEvent):
             self.results.append(event)
         elif isinstance(event, AssistantEvent):
