@@ -114,7 +114,7 @@ def test_help_placeholders_are_words_not_python_types(tmp_path: Path) -> None:
     assert cc("history", "--limit", "0", cwd=tmp_path).returncode == 2
 
 
-def test_mcp_help_has_the_commands_style_under_both_names(tmp_path: Path) -> None:
+def test_module_entry_points_share_the_commands_help_style(tmp_path: Path) -> None:
     """`cc-execute mcp --help` and `python -m cc_executor.mcp --help` print one help, in
     the style of every other subcommand (Rich panels, placeholders in words), each with
     its own program name; a typo is a usage error (exit 2) suggesting the option."""
@@ -137,6 +137,12 @@ def test_mcp_help_has_the_commands_style_under_both_names(tmp_path: Path) -> Non
     assert "╭─ Options ─" in run_help and "╭─ Options ─" in mcp_help.stdout
     for placeholder in ("FILE", "DIR", "MODE", "SECONDS", "LEVEL"):
         assert re.search(rf"\s{placeholder}\s", mcp_help.stdout), placeholder
+    temporal = subprocess.run(
+        [sys.executable, "-m", "cc_executor.temporal", "worker", "--help"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Usage: python -m cc_executor.temporal worker [OPTIONS]" in temporal.stdout
+    assert "╭─ Options ─" in temporal.stdout and "HOST:PORT" in temporal.stdout
     typo = cc("mcp", "--timout", "5", cwd=tmp_path, env=env)
     assert typo.returncode == 2 and "--timeout" in typo.stderr
 
