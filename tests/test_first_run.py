@@ -4,6 +4,7 @@ before printing anything that looks finished when the CLI is missing."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -204,12 +205,15 @@ async def test_cc_execute_list_still_starts_a_run_under_a_new_run_id(
 # ----------------------------------------------------------- README and docs blocks
 
 
-def test_the_docs_test_snippet_runs_as_written(tmp_path: Path, claude_cli: str) -> None:
+@pytest.mark.parametrize(
+    "section", ["The pytest plugin: `scripted_model`", "Testing your own pipelines"]
+)
+def test_the_docs_test_snippets_run_as_written(
+    section: str, tmp_path: Path, claude_cli: str
+) -> None:
     """In a project of its own (no asyncio_mode setting: pytest-asyncio's strict default)."""
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "test_snippet.py").write_text(
-        doc_block("docs/testing.md", "Testing your own pipelines", "python")
-    )
+    (tmp_path / "test_snippet.py").write_text(doc_block("docs/testing.md", section, "python"))
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_snippet.py"],
         cwd=tmp_path,
@@ -226,9 +230,16 @@ def test_the_docs_test_snippet_runs_as_written(tmp_path: Path, claude_cli: str) 
 def test_the_try_it_without_an_account_block_runs_as_written(
     page: str, tmp_path: Path, claude_cli: str
 ) -> None:
+    """From a clone after `make demo`: `cc-execute` is not on PATH until the block's first
+    line activates `.venv` (here: the venv running the tests, linked in)."""
     script = doc_block(page, "Try it without an account", "bash")
-    bin_dir = Path(sys.executable).parent
-    env = cli_env(HOME=str(tmp_path / "home"), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert (Path(sys.prefix) / "bin" / "activate").is_file(), "the tests run from a venv"
+    (tmp_path / ".venv").symlink_to(sys.prefix)
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != bin_dir)
+    env = cli_env(HOME=str(tmp_path / "home"), PATH=path)
+    env.pop("VIRTUAL_ENV", None)
+    assert shutil.which("cc-execute", path=path) is None
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script + "wait\n"],
         cwd=tmp_path,
@@ -241,6 +252,48 @@ def test_the_try_it_without_an_account_block_runs_as_written(
     assert "Hello from the scripted model (answer 1)" in proc.stdout  # run
     assert "2/2 ok" in proc.stdout  # list
     assert "scripted model stopped (SIGTERM); 3 main request(s) answered" in proc.stderr
+
+
+def test_the_scripted_answers_example_runs_as_written(tmp_path: Path, claude_cli: str) -> None:
+    """The documented script with the documented commands, in the default permission mode
+    (a script writing outside the working directory was denied: PermissionDeniedError)."""
+    page, section = "docs/getting-started.md", "Scripted answers"
+    (tmp_path / "script.yaml").write_text(doc_block(page, section, "yaml"))
+    bin_dir = Path(sys.executable).parent
+    env = cli_env(HOME=str(tmp_path / "home"), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", doc_block(page, section, "bash") + "wait\n"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "hello.py").read_text() == "print('hi')\n"
+    first, second = proc.stdout.split("\n", 1)
+    assert first == "Created hello.py"
+    assert json.loads(second) == {"language": "python"}
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_try_it_block_ends_when_the_model_cannot_start(page: str, tmp_path: Path) -> None:
+    """A venv without cc_executor: the server never writes model.env, and the wait for
+    it must end (the old `until [ -s model.env ]` waited forever) with the shell's error
+    in view."""
+    script = doc_block(page, "Try it without an account", "bash")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "activate").write_text("")
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        ["bash", "-c", script + "wait\n"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a hang guard, not a speed check
+    )
+    assert "cc-execute: command not found" in proc.stderr
 
 
 # ------------------------------------------------------------------ costs in JSON
