@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import json
 import shlex
 import sys
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -164,7 +166,7 @@ def _logging(
 
 
 def _log_options() -> list[Any]:
-    options = typer.Typer()
+    options = typer.Typer(add_completion=False)  # as `app`: no completion options
     options.command()(_logging)
     return list(typer.main.get_command(options).params)
 
@@ -179,6 +181,20 @@ class _Group(typer.core.TyperGroup):
         for name, command in self.commands.items():
             if name != "mcp":
                 command.params.extend(_log_options())
+            command.help = _unwrapped(command.help)
+
+
+def _unwrapped(help_text: str | None) -> str | None:
+    """A docstring's paragraphs as one line each (Rich markup mode keeps a docstring's
+    line breaks, which then break lines mid-sentence at the terminal's width); an
+    indented paragraph (a code example, its lines starting with `$ `: Typer removes the
+    indentation) keeps its lines."""
+    if help_text is None:
+        return None
+    paragraphs = inspect.cleandoc(help_text).split("\n\n")
+    return "\n\n".join(
+        textwrap.dedent(p) if p.startswith(" ") else " ".join(p.split("\n")) for p in paragraphs
+    )
 
 
 app = typer.Typer(
@@ -716,30 +732,48 @@ def history(
             ]
             print("\t".join(cells))
         return
-    table = Table(title=f"{len(records)} most recent run(s), newest first")
-    columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("started", "left"),
-        ("status", "left"),
-        ("time", "right"),
-        ("cost", "right"),
-        ("tokens in/out", "right"),
-        ("turns", "right"),
-        ("model", "left"),
-        ("task", "left"),
-    )
-    for name, justify in columns:
-        table.add_column(name, justify=justify, no_wrap=name != "task")
-    for r, task in zip(records, tasks, strict=True):
-        table.add_row(
-            r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-            Text("✓ ok", style="green") if r.success else Text(f"✗ {r.error_type}", style="red"),
-            f"{r.duration_s:.1f}s",
-            f"${r.cost_usd or 0:.4f}",
-            f"{r.input_tokens or 0:,}/{r.output_tokens or 0:,}",
-            str(r.num_turns or 0),
-            r.model or "-",
-            " ".join(task.split())[:200],
+    columns: dict[str, tuple[JustifyMethod, list[Text]]] = {
+        "started": ("left", []),
+        "status": ("left", []),
+        "time": ("right", []),
+        "cost": ("right", []),
+        "tokens in/out": ("right", []),
+        "turns": ("right", []),
+        "model": ("left", []),
+    }
+    for r in records:
+        status = Text("✓ ok", style="green") if r.success else Text(f"✗ {r.error_type}", "red")
+        row = (
+            Text(r.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")),
+            status,
+            Text(f"{r.duration_s:.1f}s"),
+            Text(f"${r.cost_usd or 0:.4f}"),
+            Text(f"{r.input_tokens or 0:,}/{r.output_tokens or 0:,}"),
+            Text(str(r.num_turns or 0)),
+            Text(r.model or "-"),
         )
+        for (_, column), value in zip(columns.values(), row, strict=True):
+            column.append(value)
+
+    def width(name: str) -> int:  # the column, its padding and border
+        return max(len(name), *(c.cell_len for c in columns[name][1])) + 3
+
+    # Rich squeezes a table wider than the terminal down to a task column of width 0:
+    # on a narrow terminal the least needed columns go instead (--json and a pipe keep
+    # all), so the task keeps at least 24 characters.
+    hidden = []
+    for name in ("model", "turns", "tokens in/out", "started"):
+        if sum(map(width, columns)) + 24 + 4 <= out.width:
+            break
+        del columns[name]
+        hidden.append(name)
+    note = f" · hidden to fit the terminal: {', '.join(hidden)}" if hidden else ""
+    table = Table(title=f"{len(records)} most recent run(s), newest first{note}")
+    for name, (justify, _) in columns.items():
+        table.add_column(name, justify=justify, no_wrap=True)
+    table.add_column("task", justify="left", min_width=24)
+    for n, task in enumerate(tasks):
+        table.add_row(*(column[n] for _, column in columns.values()), " ".join(task.split())[:200])
     out.print(table)
 
 
@@ -962,8 +996,8 @@ def scripted_model_command(
     stderr): source them in the shell that runs `claude` or `cc-execute`. Serves in the
     foreground until Ctrl-C or SIGTERM:
 
-        cc-execute scripted-model > model.env &
-        until [ -s model.env ]; do sleep 0.1; done; . ./model.env
+        $ cc-execute scripted-model > model.env &
+        $ until [ -s model.env ] || ! kill -0 $!; do sleep 0.1; done; . ./model.env
     """
     from .testing._serve import serve
 

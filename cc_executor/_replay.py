@@ -88,6 +88,10 @@ def replay(path: Path) -> Iterator[Text]:
             # The CLI's subtype only where it says more than the status (error_max_turns);
             # an is_error result can carry subtype "success", which would contradict it.
             detail = f" ({event.subtype})" if event.subtype not in (None, "success") else ""
+            if status == "success" and footer is not None and footer.get("error_type"):
+                # The CLI's success, judged a failure afterwards (a denied tool, an invalid
+                # structured answer): say whose verdict each line gives.
+                status = "the CLI reported success"
             yield Text(
                 f"■ {status}{detail} · {event.num_turns} turn(s) · "
                 f"{(event.duration_ms or 0) / 1000:.1f}s · {tin:,} in / {tout:,} out tokens · "
@@ -105,6 +109,8 @@ def replay(path: Path) -> Iterator[Text]:
     if footer.get("stopped_by"):
         ended += f" · stopped by the library: {footer['stopped_by']}"
     yield Text(ended, style="bold")
+    if footer.get("error_message"):
+        yield Text(f"error      {_indent(str(footer['error_message']).strip())}", style="red")
 
 
 def _indent(text: str) -> str:

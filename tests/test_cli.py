@@ -114,6 +114,22 @@ def test_help_placeholders_are_words_not_python_types(tmp_path: Path) -> None:
     assert cc("history", "--limit", "0", cwd=tmp_path).returncode == 2
 
 
+def test_help_has_no_completion_options_and_no_mid_sentence_line_breaks(tmp_path: Path) -> None:
+    """The app has add_completion=False, yet the logging options' helper app added
+    --install-completion / --show-completion to every command; and Rich markup kept each
+    docstring's line breaks, which broke lines mid-sentence at any terminal width."""
+    env = cli_env(COLUMNS="200")
+    top = cc("--help", cwd=tmp_path, env=env).stdout
+    commands = ["run", "list", "doctor", "history", "show", "demo", "scripted-model", "worker"]
+    for helptext in [top] + [cc(c, "--help", cwd=tmp_path, env=env).stdout for c in commands]:
+        assert "completion" not in helptext
+    assert "as a table; `--by KEY`: cost per value of metadata KEY (runs without it" in top
+    assert "127.0.0.1, for trying `run` and `list` without an account" in top
+    model_help = cc("scripted-model", "--help", cwd=tmp_path, env=env).stdout
+    assert "`cc-execute`. Serves in the foreground until Ctrl-C or SIGTERM:" in model_help
+    assert "\n $ cc-execute scripted-model > model.env &" in model_help  # the example kept
+
+
 def test_module_entry_points_share_the_commands_help_style(tmp_path: Path) -> None:
     """`cc-execute mcp --help` and `python -m cc_executor.mcp --help` print one help, in
     the style of every other subcommand (Rich panels, placeholders in words), each with
@@ -216,6 +232,61 @@ def test_run_prints_the_answer_and_history_and_show_read_it_back(
     assert lines[-1] == "ended      success · exit code 0"
     newest = cc("show", cwd=work).stdout.splitlines()  # default: the project's newest
     assert newest[1:] == lines[1:]
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_history_on_a_narrow_terminal_keeps_the_task_column(columns: int, tmp_path: Path) -> None:
+    """Rich squeezed the 8 columns into 80: the task column got width 0 (gone), time and
+    cost were cut to "…". Now the least needed columns go, and the table says which."""
+    from datetime import datetime, timezone
+
+    from cc_executor._history import HistoryRecord, _sqlite_add
+    from cc_executor._statestore import db_path
+
+    state = tmp_path / "state"
+    state.mkdir()
+    record = HistoryRecord(
+        execution_uuid="u1",
+        prompt_hash="p",
+        prompt_class="c",
+        normalized_prompt="fix the failing parser test",
+        model="claude-opus-5-5",
+        duration_s=3.8,
+        success=False,
+        error_type="StructuredOutputError",
+        cost_usd=0.000896,
+        input_tokens=1234,
+        output_tokens=20000,
+        num_turns=2,
+        started_at=datetime.now(timezone.utc),
+    )
+    _sqlite_add(db_path(state), record, 100)
+    env = cli_env(TTY_COMPATIBLE="1", NO_COLOR="1", COLUMNS=str(columns))
+    proc = cc("history", "--state-dir", str(state), cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
+    assert "┃ task" in plain  # a terminal's table, not the piped rows
+    assert "│ fix the failing parser test" in plain
+    assert "✗ StructuredOutputError │ 3.8s │ $0.0009 │" in plain
+    assert "hidden to fit the terminal: model" in plain
+    assert max(len(line) for line in plain.splitlines()[1:]) <= columns
+
+
+def test_show_says_why_a_run_the_cli_called_a_success_failed(
+    model: ScriptedModel, work: Path, tmp_path: Path, records_home: Path
+) -> None:
+    """The CLI's result said success, cc_executor's verdict was a failure (a denied Write):
+    `show` printed "■ success" then "ended failed" with no reason."""
+    outside = tmp_path / "outside.txt"
+    model.add(tool_use("Write", {"file_path": str(outside), "content": "x"}), text("Wrote it"))
+    proc = cc("run", "Write outside", "--cwd", str(work), cwd=work, env=cli_env(**model.env()))
+    assert proc.returncode == 14, proc.stderr  # PermissionDeniedError
+    assert not outside.exists()
+    lines = cc("show", cwd=work).stdout.splitlines()
+    assert not any(line.startswith("■ success") for line in lines)
+    assert any(line.startswith("■ the CLI reported success · 2 turn(s)") for line in lines)
+    assert lines[-2] == "ended      failed · exit code 0 · PermissionDeniedError"
+    assert lines[-1].startswith("error      The CLI denied 1 tool call(s) (Write)")
 
 
 def test_run_stream_shows_tool_results_errors_and_one_final_line(
