@@ -109,19 +109,30 @@ class Command:
         return [self.secrets.mask(arg) for arg in self.argv]
 
 
+# The CLI's own temporary folder (default $TMPDIR): it leaves `claude-<uid>/` (probe
+# and per-project folders) and `cc-socks/` there after every run.
+CLI_TMPDIR_VAR = "CLAUDE_CODE_TMPDIR"
+
+
 @contextlib.contextmanager
 def arg_files(command: Command) -> Iterator[Command]:
     """`command` with each `FileArg` written to a 0600 file in a new 0700 directory
-    (``$TMPDIR/cc_executor-*``); the directory and files are removed when the block
-    exits, however it exits. Without file arguments, `command` itself and no directory."""
-    if not command.files:
-        yield command
-        return
+    (``$TMPDIR/cc_executor-*``), which is also the CLI's own temporary folder
+    (``CLAUDE_CODE_TMPDIR``, unless the environment names one), so nothing the run
+    wrote there outlives it: the directory is removed when the block exits, however it
+    exits. When no directory can be made and there are no file arguments, `command`
+    itself."""
     try:
         directory = tempfile.mkdtemp(prefix="cc_executor-")
     except OSError as exc:
+        if not command.files:
+            yield command
+            return
         raise _temp_error(exc) from exc
     try:
+        env = command.env
+        if CLI_TMPDIR_VAR not in env:
+            env = {**env, CLI_TMPDIR_VAR: directory}
         argv = list(command.argv)
         for index, file in command.files:
             path = os.path.join(directory, file.name)
@@ -132,7 +143,7 @@ def arg_files(command: Command) -> Iterator[Command]:
             except OSError as exc:
                 raise _temp_error(exc) from exc
             argv[index] = path
-        yield dataclasses.replace(command, argv=argv, files=())
+        yield dataclasses.replace(command, argv=argv, env=env, files=())
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -41,8 +41,13 @@ def run_example(name: str, cwd: Path, claude_cli: str, *args: str) -> str:
     assert "SCRIPTED" in proc.stdout  # it says so: the model was not real
     prefix = re.search(r'mkdtemp\(prefix="([\w-]+)"', (EXAMPLES / name).read_text())
     assert prefix is not None
-    left = sorted(p.name for p in tmp.glob(f"{prefix[1]}*"))
-    assert bool(left) == ("--keep" in args), left  # its temp dirs are gone unless --keep
+    # Nothing is left in $TMPDIR unless --keep: neither the example's folders nor the
+    # CLI's own (`claude-<uid>/`, `cc-socks/`, which every run used to leave).
+    left = sorted(p.name for p in tmp.iterdir())
+    if "--keep" in args:
+        assert left and all(name.startswith(prefix[1]) for name in left), left
+    else:
+        assert left == [], left
     return proc.stdout
 
 
