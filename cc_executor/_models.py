@@ -58,6 +58,10 @@ class TaskSpec(BaseModel):
     def __init__(self, prompt: str | None = None, /, **data: Any) -> None:
         if prompt is not None:
             data["prompt"] = prompt
+        elif "prompt" not in data:  # `promt:` in a YAML file: the typo, not "prompt missing"
+            for name in data:
+                if name not in _STEP_OPTIONS and name not in _LIST_FIELDS:
+                    raise unknown_option_error(name, _STEP_OPTIONS)
         try:
             super().__init__(**data)
         except ValidationError as exc:

@@ -718,8 +718,18 @@ def config_error(exc: ValidationError) -> ConfigError:
     name = ".".join(str(p) for p in err["loc"]) or "config"
     if err["type"] == "extra_forbidden":
         return unknown_option_error(name)
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    lines = [f"Invalid value for {name!r}: {msg} (got {err.get('input')!r})."]
-    if len(exc.errors()) > 1:
-        lines.append(f"{len(exc.errors()) - 1} more problem(s):\n{exc}")
+    lines = [f"Invalid value for {_problem(err)}."]
+    # The others in the same words (pydantic's own text repeats the first and adds URLs).
+    lines += [f"Also {_problem(e)}." for e in exc.errors(include_url=False)[1:]]
     return ConfigError(" ".join(lines), field=name.split(".")[0])
+
+
+def _problem(err: Any) -> str:
+    """`'field': what is wrong (got value)` for one pydantic error."""
+    name = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        return f"{name!r}: not an option"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "tuple_type":  # a tuple field: the user writes a list
+        msg = msg.replace("a valid tuple", "a list")
+    return f"{name!r}: {msg} (got {err.get('input')!r})"

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from cc_executor import CCExecutorConfig, CLINotFoundError, ConfigError, cc_run, cc_stream
+from cc_executor import (
+    CCExecutorConfig,
+    CLINotFoundError,
+    ConfigError,
+    cc_run,
+    cc_stream,
+    load_task_list,
+)
 from cc_executor._command import FileArg, build_args, build_command, find_cli
 
 
@@ -64,6 +71,30 @@ def test_a_step_typo_names_the_3_closest_options_a_step_accepts(tmp_path: Path) 
     named = [w.strip("'?,") for w in str(info.value).split("Did you mean ", 1)[1].split()]
     named = [w for w in named if w != "or"]
     assert len(named) == 3 and not set(named) & _LIST_FIELDS, named
+
+
+def test_a_misspelt_prompt_key_is_named_as_the_typo(tmp_path: Path) -> None:
+    """`promt:` said "Invalid value for 'prompt': Field required (got {'promt': …})"."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("tasks:\n  - promt: Add database models\n")
+    with pytest.raises(ConfigError) as info:
+        load_task_list(plan)
+    assert str(info.value).startswith(
+        f"{plan}: task 1: Unknown option 'promt'. Did you mean 'prompt', "
+    )
+    assert info.value.field == "promt"
+
+
+def test_several_bad_values_are_each_named_once_without_pydantic_noise(tmp_path: Path) -> None:
+    """The other problems were pydantic's whole text: the first again, types, and a URL."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("- prompt: x\n  allowed_tools: Bash\n  timeout: 10m\n")
+    with pytest.raises(ConfigError) as info:
+        load_task_list(plan)
+    assert str(info.value) == (
+        f"{plan}: task 1: Invalid value for 'timeout': must be a number of seconds > 0 or "
+        "\"auto\" (got '10m'). Also 'allowed_tools': Input should be a list (got 'Bash')."
+    )
 
 
 async def test_unknown_override_raises_config_error() -> None:
