@@ -3,6 +3,7 @@ real CLI (raw `claude -p`) and `cc-execute run` started with the lines it prints
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import subprocess
@@ -96,6 +97,40 @@ def test_serves_a_raw_claude_p_and_cc_execute_run(
     assert "✓ 1 turn(s)" in run.stderr
     said = stop(served, signal.SIGINT)  # Ctrl-C is a clean stop too
     assert "stopped (SIGINT); 2 main request(s) answered" in said
+
+
+def test_without_a_script_json_and_schema_runs_get_a_structured_answer(
+    served: Served, tmp_path: Path
+) -> None:
+    """`cc-execute run --json` / `--schema` offline failed with StructuredOutputError (exit
+    15): the default model answered text even when the CLI offered StructuredOutput."""
+    env = cli_env(HOME=str(tmp_path / "home"), **served.exports)
+    hello = "Hello from the scripted model (answer 1); no real model was asked."
+    as_json = cc("run", "--json", "Summarise", cwd=tmp_path, env=env)
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert (answer["result"], answer["summary"], answer["files_created"]) == (hello, hello, [])
+    schema = {
+        "type": "object",
+        "properties": {
+            "files": {"type": "integer", "minimum": 1},
+            "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}, "minItems": 1},
+            "kind": {"enum": ["report", "fix"]},
+            "note": {"type": ["string", "null"]},
+        },
+        "required": ["files", "tags", "kind"],
+        "$defs": {"tag": {"type": "string"}},
+    }
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    checked = cc("run", "--schema", "schema.json", "Count", cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert json.loads(checked.stdout) == {
+        "files": 1,
+        "tags": [hello.replace("answer 1", "answer 2")],
+        "kind": "report",
+    }
+    plain = cc("run", "Say hi", cwd=tmp_path, env=env)
+    assert plain.stdout == hello.replace("answer 1", "answer 3") + "\n"
 
 
 def test_a_script_file_drives_real_tools_through_cc_execute(

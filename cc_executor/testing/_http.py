@@ -141,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
         turn: Turn | None = None
         exhausted = False
         if is_main:
-            turn, exhausted = owner._next_turn()
+            turn, exhausted = owner._next_turn(body)
         owner._record(
             RecordedRequest(
                 method=method,

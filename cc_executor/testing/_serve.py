@@ -118,16 +118,53 @@ def _turn(item: Any, where: str) -> Turn:
 
 
 class _AnswerEveryRequest(ScriptedModel):
-    """No script: every main request gets a short, numbered text answer."""
+    """No script: every main request gets a short, numbered text answer; one that offers
+    the ``StructuredOutput`` tool (``--json``, ``--schema``) gets a call of it with the
+    smallest answer its schema accepts, strings holding that text."""
 
-    def _next_turn(self) -> tuple[Turn, bool]:
-        turn, exhausted = super()._next_turn()
+    def _next_turn(self, body: Any = None) -> tuple[Turn, bool]:
+        turn, exhausted = super()._next_turn(body)
         if not exhausted:
             return turn, False
         n = len(self.main_requests) + 1
-        return TextTurn(
-            text=f"Hello from the scripted model (answer {n}); no real model was asked."
-        ), False
+        answer = f"Hello from the scripted model (answer {n}); no real model was asked."
+        tools = body.get("tools") if isinstance(body, dict) else None
+        for tool in tools if isinstance(tools, list) else []:
+            if isinstance(tool, dict) and tool.get("name") == "StructuredOutput":
+                schema = tool.get("input_schema") or {}
+                return structured_output(_smallest(schema, schema, answer)), False
+        return TextTurn(text=answer), False
+
+
+def _smallest(schema: Any, root: Any, text: str) -> Any:
+    """The smallest value `schema` accepts, for the common keywords (no pattern/format)."""
+    if not isinstance(schema, dict):
+        return text
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return _smallest(target, root, text)
+    for key in ("const", "default"):
+        if key in schema:
+            return schema[key]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            return _smallest(schema[key][0], root, text)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {k: _smallest(properties.get(k, {}), root, text) for k in schema.get("required", [])}
+    if kind == "array":
+        return [_smallest(schema.get("items", {}), root, text)] * schema.get("minItems", 0)
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 0)
+    return {"boolean": False, "null": None}.get(kind, text)
 
 
 def shell_env(model: ScriptedModel, config_dir: Path) -> dict[str, str]:

@@ -179,7 +179,9 @@ class ScriptedModel:
         with self._lock:
             self._turns.extend(turns)
 
-    def _next_turn(self) -> tuple[Turn, bool]:
+    def _next_turn(self, body: Any = None) -> tuple[Turn, bool]:
+        """The turn that answers a main request (`body`: its parsed JSON, for subclasses)
+        and whether the script had run out."""
         with self._lock:
             while self._pos < len(self._turns):
                 turn = self._turns[self._pos]
