@@ -80,7 +80,8 @@ async def main(live: bool) -> int:
     finally:
         if model is not None:
             model.close()
-    print(f"restored: {second.restored}, success: {second.success}")
+    restored = [i + 1 for i in second.restored]  # `restored` holds 0-based indices
+    print(f"restored steps: {restored}, success: {second.success}")
     print(f"guide.md on disk: {(workdir / 'guide.md').exists()}")
     return 0 if second.success else 1
 

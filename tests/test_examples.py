@@ -108,7 +108,7 @@ def test_resume_pipeline_restores_the_finished_step(claude_cli: str, tmp_path: P
     # Step 1 was not sent to the model again.
     assert "prompts the model saw in the second run: ['Write guide.md" in second
     assert "Write outline.md" not in second.split("prompts the model saw")[1]
-    assert "restored: [0], success: True" in out
+    assert "restored steps: [1], success: True" in out  # 1-based, as in the table
 
 
 def test_concurrent_competition_compares_three_solutions(claude_cli: str, tmp_path: Path) -> None:
