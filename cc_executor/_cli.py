@@ -1061,7 +1061,9 @@ def worker(
     try:
         from .temporal import serve
     except ModuleNotFoundError as exc:
-        _fail(ConfigError(f"{exc}: install the extra, pip install 'cc_executor[temporal]'"))
+        from ._extras import install_command
+
+        _fail(ConfigError(f"{exc}: install the extra: {install_command('temporal')}"))
     serve(address, task_queue, namespace=namespace, max_concurrent_steps=max_concurrent_steps)
 
 

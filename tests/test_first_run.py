@@ -343,3 +343,38 @@ def test_costs_are_rounded_to_6_decimals_in_json_output(tmp_path: Path) -> None:
         transcript_path=None,
     )
     assert repr(_task_report(result, 1000)["total_cost_usd"]) == "0.000896"
+
+
+# ------------------------------------------------------------ installing an extra
+
+
+def test_a_missing_extra_names_the_install_for_this_checkout(tmp_path: Path) -> None:
+    """From a clone, `pip install 'cc_executor[mcp]'` would fetch a released copy over the
+    editable one (or nothing, unreleased): the hint installs the extra from the checkout,
+    into the interpreter that runs."""
+    code = (
+        "import sys; sys.modules['mcp'] = None; from cc_executor._cli import main; "
+        "sys.argv = ['cc-execute', 'mcp', '--print-config']; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    expected = f"{sys.executable} -m pip install -e '{ROOT}[mcp]'"
+    assert f"The MCP server needs the `mcp` package: {expected}" in proc.stderr
+
+
+def test_an_installed_package_names_the_released_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cc_executor._extras as extras
+
+    monkeypatch.setattr(extras, "__file__", str(tmp_path / "site-packages/cc_executor/x.py"))
+    assert extras.install_command("temporal") == (
+        f"{sys.executable} -m pip install 'cc_executor[temporal]'"
+    )

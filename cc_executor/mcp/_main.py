@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Optional, g
 
 import typer
 
+from .._extras import install_command
 from .._help import placeholders_in_words
 from .._secrets import Secrets, find_secrets
 from ..config import CCExecutorConfig, PermissionMode
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["client_config", "create_server", "main", "serve", "server_config"]
 
-_MISSING_SDK = "The MCP server needs the `mcp` package: pip install 'cc_executor[mcp]'"
+
+def _missing_sdk() -> str:
+    return f"The MCP server needs the `mcp` package: {install_command('mcp')}"
 
 
 def create_server(config: CCExecutorConfig | None = None) -> MCPServer[Any]:
@@ -31,7 +34,7 @@ def create_server(config: CCExecutorConfig | None = None) -> MCPServer[Any]:
         from ._server import create_server as build
     except ModuleNotFoundError as exc:
         if exc.name is not None and exc.name.split(".")[0] == "mcp":
-            raise ModuleNotFoundError(_MISSING_SDK, name="mcp") from exc
+            raise ModuleNotFoundError(_missing_sdk(), name="mcp") from exc
         raise
     return build(config)
 
@@ -265,7 +268,7 @@ def _print_config(argv: Sequence[str]) -> None:
     import shlex
 
     if importlib.util.find_spec("mcp") is None:
-        raise ModuleNotFoundError(_MISSING_SDK + f" (into {sys.executable})", name="mcp")
+        raise ModuleNotFoundError(_missing_sdk(), name="mcp")
     document = client_config(argv)
     entry = document["mcpServers"]["cc_executor"]
     print(json.dumps(document, indent=2), flush=True)
