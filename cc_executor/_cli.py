@@ -246,6 +246,10 @@ def _fail(
         print(json.dumps({**record, **(extra or {})}, ensure_ascii=False))
     else:
         err.print(Text(f"✗ {type(error).__name__}: {error}", style="red"))
+        if isinstance(error, PermissionDeniedError) and error.tools:
+            # The message names the Python options; say the command's own.
+            flags = " ".join(f"--allow-tool {shlex.quote(t)}" for t in error.tools)
+            err.print(Text(f"  On the command line: {flags}, or --permission-mode MODE."))
     raise typer.Exit(code)
 
 

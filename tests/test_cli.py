@@ -282,6 +282,8 @@ def test_show_says_why_a_run_the_cli_called_a_success_failed(
     proc = cc("run", "Write outside", "--cwd", str(work), cwd=work, env=cli_env(**model.env()))
     assert proc.returncode == 14, proc.stderr  # PermissionDeniedError
     assert not outside.exists()
+    # The error's fix in the command's words too, not only allowed_tools=[…].
+    assert "  On the command line: --allow-tool Write, or --permission-mode MODE." in proc.stderr
     lines = cc("show", cwd=work).stdout.splitlines()
     assert not any(line.startswith("■ success") for line in lines)
     assert any(line.startswith("■ the CLI reported success · 2 turn(s)") for line in lines)
