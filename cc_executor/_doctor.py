@@ -109,7 +109,7 @@ def check_auth(env: dict[str, str]) -> Check:
         "fail",
         "no API key set and no logged-in session",
         "export ANTHROPIC_API_KEY=…, or run `claude` once and /login "
-        "(`cc-execute demo` needs neither)",
+        "(to try without an account: `cc-execute demo`, or `cc-execute scripted-model`)",
     )
 
 

@@ -638,6 +638,7 @@ def test_doctor_fails_without_cli_or_credentials_and_says_the_fix(tmp_path: Path
         re.MULTILINE,
     )
     assert re.search(r"^✗ authentication .*\n\s+fix: export ANTHROPIC_API_KEY", out, re.MULTILINE)
+    assert "`cc-execute scripted-model`" in out  # the offline way, for a newcomer
 
     # A logged-in session counts; its token is never shown.
     token = "oauth-" + uuid.uuid4().hex
