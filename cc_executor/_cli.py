@@ -237,14 +237,19 @@ def _root(
 
 
 def _fail(
-    error: BaseException, *, as_json: bool = False, extra: dict[str, Any] | None = None
+    error: BaseException,
+    *,
+    as_json: bool = False,
+    extra: dict[str, Any] | None = None,
+    shown: bool = False,
 ) -> NoReturn:
-    """Report `error` (stderr, or a JSON object on stdout with `as_json`) and exit with its code."""
+    """Report `error` (stderr, or a JSON object on stdout with `as_json`) and exit with its
+    code; `shown`: a live view's closing line said the whole message already."""
     code = exit_code_for(error)
     if as_json:
         record = {"error": type(error).__name__, "message": str(error), "exit_code": code}
         print(json.dumps({**record, **(extra or {})}, ensure_ascii=False))
-    else:
+    elif not shown:
         err.print(Text(f"✗ {type(error).__name__}: {error}", style="red"))
         if isinstance(error, PermissionDeniedError) and error.tools:
             # The message names the Python options; say the command's own.
@@ -387,8 +392,11 @@ def run(
     if result.error is not None:
         if not stream:  # the live view's last line said it already
             err.print(Text(facts, style="dim"))
+        from ._display import closing_line
+
         _fail(
             result.error,
+            shown=stream and f"{result.error_type}: {result.error} · " in closing_line(result),
             as_json=as_json,
             extra={
                 "session_id": result.session_id,

@@ -322,6 +322,9 @@ def test_run_stream_shows_tool_results_errors_and_one_final_line(
     assert proc.returncode == 11, proc.stderr
     ends = [line for line in proc.stderr.splitlines() if " turn(s) · " in line]
     assert len(ends) == 1 and ends[0].startswith("✗ BadRequestError: "), proc.stderr
+    # The message once: the closing line held all of it (it was printed a second time).
+    said = [line for line in proc.stderr.splitlines() if line.startswith("✗ BadRequestError")]
+    assert said == ends, proc.stderr
     assert "error (success)" not in proc.stderr
 
 
