@@ -60,8 +60,9 @@ def stop(s: Served, sig: signal.Signals) -> str:
     return s.proc.stderr.read()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])  # SIGHUP: terminal closed
 def test_prints_only_export_lines_and_stops_cleanly_on_sigterm(
-    served: Served, tmp_path: Path
+    served: Served, tmp_path: Path, sig: signal.Signals
 ) -> None:
     assert all(line.startswith("export ") for line in served.lines)
     env = served.exports
@@ -69,8 +70,8 @@ def test_prints_only_export_lines_and_stops_cleanly_on_sigterm(
     assert "HOME" not in env  # the shell keeps its own HOME
     config_dir = Path(env["CLAUDE_CONFIG_DIR"])
     assert config_dir.is_dir()
-    said = stop(served, signal.SIGTERM)
-    assert "stopped (SIGTERM)" in said
+    said = stop(served, sig)
+    assert f"stopped ({sig.name})" in said
     assert not config_dir.exists()
 
 

@@ -1,6 +1,6 @@
 """`cc-execute scripted-model [SCRIPT]`: the scripted Messages API as a command.
 
-Serves `ScriptedModel` on 127.0.0.1 in the foreground until SIGTERM or SIGINT,
+Serves `ScriptedModel` on 127.0.0.1 in the foreground until SIGTERM, SIGINT or SIGHUP,
 and prints, once it listens, the ``export NAME=value`` lines that point any
 ``claude`` or ``cc-execute`` started from that shell at it. Everything else
 goes to stderr, so the standard output can be sourced as is.
@@ -180,14 +180,15 @@ def shell_env(model: ScriptedModel, config_dir: Path) -> dict[str, str]:
 def serve(
     script: Path | None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """Serve until SIGTERM or SIGINT; returns the exit status (0: stopped by a signal).
+    """Serve until SIGTERM, SIGINT or SIGHUP (the terminal closed); returns the exit status
+    (0: stopped by a signal), the config folder and the HOMEs handed out removed.
 
     Raises `ValueError` for a bad script, before anything listens or is printed.
     """
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     turns = load_script(script) if script is not None else None
-    stop = {signal.SIGINT, signal.SIGTERM}
+    stop = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     # Blocked before the server thread starts, so the signals wait for sigwait below
     # (the thread inherits the mask) instead of interrupting a request.
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
