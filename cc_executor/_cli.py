@@ -453,6 +453,17 @@ def list_command(
     model: Annotated[
         str | None, typer.Option(metavar="MODEL", help="The model of every step.")
     ] = None,
+    allow_tool: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-tool",
+            metavar="TOOL",
+            help="Allow a tool in every step (repeatable): Bash, 'Bash(git:*)', …",
+        ),
+    ] = None,
+    permission_mode: Annotated[
+        str | None, typer.Option(metavar="MODE", help=_PERMISSION_HELP)
+    ] = None,
     state_dir: Annotated[
         Path | None,
         typer.Option(
@@ -468,13 +479,31 @@ def list_command(
 
     try:
         specs = load_task_list(file)
-        config = _config(cwd=cwd, model=model, state_dir=state_dir, max_total_cost_usd=max_cost)
+        config = _config(
+            cwd=cwd,
+            model=model,
+            allowed_tools=allow_tool or None,
+            permission_mode=permission_mode,
+            state_dir=state_dir,
+            max_total_cost_usd=max_cost,
+        )
         _check_run_id(config.state_dir, resume=run_id, new=new_run_id)
     except CCExecutorError as exc:
         _fail(exc)
     _require_cli(config)
     run_id = run_id or new_run_id or generate_run_id()
-    resume = f"cc-execute list {shlex.quote(str(file))} --run-id {run_id}"
+    # The options that were given, so the resumed run reads the same journal (the default
+    # one is --cwd's project's) and runs the remaining steps as the first run would have.
+    given = [
+        *(["--cwd", str(cwd)] if cwd is not None else []),
+        *(["--state-dir", str(state_dir)] if state_dir is not None else []),
+        *(["--model", model] if model is not None else []),
+        *(arg for tool in allow_tool or [] for arg in ("--allow-tool", tool)),
+        *(["--permission-mode", permission_mode] if permission_mode is not None else []),
+        *(["--max-cost", str(max_cost)] if max_cost is not None else []),
+        *(["--continue-on-failure"] if continue_on_failure else []),
+    ]
+    resume = shlex.join(["cc-execute", "list", str(file), *given, "--run-id", run_id])
     code, _ = _run_list(
         specs,
         config,
@@ -507,7 +536,8 @@ def _check_run_id(state_dir: Path | None, *, resume: str | None, new: str | None
         runs = f"runs there, newest first: {listed}" if known else "it holds no run yet"
         raise ConfigError(
             f"--run-id {resume}: no such run in {where} ({runs}). To start a new run under "
-            f"this id use --new-run-id {resume}; another journal: --state-dir DIR.",
+            f"this id use --new-run-id {resume}; another journal: the --cwd or --state-dir "
+            "the run was started with.",
             field="run_id",
         )
     if new is not None and new in known:

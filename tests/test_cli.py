@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -463,15 +464,42 @@ def test_list_without_a_terminal_prints_a_line_per_event_then_resumes_by_run_id(
     ]
     assert re.match(r"✗ 2/2 check · MaxTurnsError: ", lines[8])
     assert "1/2 ok" in proc.stdout  # the summary table
-    hint = re.search(r"resume with: (cc-execute list plan\.yaml --run-id (\S+))", proc.stderr)
+    # The hint carries --cwd: the journal is --cwd's project's, and without it the resume
+    # looked in another one ("no such run").
+    hint = re.search(r"resume with: (cc-execute list plan\.yaml --cwd \S+ --run-id \S+)$",
+                     proc.stderr, re.MULTILINE)  # fmt: skip
     assert hint, proc.stderr
 
     model.add(text("a.txt holds 'a'"))
-    again = cc("list", "plan.yaml", "--cwd", str(work), "--run-id", hint[2], cwd=tmp_path, env=env)
+    again = cc(*shlex.split(hint[1])[1:], cwd=tmp_path, env=env)  # the hint, run as printed
     assert again.returncode == 0, again.stderr
     assert re.search(r"^↺ 1/2 write · restored from the journal", again.stdout, re.MULTILINE)
     assert re.search(r"^✓ 2/2 check · 1 turn\(s\)", again.stdout, re.MULTILINE)
     assert model.prompts[-1] == "Check a.txt"  # step 1 was not asked again
+
+
+def test_list_allows_tools_for_every_step_and_its_resume_hint_keeps_the_options(
+    model: ScriptedModel, work: Path, tmp_path: Path
+) -> None:
+    """`list` had no --allow-tool / --permission-mode: a Markdown plan whose steps need a
+    tool the default mode denies could not be run at all from the command line."""
+    outside = tmp_path / "outside.txt"
+    (tmp_path / "plan.md").write_text("1. Write outside\n2. Fail\n")
+    model.add(
+        tool_use("Write", {"file_path": str(outside), "content": "x"}),
+        text("Wrote it"),
+        http_error(400, times=None),
+    )
+    args = ("--cwd", "work", "--allow-tool", "Write", "--permission-mode", "acceptEdits")
+    proc = cc("list", "plan.md", *args, cwd=tmp_path, env=cli_env(**model.env()))
+    assert proc.returncode == 11, proc.stdout + proc.stderr  # step 2: BadRequestError
+    assert outside.read_text() == "x"  # step 1's Write was allowed
+    assert re.search(
+        r"resume with: cc-execute list plan\.md --cwd work --allow-tool Write "
+        r"--permission-mode acceptEdits --run-id \S+$",
+        proc.stderr,
+        re.MULTILINE,
+    ), proc.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -504,7 +532,7 @@ def test_list_ctrl_c_ends_every_process_and_prints_how_to_resume(
         proc.kill()
     assert proc.returncode == 130, stderr
     assert "interrupted during step 1/2 (Wait forever)" in stderr
-    assert re.search(r"Resume with: cc-execute list plan\.md --run-id \S+", stderr)
+    assert re.search(r"Resume with: cc-execute list plan\.md --cwd \S+ --run-id \S+", stderr)
     assert "▶ 1/2 Wait forever" in stdout
     assert find_marked_processes(marker.encode()) == set()
 
