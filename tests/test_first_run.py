@@ -241,7 +241,13 @@ def test_the_try_it_without_an_account_block_runs_as_written(
     env.pop("VIRTUAL_ENV", None)
     assert shutil.which("cc-execute", path=path) is None
     proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script + "wait\n"],
+        [
+            "bash",
+            "-euo",
+            "pipefail",
+            "-c",
+            script + 'wait\necho "after: ${ANTHROPIC_BASE_URL-unset}"',
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -249,6 +255,8 @@ def test_the_try_it_without_an_account_block_runs_as_written(
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The shell no longer points at the stopped model (runs failed: Connection refused).
+    assert proc.stdout.endswith("after: unset\n")
     assert "Hello from the scripted model (answer 1)" in proc.stdout  # run
     assert "2/2 ok" in proc.stdout  # list
     assert "scripted model stopped (SIGTERM); 3 main request(s) answered" in proc.stderr
