@@ -79,7 +79,8 @@ async def main(live: bool) -> int:
     print(f"last answer: {results[-1].output}")
     for k in range(1, len(results)):  # strictly sequential
         assert results[k].started_at >= results[k - 1].ended_at
-    print(f"journal: {workdir / '.state' / 'state.db'} (run id 'greeter')")
+    kept = "kept: --keep" if "--keep" in sys.argv else "removed at exit; --keep keeps it"
+    print(f"journal: {workdir / '.state' / 'state.db'} (run id 'greeter'; {kept})")
     return 0 if results.success else 1
 
 

@@ -83,6 +83,7 @@ def test_task_list_runs_three_steps_in_order(claude_cli: str, tmp_path: Path) ->
     statuses = re.findall(r"step (\d)/3 (\w+)", out)
     assert statuses == [(k, s) for k in "123" for s in ("started", "success")]
     assert "3/3 ok · run greeter" in out
+    assert "(run id 'greeter'; removed at exit; --keep keeps it)" in out  # not a dead path
     assert "greet.py on disk: \"print('Hello, task lists!')\"" in out
 
 
