@@ -30,11 +30,12 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from ._gitchanges import GitChanges
 from ._log import logger
 from .events import AssistantEvent, Event, UserEvent
 
@@ -233,23 +234,55 @@ class FileTracker:
         cwd: Path,
         add_dirs: Iterable[Path],
         *,
-        enabled: bool,
+        enabled: bool | Literal["auto", "git", "walk"],
         ignore: Iterable[str],
         exclude: Iterable[Path] = (),
     ) -> None:
+        """`enabled`: True or "auto" — git for the roots in a git work tree, a walk for
+        the others; "git" — the same, with a warning for a root git cannot follow;
+        "walk" — always walk; False — the file tools' calls only."""
         self._cwd = os.path.normpath(os.path.abspath(cwd))
         self._cwd_real = os.path.realpath(self._cwd)
         self._roots = _roots([cwd, *add_dirs]) if enabled else []
+        self._walk_roots = self._roots
         self._ignore = _Ignore(ignore, exclude)
+        self._mode = "auto" if enabled is True else enabled
+        self._git = (
+            GitChanges(self._ignore.names | set(self._ignore.globs), self._ignore.exclude)
+            if self._roots and self._mode in ("auto", "git")
+            else None
+        )
+        self.diff: str | None = None
+        """The unified diff of what git followed (None without git), once finished."""
         self._before: Snapshot | None = None
         self._calls: dict[str, tuple[str, str]] = {}  # tool_use id → (tool, absolute path)
         self._done: dict[str, str | None] = {}  # tool_use id → "create"/"update"/None
 
+    @property
+    def git(self) -> GitChanges | None:
+        """The git side, when it follows at least one root (its trees, for a retried task)."""
+        return self._git if self._git is not None and self._git.active else None
+
     async def start(self) -> None:
         if not self._roots:
             return
+        if self._git is not None:
+            try:
+                self._walk_roots = await self._git.start(self._roots)
+            except Exception as exc:  # never fail a run for bookkeeping
+                logger.debug("file changes from git failed ({!r}); walking instead", exc)
+                self._git.close()
+                self._git = None
+                self._walk_roots = self._roots
+            if self._mode == "git" and self._walk_roots:
+                logger.warning(
+                    "snapshot_files='git': git cannot follow {}; walking it instead",
+                    ", ".join(self._walk_roots),
+                )
+        if not self._walk_roots:
+            return
         try:
-            self._before = await asyncio.to_thread(take_snapshot, self._roots, self._ignore)
+            self._before = await asyncio.to_thread(take_snapshot, self._walk_roots, self._ignore)
         except Exception:  # never fail a run for bookkeeping
             logger.exception("snapshot before the run failed; file changes come from tools only")
 
@@ -274,31 +307,66 @@ class FileTracker:
                     self._done[tool_id] = kind
 
     async def finish(self) -> FileChanges:
+        from_git: tuple[list[str], list[str], list[str]] | None = None
+        git_roots: list[str] = []
+        git_ignored: set[str] = set()
+        git = self.git
+        if git is not None:
+            try:
+                created, modified, deleted, self.diff = await git.finish()
+                from_git = (created, modified, deleted)
+                git_roots = git.followed
+                git_ignored = await git.ignored([path for _, path in self._calls.values()])
+            except Exception as exc:  # never fail a run for bookkeeping
+                logger.warning(
+                    "file changes from git failed after the run ({}); for {} they come from "
+                    "the file tools' calls only",
+                    exc,
+                    ", ".join(git.followed),
+                )
+                self.diff = None
+            finally:
+                git.close()
         try:
-            return await asyncio.to_thread(self._changes)
+            return await asyncio.to_thread(self._changes, from_git, git_roots, git_ignored)
         except Exception:  # never fail a run for bookkeeping
             logger.exception("detecting the task's file changes failed; reporting none")
             return FileChanges()
 
-    def _changes(self) -> FileChanges:
+    def close(self) -> None:
+        """Remove the temporary files of the git side (also when the run never finished)."""
+        if self._git is not None:
+            self._git.close()
+
+    def _changes(
+        self,
+        from_git: tuple[list[str], list[str], list[str]] | None = None,
+        git_roots: Sequence[str] = (),
+        git_ignored: Collection[str] = (),
+    ) -> FileChanges:
         created: set[str] = set()
         modified: set[str] = set()
         deleted: set[str] = set()
         covered: list[str] = []
-        covered_real: list[str] = []
+        if from_git is not None:
+            created.update(from_git[0])
+            modified.update(from_git[1])
+            deleted.update(from_git[2])
         if self._before is not None:
-            after = take_snapshot(self._roots, self._ignore, hash_racy=False)
+            after = take_snapshot(self._walk_roots, self._ignore, hash_racy=False)
             c, m, d = diff(self._before, after)
             created.update(c)
             modified.update(m)
             deleted.update(d)
-            covered = self._roots
-            covered_real = [os.path.realpath(r) for r in self._roots]
+            covered = list(self._walk_roots)
+        covered_real = [os.path.realpath(r) for r in covered]
         for tool_id, kind in self._done.items():
             tool, path = self._calls[tool_id]
             real = os.path.realpath(path)
             if self._ignore.covers(path, covered) or self._ignore.covers(real, covered_real):
                 continue  # the snapshot saw it, and it has the last word
+            if real not in git_ignored and self._ignore.covers(real, git_roots):
+                continue  # so did git
             if not os.path.lexists(path):
                 continue  # claimed, or written and removed again: not a change that stands
             if tool == "Write" and kind == "create" and path not in modified:

@@ -284,11 +284,14 @@ class CCExecutorConfig(BaseModel):
         None,
         description="A JSON schema (dict) or a pydantic model class the answer must match.",
     )
-    snapshot_files: bool = Field(
+    snapshot_files: bool | Literal["auto", "git", "walk"] = Field(
         True,
         description=(
-            "Snapshot cwd and add_dirs before and after the run to find the files it "
-            "created, modified and deleted (False: from the file tools' calls only)."
+            "Record cwd and add_dirs before and after the run to find the files it "
+            "created, modified and deleted, and the diff: True / 'auto' — with git where "
+            "a root is in a git work tree (and TaskResult.diff), else by walking it; "
+            "'git' — the same, warning when git cannot follow a root; 'walk' — always "
+            "walk (no diff); False — from the file tools' calls only."
         ),
     )
     snapshot_ignore: tuple[str, ...] = Field(
