@@ -50,6 +50,8 @@ DIFF_CAP_BYTES = 256 * 1024
 FULL_DIFF_MAX_BYTES = 64 * 1024 * 1024
 """The diff file next to the transcript stops here (memory stays bounded)."""
 GIT_TIMEOUT_S = 300.0
+GIT = "git"
+"""The git program, found on PATH."""
 _TRUNCATED = "\n[cc_executor: diff truncated at {cap} of {size} bytes{where}]\n"
 
 # `-c` settings that would change what git records or prints, or run a program.
@@ -113,7 +115,7 @@ async def git(
     """Run `git <args>` in `cwd` (no shell); its stdout. Over `limit` bytes of output the
     rest is dropped (git is ended). `GitUnavailable` on a missing git, an exit status
     outside `ok`, or `GIT_TIMEOUT_S`. The process is gone when this returns or raises."""
-    argv = ["git", "--no-pager"]
+    argv = [GIT, "--no-pager"]
     for setting in _PINNED:
         argv += ["-c", setting]
     argv += args
@@ -270,17 +272,33 @@ class GitChanges:
         for repo in self._repos:
             _remove(repo)
 
-    async def ignored(self, paths: Sequence[str]) -> set[str]:
-        """Which of `paths` (absolute) git ignores, over all followed repositories."""
-        found: set[str] = set()
+    async def ignored(self) -> tuple[list[str], list[str]]:
+        """What git ignores in the followed roots now, bar `snapshot_ignore` and the
+        excluded folders: (directories, files), absolute. A directory git ignores whole
+        is one entry, not entered (`ls-files --directory`); the caller walks them, as
+        snapshot mode would."""
+        dirs: list[str] = []
+        files: list[str] = []
         for repo in self._repos:
-            inside = [real for real in map(_real, paths) if _inside(real, repo.top)]
-            if not inside:
-                continue
-            data = "\0".join(inside).encode() + b"\0"
-            out = await _check_ignore(repo.top, data)
-            found.update(os.path.join(repo.top, os.fsdecode(p)) for p in out.split(b"\0") if p)
-        return found
+            out = await git(
+                [
+                    "ls-files",
+                    "-z",
+                    "--others",
+                    "--ignored",
+                    "--exclude-standard",
+                    "--directory",
+                    "--full-name",
+                    "--",
+                    *repo.pathspecs,
+                ],
+                cwd=repo.top,
+            )
+            for entry in out.split(b"\0"):
+                if entry:
+                    path = os.path.join(repo.top, os.fsdecode(entry))
+                    (dirs if path.endswith("/") else files).append(path.rstrip("/"))
+        return dirs, files
 
     async def _tree(self, repo: _Repo) -> str:
         assert repo.tmp is not None
@@ -313,37 +331,12 @@ async def _work_tree(root: str) -> tuple[str, str]:
 
 
 async def _ignored(top: str, root: str) -> bool:
+    """Whether git ignores the directory `root` (in work tree `top`): then it is walked."""
     real = _real(root)
     if real == top:
         return False
-    out = await _check_ignore(top, real.encode() + b"\0")
-    return bool(out.strip(b"\0"))
-
-
-async def _check_ignore(top: str, data: bytes) -> bytes:
-    # Exit status 1: none ignored. Paths go in on stdin (NUL-separated), never on argv.
-    argv = ["git", "--no-pager", "check-ignore", "-z", "--stdin"]
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=top,
-        env=git_env(),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(data), GIT_TIMEOUT_S)
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await asyncio.shield(proc.wait())
-    if proc.returncode not in (0, 1):
-        raise GitUnavailable(f"git check-ignore exited with {proc.returncode}: {err[-200:]!r}")
-    # Paths relative to `top` (check-ignore prints them as given, relative to cwd).
-    return b"\0".join(
-        _relative(os.fsdecode(p), top).encode() for p in out.split(b"\0") if p
-    )
+    out = await git(["check-ignore", "--", real], cwd=top, ok=(0, 1))  # 1: not ignored
+    return bool(out.strip())
 
 
 def _spec_roots(repo: _Repo) -> list[str]:

@@ -25,12 +25,13 @@ unreadable directory or file is logged and skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import hashlib
 import os
 import stat
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -197,11 +198,18 @@ def _roots(paths: Iterable[Path]) -> list[str]:
     return kept
 
 
-def take_snapshot(roots: Sequence[str], ignore: _Ignore, *, hash_racy: bool = True) -> Snapshot:
-    """Walk `roots`; with `hash_racy` (the first walk), hash the files size and mtime
-    may not tell apart later (modified within the racy window of the walk, or after)."""
+def take_snapshot(
+    roots: Sequence[str], ignore: _Ignore, *, hash_racy: bool = True, single: Sequence[str] = ()
+) -> Snapshot:
+    """Walk `roots` and lstat the `single` files; with `hash_racy` (the first walk), hash
+    the files size and mtime may not tell apart later (modified within the racy window
+    of the walk, or after)."""
     started_ns = time.time_ns()
     files = _walk(roots, ignore)
+    for path in single:
+        with contextlib.suppress(OSError):  # gone: not there
+            st = os.lstat(path)
+            files[path] = (st.st_size, st.st_mtime_ns)
     hashes: dict[str, bytes | None] = {}
     if hash_racy:
         fine = started_ns - RACY_WINDOW_NS
@@ -254,13 +262,14 @@ class FileTracker:
         )
         self.diff: str | None = None
         """The unified diff of what git followed (None without git), once finished."""
+        self._ignored: tuple[list[str], list[str]] = ([], [])  # git-ignored (dirs, files)
         self._before: Snapshot | None = None
         self._calls: dict[str, tuple[str, str]] = {}  # tool_use id → (tool, absolute path)
         self._done: dict[str, str | None] = {}  # tool_use id → "create"/"update"/None
 
     @property
     def git(self) -> GitChanges | None:
-        """The git side, when it follows at least one root (its trees, for a retried task)."""
+        """The git side, when it follows at least one root."""
         return self._git if self._git is not None and self._git.active else None
 
     async def start(self) -> None:
@@ -269,22 +278,36 @@ class FileTracker:
         if self._git is not None:
             try:
                 self._walk_roots = await self._git.start(self._roots)
+                # What git ignores is walked, as snapshot mode would.
+                self._ignored = await self._git.ignored()
             except Exception as exc:  # never fail a run for bookkeeping
                 logger.debug("file changes from git failed ({!r}); walking instead", exc)
                 self._git.close()
                 self._git = None
                 self._walk_roots = self._roots
+                self._ignored = ([], [])
             if self._mode == "git" and self._walk_roots:
                 logger.warning(
                     "snapshot_files='git': git cannot follow {}; walking it instead",
                     ", ".join(self._walk_roots),
                 )
-        if not self._walk_roots:
+        roots, single = self._walked(self._ignored)
+        if not roots and not single:
             return
         try:
-            self._before = await asyncio.to_thread(take_snapshot, self._walk_roots, self._ignore)
+            self._before = await asyncio.to_thread(
+                take_snapshot, roots, self._ignore, single=single
+            )
         except Exception:  # never fail a run for bookkeeping
             logger.exception("snapshot before the run failed; file changes come from tools only")
+
+    def _walked(self, *ignored: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
+        """The directories to walk and the single files to stat: the roots git does not
+        follow, and what git ignores in those it does (before, and after, the run)."""
+        dirs = [*self._walk_roots, *(d for entry in ignored for d in entry[0])]
+        roots = _roots(Path(d) for d in dirs)
+        single = {f for entry in ignored for f in entry[1] if not any(_inside(f, r) for r in roots)}
+        return roots, sorted(single)
 
     def observe(self, event: Event) -> None:
         if isinstance(event, AssistantEvent):
@@ -309,14 +332,14 @@ class FileTracker:
     async def finish(self) -> FileChanges:
         from_git: tuple[list[str], list[str], list[str]] | None = None
         git_roots: list[str] = []
-        git_ignored: set[str] = set()
+        ignored_after = self._ignored
         git = self.git
         if git is not None:
             try:
                 created, modified, deleted, self.diff = await git.finish()
                 from_git = (created, modified, deleted)
                 git_roots = git.followed
-                git_ignored = await git.ignored([path for _, path in self._calls.values()])
+                ignored_after = await git.ignored()
             except Exception as exc:  # never fail a run for bookkeeping
                 logger.warning(
                     "file changes from git failed after the run ({}); for {} they come from "
@@ -328,7 +351,7 @@ class FileTracker:
             finally:
                 git.close()
         try:
-            return await asyncio.to_thread(self._changes, from_git, git_roots, git_ignored)
+            return await asyncio.to_thread(self._changes, from_git, git_roots, ignored_after)
         except Exception:  # never fail a run for bookkeeping
             logger.exception("detecting the task's file changes failed; reporting none")
             return FileChanges()
@@ -342,31 +365,30 @@ class FileTracker:
         self,
         from_git: tuple[list[str], list[str], list[str]] | None = None,
         git_roots: Sequence[str] = (),
-        git_ignored: Collection[str] = (),
+        ignored_after: tuple[list[str], list[str]] = ([], []),
     ) -> FileChanges:
         created: set[str] = set()
         modified: set[str] = set()
         deleted: set[str] = set()
-        covered: list[str] = []
+        covered: list[str] = list(git_roots)
         if from_git is not None:
             created.update(from_git[0])
             modified.update(from_git[1])
             deleted.update(from_git[2])
         if self._before is not None:
-            after = take_snapshot(self._walk_roots, self._ignore, hash_racy=False)
+            roots, single = self._walked(self._ignored, ignored_after)
+            after = take_snapshot(roots, self._ignore, hash_racy=False, single=single)
             c, m, d = diff(self._before, after)
             created.update(c)
             modified.update(m)
             deleted.update(d)
-            covered = list(self._walk_roots)
+            covered += self._walk_roots
         covered_real = [os.path.realpath(r) for r in covered]
         for tool_id, kind in self._done.items():
             tool, path = self._calls[tool_id]
             real = os.path.realpath(path)
             if self._ignore.covers(path, covered) or self._ignore.covers(real, covered_real):
-                continue  # the snapshot saw it, and it has the last word
-            if real not in git_ignored and self._ignore.covers(real, git_roots):
-                continue  # so did git
+                continue  # the snapshot or git saw it, and has the last word
             if not os.path.lexists(path):
                 continue  # claimed, or written and removed again: not a change that stands
             if tool == "Write" and kind == "create" and path not in modified:

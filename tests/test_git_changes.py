@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from cc_executor import CCExecutorConfig, TaskResult, cc_run
+from cc_executor import TaskResult, cc_run
 from cc_executor import _gitchanges as gitchanges
-from cc_executor._snapshot import FileTracker
 from cc_executor.testing import ScriptedModel, text, tool_use
 
 
@@ -71,11 +70,16 @@ def _script(model: ScriptedModel, repo: Path) -> None:
         tool_use("Write", {"file_path": str(repo / "src" / "new.py"), "content": "z = 3\n"}),
         tool_use(
             "Edit",
-            {"file_path": str(repo / "src" / "app.py"), "old_string": "x = 1", "new_string": "x = 10"},
+            {
+                "file_path": str(repo / "src" / "app.py"),
+                "old_string": "x = 1",
+                "new_string": "x = 10",
+            },
         ),
         _bash(
             "rm src/old.py && mv docs/guide.md docs/manual.md && echo more >> README.md && "
-            "printf '\\000\\001\\002' > data.bin && echo log > run.log"
+            "printf '\\000\\001\\002' > data.bin && printf '\\003' >> logo.bin && "
+            "echo log > run.log"
         ),
         text("done"),
     )
@@ -97,20 +101,185 @@ async def _run(
     return result
 
 
+EXPECTED = (
+    ["data.bin", "docs/manual.md", "run.log", "src/new.py"],
+    ["README.md", "logo.bin", "src/app.py"],
+    ["docs/guide.md", "src/old.py"],
+)
+
+
+def _user_state(repo: Path) -> tuple[str, bytes, str, str]:
+    """What the library must never touch: HEAD, the index, the stash, refs."""
+    return (
+        _git(repo, "rev-parse", "HEAD"),
+        (repo / ".git" / "index").read_bytes(),
+        _git(repo, "stash", "list"),
+        _git(repo, "for-each-ref"),
+    )
+
+
 async def test_git_mode_reports_what_snapshot_mode_reports(
     model: ScriptedModel, tmp_path: Path
 ) -> None:
-    """The same scripted task in two identical repositories, one per mode."""
+    """The same scripted task in two identical repositories, one per mode: equal lists,
+    and nothing of what was dirty, untracked or ignored before the task."""
     walked = await _run(model, _repo(tmp_path / "walk"), tmp_path / "t1", "walk")
-    from_git = await _run(model, _repo(tmp_path / "git"), tmp_path / "t2", "auto")
-    expected = (
-        ["data.bin", "docs/manual.md", "src/new.py"],
-        ["README.md", "src/app.py"],
-        ["docs/guide.md", "src/old.py"],
-    )
-    assert _state(from_git) == expected
-    # Snapshot mode does not read .gitignore: run.log is its only extra.
-    created, modified, deleted = _state(walked)
-    assert (sorted(set(created) - {"run.log"}), modified, deleted) == expected
+    repo = _repo(tmp_path / "git")
+    before = _user_state(repo)
+    from_git = await _run(model, repo, tmp_path / "t2", "auto")
+    assert _state(walked) == EXPECTED
+    assert _state(from_git) == EXPECTED
+    assert _user_state(repo) == before
     assert walked.diff is None and walked.diff_path is None
-    assert from_git.diff is not None
+    assert from_git.diff is not None and from_git.diff_path is not None
+
+
+async def test_the_diff_holds_the_tasks_changes_only(model: ScriptedModel, tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo")
+    result = await _run(model, repo, tmp_path / "t", True)
+    diff = result.diff
+    assert diff is not None
+    assert "diff --git a/src/app.py b/src/app.py" in diff
+    assert "-x = 1\n+x = 10\n y = 2\n" in diff
+    assert "diff --git a/src/new.py b/src/new.py\nnew file mode 100644" in diff
+    assert "diff --git a/src/old.py b/src/old.py\ndeleted file mode 100644" in diff
+    # A rename is a deletion and a creation, as in the lists.
+    assert "diff --git a/docs/guide.md b/docs/guide.md\ndeleted file mode" in diff
+    assert "diff --git a/docs/manual.md b/docs/manual.md\nnew file mode" in diff
+    assert "Binary files /dev/null and b/data.bin differ" in diff
+    assert "Binary files a/logo.bin and b/logo.bin differ" in diff
+    assert "+more" in diff
+    # Dirty and untracked before the task; ignored (listed, but not git's to diff).
+    for name in ("keep.txt", "untracked.txt", "already.log", "run.log"):
+        assert name not in diff
+    # The whole diff beside the transcript, named after the execution uuid, 0600.
+    assert result.transcript_path is not None and result.diff_path is not None
+    assert result.diff_path == result.transcript_path.with_suffix(".diff")
+    assert result.diff_path.name.endswith(f"_{result.execution_uuid}.diff")
+    assert result.diff_path.stat().st_mode & 0o777 == 0o600
+    assert result.diff_path.read_text() == diff
+    # Every form the result is serialised in keeps it (journal, Temporal, --json).
+    assert TaskResult.model_validate_json(result.model_dump_json()).diff == diff
+
+
+async def test_a_subdirectory_cwd_reports_relative_to_it_in_both_modes(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    results = []
+    for mode in ("walk", "auto"):
+        repo = _repo(tmp_path / mode)
+        model.add(
+            tool_use("Write", {"file_path": str(repo / "src" / "made.py"), "content": "m\n"}),
+            _bash("echo changed >> app.py && rm old.py && echo outside >> ../README.md"),
+            text("done"),
+        )
+        config = model.config(
+            cwd=repo / "src",
+            transcript_dir=tmp_path / f"t-{mode}",
+            allowed_tools=["Bash"],
+            snapshot_files=mode,
+        )
+        result = await cc_run("x", config)
+        assert result.success, result.error
+        assert (repo / "README.md").read_text().endswith("outside\n")
+        results.append(result)
+    walked, from_git = results
+    assert _state(from_git) == _state(walked) == (["made.py"], ["app.py"], ["old.py"])
+    assert from_git.diff is not None and "README.md" not in from_git.diff
+    assert "diff --git a/src/app.py b/src/app.py" in from_git.diff
+
+
+async def test_a_big_diff_is_capped_on_the_result_and_whole_in_the_file(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path / "repo")
+    model.add(_bash("seq 1 100000 > numbers.txt"), text("done"))
+    config = model.config(cwd=repo, transcript_dir=tmp_path / "t", allowed_tools=["Bash"])
+    result = await cc_run("x", config)
+    assert result.success, result.error
+    assert result.files_created == ["numbers.txt"]
+    assert result.diff is not None and result.diff_path is not None
+    whole = result.diff_path.read_text()
+    assert whole.endswith("+99999\n+100000\n")
+    assert len(whole.encode()) > gitchanges.DIFF_CAP_BYTES
+    head, marker = result.diff.rsplit("\n[cc_executor: diff truncated", 1)
+    assert len(head.encode()) <= gitchanges.DIFF_CAP_BYTES
+    assert whole.startswith(head) and head.endswith("\n")
+    assert f"of {len(whole.encode())} bytes; the whole diff: {result.diff_path}]" in marker
+
+
+async def test_a_secret_written_to_a_file_is_masked_in_the_diff(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path / "repo")
+    secret = "sk-test-0123456789-very-secret"
+    model.add(_bash('echo "token=$DEPLOY_TOKEN" > config.ini'), text("done"))
+    config = model.config(
+        cwd=repo,
+        transcript_dir=tmp_path / "t",
+        allowed_tools=["Bash"],
+        env={"DEPLOY_TOKEN": secret},
+    )
+    result = await cc_run("x", config)
+    assert result.success, result.error
+    assert (repo / "config.ini").read_text() == f"token={secret}\n"
+    assert result.diff is not None and result.diff_path is not None
+    assert "+token=[REDACTED]" in result.diff
+    assert secret not in result.diff
+    assert secret not in result.diff_path.read_text()
+    assert "+token=[REDACTED]" in result.diff_path.read_text()
+
+
+async def test_without_git_the_walk_reports_the_same(
+    model: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitchanges, "GIT", str(tmp_path / "no-such-git"))
+    result = await _run(model, _repo(tmp_path / "repo"), tmp_path / "t", "auto")
+    assert _state(result) == EXPECTED
+    assert result.diff is None and result.diff_path is None
+
+
+def _fake_git(tmp_path: Path, fails: str) -> Path:
+    """A git that runs the real one, except that `git <fails>` exits with 128."""
+    real = shutil.which("git")
+    script = tmp_path / "git"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do [ "$a" = "{fails}" ] && {{ echo fatal >&2; exit 128; }}; done\n'
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+async def test_a_failing_git_falls_back_to_the_walk(
+    model: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitchanges, "GIT", str(_fake_git(tmp_path, "write-tree")))
+    result = await _run(model, _repo(tmp_path / "repo"), tmp_path / "t", "auto")
+    assert _state(result) == EXPECTED
+    assert result.diff is None
+
+
+async def test_git_failing_after_the_run_keeps_the_task_and_the_tools_changes(
+    model: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Git worked before the run and fails after it: no walk to fall back on, so the file
+    tools' calls report what they changed, and the task still succeeds."""
+    monkeypatch.setattr(gitchanges, "GIT", str(_fake_git(tmp_path, "diff-tree")))
+    result = await _run(model, _repo(tmp_path / "repo"), tmp_path / "t", "auto")
+    created, modified, _deleted = _state(result)
+    assert "src/new.py" in created and "src/app.py" in modified
+    assert result.diff is None
+
+
+def test_cap_diff_cuts_at_a_line_end_and_says_so() -> None:
+    diff = "".join(f"+line {i}\n" for i in range(1000))
+    capped = gitchanges.cap_diff(diff, cap=100, where="/t/x.diff")
+    head, marker = capped.split("\n[cc_executor:", 1)
+    assert diff.startswith(head) and head.endswith("\n") and len(head) <= 100
+    assert (
+        marker
+        == f" diff truncated at {len(head)} of {len(diff)} bytes; the whole diff: /t/x.diff]\n"
+    )
+    assert gitchanges.cap_diff(diff, cap=len(diff)) == diff
