@@ -43,6 +43,7 @@ __all__ = [
     "GitUnavailable",
     "cap_diff",
     "keep_diff",
+    "net_diff",
 ]
 
 DIFF_CAP_BYTES = 256 * 1024
@@ -260,13 +261,13 @@ class GitChanges:
                 else:  # M, T (type change)
                     modified.append(absolute)
             if fields[0]:
-                patch = await git(
-                    ["diff-tree", *_DIFF_OPTS, "-p", repo.before or "", repo.after],
-                    cwd=repo.top,
-                    limit=FULL_DIFF_MAX_BYTES,
-                )
-                diffs.append(_text(patch, FULL_DIFF_MAX_BYTES))
+                diffs.append(await _patch(repo.top, repo.before or "", repo.after))
         return created, modified, deleted, "".join(diffs)
+
+    @property
+    def trees(self) -> list[tuple[str, str, str]]:
+        """(work tree, tree before, tree after) per repository, once finished."""
+        return [(r.top, r.before, r.after) for r in self._repos if r.before and r.after]
 
     def close(self) -> None:
         for repo in self._repos:
@@ -339,6 +340,27 @@ async def _ignored(top: str, root: str) -> bool:
     return bool(out.strip())
 
 
+async def _patch(top: str, before: str, after: str) -> str:
+    patch = await git(
+        ["diff-tree", *_DIFF_OPTS, "-p", before, after], cwd=top, limit=FULL_DIFF_MAX_BYTES
+    )
+    return _text(patch, FULL_DIFF_MAX_BYTES)
+
+
+async def net_diff(
+    first: Sequence[tuple[str, str, str]], last: Sequence[tuple[str, str, str]]
+) -> str | None:
+    """The diff from the first attempt's trees before to the last one's after (`trees`
+    of each), when both followed the same repositories; else None. Never raises."""
+    if not first or [t[0] for t in first] != [t[0] for t in last]:
+        return None
+    try:
+        return "".join([await _patch(a[0], a[1], b[2]) for a, b in zip(first, last, strict=True)])
+    except GitUnavailable as exc:
+        logger.debug("the diff over every attempt failed: {}", exc)
+        return None
+
+
 def _spec_roots(repo: _Repo) -> list[str]:
     roots = []
     for spec in repo.specs:
@@ -390,19 +412,22 @@ def cap_diff(diff: str, cap: int = DIFF_CAP_BYTES, where: str | None = None) -> 
 
 
 def keep_diff(
-    diff: str | None, transcript: Path | None, secrets: Secrets
+    diff: str | None, transcript: Path | None, secrets: Secrets, *, replace: bool = False
 ) -> tuple[str | None, Path | None]:
     """The diff for `TaskResult.diff` (masked, capped) and where the whole one went:
     `<transcript>.diff` beside the transcript (masked, mode 0600), when there is a
-    transcript and a diff. A file that cannot be written is logged, never raised."""
+    transcript and a diff; `replace`: over the file an attempt wrote there. A file that
+    cannot be written is logged, never raised."""
     if diff is None:
         return None, None
     masked = secrets.mask(diff)
     path: Path | None = None
     if transcript is not None and masked:
         path = transcript.with_suffix(".diff")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+        flags |= os.O_TRUNC if replace else os.O_EXCL
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, flags, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(masked.encode("utf-8", "surrogateescape"))
         except OSError as exc:

@@ -98,6 +98,8 @@ class Execution:
         # The task's timeout, resolved once for all its attempts (`RetryingRun` sets it).
         self.timeout_s: float | None = None
         self.timeout_source: TimeoutSource = "explicit"
+        # The trees git recorded before and after the run (a retried task's diff spans them).
+        self.git_trees: list[tuple[str, str, str]] = []
         self._files = FileTracker(
             self.command.cwd,
             config.add_dirs,
@@ -185,6 +187,7 @@ class Execution:
                     yield events
             exit_code = await proc.wait()
             changes = await self._files.finish()
+            self.git_trees = self._files.git_trees
             # Masking a big diff is CPU work, writing it I/O: off the event loop.
             diff = await asyncio.to_thread(
                 keep_diff, self._files.diff, transcript.path, self.command.secrets

@@ -272,6 +272,11 @@ class FileTracker:
         """The git side, when it follows at least one root."""
         return self._git if self._git is not None and self._git.active else None
 
+    @property
+    def git_trees(self) -> list[tuple[str, str, str]]:
+        """(work tree, tree before, tree after) per repository git followed, once finished."""
+        return self._git.trees if self._git is not None else []
+
     async def start(self) -> None:
         if not self._roots:
             return

@@ -17,7 +17,7 @@ import pytest
 
 from cc_executor import TaskResult, cc_run
 from cc_executor import _gitchanges as gitchanges
-from cc_executor.testing import ScriptedModel, text, tool_use
+from cc_executor.testing import ScriptedModel, http_error, text, tool_use
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -283,3 +283,34 @@ def test_cap_diff_cuts_at_a_line_end_and_says_so() -> None:
         == f" diff truncated at {len(head)} of {len(diff)} bytes; the whole diff: /t/x.diff]\n"
     )
     assert gitchanges.cap_diff(diff, cap=len(diff)) == diff
+
+
+async def test_a_retried_tasks_diff_spans_every_attempt(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    """Attempt 1 writes a file and then fails (529); attempt 2 edits another: the task's
+    lists and its diff hold both, the diff in the last attempt's file."""
+    repo = _repo(tmp_path / "repo")
+    model.add(
+        tool_use("Write", {"file_path": str(repo / "first.txt"), "content": "one\n"}),
+        http_error(529, "Overloaded"),
+        _bash("echo second >> README.md"),
+        text("done"),
+    )
+    config = model.config(
+        cwd=repo,
+        transcript_dir=tmp_path / "t",
+        allowed_tools=["Bash"],
+        cli_max_retries=0,
+        retry_backoff=(0, 0, 0),
+    )
+    result = await cc_run("x", config)
+    assert result.success, result.error
+    assert len(result.attempts) == 2
+    assert _state(result) == (["first.txt"], ["README.md"], [])
+    assert result.diff is not None and result.diff_path is not None
+    assert "+one\n" in result.diff and "+second\n" in result.diff
+    assert result.diff_path == result.attempts[-1].transcript_path.with_suffix(".diff")  # type: ignore[union-attr]
+    assert result.diff_path.read_text() == result.diff
+    first = result.attempts[0].transcript_path
+    assert first is not None and "+second" not in first.with_suffix(".diff").read_text()
