@@ -48,18 +48,20 @@ __all__ = [
 
 DIFF_CAP_BYTES = 256 * 1024
 """`TaskResult.diff` holds at most this many bytes of the diff (UTF-8), then a marker."""
-FULL_DIFF_MAX_BYTES = 64 * 1024 * 1024
+FULL_DIFF_MAX_BYTES = 16 * 1024 * 1024
 """The diff file next to the transcript stops here (memory stays bounded)."""
 GIT_TIMEOUT_S = 300.0
 GIT = "git"
 """The git program, found on PATH."""
 _TRUNCATED = "\n[cc_executor: diff truncated at {cap} of {size} bytes{where}]\n"
+_CUT = "\n[cc_executor: diff truncated: git's output went on beyond {limit} bytes]\n"
 
 # `-c` settings that would change what git records or prints, or run a program.
 _PINNED = (
     "core.quotepath=off",
     "core.fsmonitor=false",
     "core.splitIndex=false",
+    "core.checkStat=default",
     "core.safecrlf=false",
     "core.hooksPath=/dev/null",
     "gc.auto=0",
@@ -389,10 +391,10 @@ def _inside(path: str, root: str) -> bool:
 
 
 def _text(patch: bytes, limit: int) -> str:
-    text = patch.decode("utf-8", "replace")
-    if len(patch) >= limit:
-        text += _TRUNCATED.format(cap=limit, size=f"over {limit}", where="")
-    return text
+    if len(patch) < limit:
+        return patch.decode("utf-8", "replace")
+    head = patch[: patch.rfind(b"\n") + 1] or patch
+    return head.decode("utf-8", "replace") + _CUT.format(limit=limit)
 
 
 def cap_diff(diff: str, cap: int = DIFF_CAP_BYTES, where: str | None = None) -> str:
