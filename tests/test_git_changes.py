@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cc_executor import TaskResult, cc_run
+from cc_executor import TaskResult, TaskSpec, cc_execute_list, cc_run
 from cc_executor import _gitchanges as gitchanges
 from cc_executor.testing import ScriptedModel, http_error, text, tool_use
 
@@ -314,3 +314,65 @@ async def test_a_retried_tasks_diff_spans_every_attempt(
     assert result.diff_path.read_text() == result.diff
     first = result.attempts[0].transcript_path
     assert first is not None and "+second" not in first.with_suffix(".diff").read_text()
+
+
+async def test_a_resumed_list_restores_each_finished_steps_diff(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    """Step 1 writes a file, step 2 fails; the rerun restores step 1 from the journal
+    with its lists and diff, and runs only step 2 (which gets a diff of its own)."""
+    repo = _repo(tmp_path / "repo")
+    config = model.config(
+        cwd=repo,
+        transcript_dir=tmp_path / "t",
+        state_dir=tmp_path / "state",
+        allowed_tools=["Bash"],
+    )
+    model.add(
+        tool_use("Write", {"file_path": str(repo / "one.txt"), "content": "1\n"}),
+        text("1"),
+        _bash("true"),  # a second turn where only one is allowed: step two fails
+    )
+    tasks: list[Any] = ["one", TaskSpec("two", max_turns=1), "three"]
+    first = await cc_execute_list(tasks, config, run_id="r")
+    assert not first.success and first.failed_step == 1
+    assert first[0].diff is not None and "+1\n" in first[0].diff
+    model.add(_bash("echo 2 > two.txt"), text("2"), text("3"))
+    again = await cc_execute_list(["one", "two", "three"], config, run_id="r")
+    assert again.success and again.restored == [0]
+    assert again[0].diff == first[0].diff and again[0].diff_path == first[0].diff_path
+    assert again[0].files_created == ["one.txt"]
+    assert again[1].files_created == ["two.txt"]
+    assert again[1].diff is not None and "two.txt" in again[1].diff
+    assert "one.txt" not in again[1].diff
+    assert again[2].diff == ""
+
+
+async def test_a_file_dirty_before_the_task_shows_the_tasks_change_only(
+    model: ScriptedModel, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path / "repo")
+    (repo / "src" / "app.py").write_text("x = 1\ny = 2\nuser = 'mine'\n")  # uncommitted
+    _git(repo, "add", "src/app.py")  # staged, even
+    model.add(
+        tool_use(
+            "Edit",
+            {
+                "file_path": str(repo / "src" / "app.py"),
+                "old_string": "y = 2",
+                "new_string": "y = 3",
+            },
+        ),
+        _bash("echo task >> untracked.txt"),
+        text("done"),
+    )
+    config = model.config(cwd=repo, transcript_dir=tmp_path / "t", allowed_tools=["Bash"])
+    result = await cc_run("x", config)
+    assert result.success, result.error
+    assert _state(result) == ([], ["src/app.py", "untracked.txt"], [])
+    assert result.diff is not None
+    assert "-y = 2\n+y = 3\n user = 'mine'\n" in result.diff
+    assert "+user = 'mine'" not in result.diff  # the user's own change is not the task's
+    assert " was here before\n+task\n" in result.diff
+    # The user's staged change is still staged, the index otherwise as it was.
+    assert _git(repo, "diff", "--cached", "--name-only") == "src/app.py\n"
