@@ -156,18 +156,21 @@ async def _read(proc: asyncio.subprocess.Process, limit: int | None) -> tuple[by
     if limit is None:
         return await proc.communicate()
     err_task = asyncio.ensure_future(proc.stderr.read())
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await proc.stdout.read(min(1 << 20, limit - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if size >= limit:
-        proc.kill()
-    await proc.wait()
-    return b"".join(chunks), await err_task
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            chunk = await proc.stdout.read(min(1 << 20, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size >= limit:
+            proc.kill()
+        await proc.wait()
+        return b"".join(chunks), await err_task
+    finally:
+        err_task.cancel()
 
 
 @dataclass

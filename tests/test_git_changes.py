@@ -17,6 +17,7 @@ import pytest
 
 from cc_executor import TaskResult, TaskSpec, cc_execute_list, cc_run
 from cc_executor import _gitchanges as gitchanges
+from cc_executor._snapshot import FileTracker
 from cc_executor.testing import ScriptedModel, http_error, text, tool_use
 
 
@@ -376,3 +377,58 @@ async def test_a_file_dirty_before_the_task_shows_the_tasks_change_only(
     assert " was here before\n+task\n" in result.diff
     # The user's staged change is still staged, the index otherwise as it was.
     assert _git(repo, "diff", "--cached", "--name-only") == "src/app.py\n"
+
+
+# ------------------------------------------------------------- the tracker alone
+
+
+async def test_roots_in_two_repositories_and_outside_git_each_report_their_changes(
+    tmp_path: Path,
+) -> None:
+    """cwd in one repository, an add_dirs entry in another, one outside git (walked)."""
+    a, b = _repo(tmp_path / "a"), _repo(tmp_path / "b")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "old.txt").write_text("old\n")
+    tracker = FileTracker(a, [b / "src", plain], enabled=True, ignore=[".git"])
+    await tracker.start()
+    (a / "README.md").write_text("changed\n")
+    (b / "src" / "app.py").write_text("changed\n")
+    (b / "README.md").write_text("outside the add_dirs entry\n")
+    (plain / "new.txt").write_text("new\n")
+    (plain / "old.txt").unlink()
+    changes = await tracker.finish()
+    assert changes.created == [str(plain / "new.txt")]
+    assert changes.modified == sorted(["README.md", str(b / "src" / "app.py")])
+    assert changes.deleted == [str(plain / "old.txt")]
+    assert tracker.diff is not None
+    assert tracker.diff.count("diff --git") == 2 and "+changed" in tracker.diff
+    assert "outside the add_dirs entry" not in tracker.diff
+
+
+async def test_the_full_diff_stops_at_its_limit_with_a_line_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gitchanges, "FULL_DIFF_MAX_BYTES", 4096)
+    repo = _repo(tmp_path / "repo")
+    tracker = FileTracker(repo, [], enabled="git", ignore=[".git"])
+    await tracker.start()
+    (repo / "big.txt").write_text("".join(f"line {i}\n" for i in range(100_000)))
+    changes = await tracker.finish()
+    assert changes.created == ["big.txt"]
+    assert tracker.diff is not None and len(tracker.diff) < 4096 + 200
+    body, marker = tracker.diff.rsplit("\n[cc_executor:", 1)
+    assert body.endswith("\n") and "+line 1\n" in body
+    assert marker == " diff truncated: git's output went on beyond 4096 bytes]\n"
+
+
+async def test_a_root_git_ignores_is_walked(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo")
+    (repo / "build").mkdir()
+    (repo / "build" / "old.o").write_text("o")
+    tracker = FileTracker(repo / "build", [], enabled=True, ignore=[".git"])
+    await tracker.start()
+    assert tracker.git is None
+    (repo / "build" / "new.o").write_text("n")
+    changes = await tracker.finish()
+    assert changes.created == ["new.o"] and tracker.diff is None
