@@ -542,6 +542,16 @@ class CCExecutorConfig(BaseModel):
             f"(a subclass of pydantic.BaseModel), not {type(value).__name__}"
         )
 
+    @field_validator("snapshot_files", mode="before")
+    @classmethod
+    def _file_changes_mode(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value in ("auto", "git", "walk"):
+            return value
+        raise ValueError(
+            f"snapshot_files takes True (or 'auto': git in a git work tree, else a walk), "
+            f"'git', 'walk' or False (file tool calls only), not {value!r}"
+        )
+
     @field_validator("snapshot_ignore")
     @classmethod
     def _ignore_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
