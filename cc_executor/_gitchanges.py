@@ -30,9 +30,10 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from ._log import logger
 from ._secrets import Secrets
@@ -84,6 +85,12 @@ _DIFF_OPTS = (
     "--full-index",
     "--ignore-submodules=none",
 )
+
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
+Ignored = tuple[list[str], list[str]]
+"""What git ignores: (directories ignored whole, single files), absolute paths."""
 
 
 class GitUnavailable(Exception):
@@ -209,9 +216,10 @@ class GitChanges:
         """The roots git follows (real paths)."""
         return [root for repo in self._repos for root in _spec_roots(repo)]
 
-    async def start(self, roots: Sequence[str]) -> list[str]:
-        """Record the state before the run of every root inside a git work tree; the
-        roots left to walk. Never raises: a root git cannot follow is walked."""
+    async def start(self, roots: Sequence[str]) -> tuple[list[str], Ignored]:
+        """Record the state before the run of every root inside a git work tree. Returns
+        the roots left to walk, and what git ignores in the others (see `ignored`). Never
+        raises: a root git cannot follow is walked."""
         repos: dict[str, _Repo] = {}
         rest: list[str] = []
         for root in roots:
@@ -226,6 +234,7 @@ class GitChanges:
             repo = repos.setdefault(top, _Repo(top=top, index=index, specs=[]))
             rel = _relative(_real(root), top)
             repo.specs.append("." if rel == "." else f":(top,literal){rel}")
+        ignored: Ignored = ([], [])
         for repo in repos.values():
             repo.excludes = self._excludes(repo.top)
             try:
@@ -234,27 +243,43 @@ class GitChanges:
                 # the file's mtime, which git's racy-entry check compares against.
                 with contextlib.suppress(FileNotFoundError):  # no index yet: start empty
                     shutil.copy2(repo.index, os.path.join(repo.tmp, "index"))
-                repo.before = await self._tree(repo)
+                repo.before, (dirs, files) = await _both(self._tree(repo), _ignored_in(repo))
             except (GitUnavailable, OSError) as exc:
                 logger.debug("file changes of {}: walking it ({})", repo.top, exc)
                 _remove(repo)
                 rest.extend(_spec_roots(repo))
                 continue
             self._repos.append(repo)
-        return rest
+            ignored[0].extend(dirs)
+            ignored[1].extend(files)
+        return rest, ignored
 
-    async def finish(self) -> tuple[list[str], list[str], list[str], str]:
-        """(created, modified, deleted) absolute paths and the unified diff (at most
-        `FULL_DIFF_MAX_BYTES`). `GitUnavailable` if git fails now."""
+    async def finish(self) -> tuple[list[str], list[str], list[str], str, Ignored]:
+        """(created, modified, deleted) absolute paths, the unified diff (at most
+        `FULL_DIFF_MAX_BYTES`), and what git ignores now. `GitUnavailable` if git fails."""
         created: list[str] = []
         modified: list[str] = []
         deleted: list[str] = []
         diffs: list[str] = []
+        ignored: Ignored = ([], [])
         for repo in self._repos:
-            repo.after = await self._tree(repo)
-            status = await git(
-                ["diff-tree", *_DIFF_OPTS, "-z", "--name-status", repo.before or "", repo.after],
-                cwd=repo.top,
+            after, (dirs, files) = await _both(self._tree(repo), _ignored_in(repo))
+            repo.after = after
+            ignored[0].extend(dirs)
+            ignored[1].extend(files)
+            status, patch = await _both(
+                git(
+                    [
+                        "diff-tree",
+                        *_DIFF_OPTS,
+                        "-z",
+                        "--name-status",
+                        repo.before or "",
+                        after,
+                    ],
+                    cwd=repo.top,
+                ),
+                _patch(repo.top, repo.before or "", after),
             )
             fields = status.split(b"\0")
             for kind, path in zip(fields[0::2], fields[1::2], strict=False):
@@ -265,9 +290,8 @@ class GitChanges:
                     deleted.append(absolute)
                 else:  # M, T (type change)
                     modified.append(absolute)
-            if fields[0]:
-                diffs.append(await _patch(repo.top, repo.before or "", repo.after))
-        return created, modified, deleted, "".join(diffs)
+            diffs.append(patch)
+        return created, modified, deleted, "".join(diffs), ignored
 
     @property
     def trees(self) -> list[tuple[str, str, str]]:
@@ -277,34 +301,6 @@ class GitChanges:
     def close(self) -> None:
         for repo in self._repos:
             _remove(repo)
-
-    async def ignored(self) -> tuple[list[str], list[str]]:
-        """What git ignores in the followed roots now, bar `snapshot_ignore` and the
-        excluded folders: (directories, files), absolute. A directory git ignores whole
-        is one entry, not entered (`ls-files --directory`); the caller walks them, as
-        snapshot mode would."""
-        dirs: list[str] = []
-        files: list[str] = []
-        for repo in self._repos:
-            out = await git(
-                [
-                    "ls-files",
-                    "-z",
-                    "--others",
-                    "--ignored",
-                    "--exclude-standard",
-                    "--directory",
-                    "--full-name",
-                    "--",
-                    *repo.pathspecs,
-                ],
-                cwd=repo.top,
-            )
-            for entry in out.split(b"\0"):
-                if entry:
-                    path = os.path.join(repo.top, os.fsdecode(entry))
-                    (dirs if path.endswith("/") else files).append(path.rstrip("/"))
-        return dirs, files
 
     async def _tree(self, repo: _Repo) -> str:
         assert repo.tmp is not None
@@ -322,6 +318,47 @@ class GitChanges:
             if _inside(path, top) and path != top:
                 specs.append(f":(exclude,literal){os.path.relpath(path, top)}")
         return specs
+
+
+async def _ignored_in(repo: _Repo) -> Ignored:
+    """What git ignores in `repo`'s followed roots, bar `snapshot_ignore` and the
+    excluded folders: (directories, files), absolute. A directory git ignores whole is
+    one entry, not entered (`ls-files --directory`); the caller walks them, as snapshot
+    mode would."""
+    out = await git(
+        [
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+            "--full-name",
+            "--",
+            *repo.pathspecs,
+        ],
+        cwd=repo.top,
+    )
+    dirs: list[str] = []
+    files: list[str] = []
+    for entry in out.split(b"\0"):
+        if entry:
+            path = os.path.join(repo.top, os.fsdecode(entry))
+            (dirs if path.endswith("/") else files).append(path.rstrip("/"))
+    return dirs, files
+
+
+async def _both(first: Awaitable[_A], second: Awaitable[_B]) -> tuple[_A, _B]:
+    """Both results, the two run at once; the first failure cancels the other (its git
+    process ended) and is raised."""
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+    return tasks[0].result(), tasks[1].result()
 
 
 async def _work_tree(root: str) -> tuple[str, str]:

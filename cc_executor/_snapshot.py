@@ -282,9 +282,8 @@ class FileTracker:
             return
         if self._git is not None:
             try:
-                self._walk_roots = await self._git.start(self._roots)
                 # What git ignores is walked, as snapshot mode would.
-                self._ignored = await self._git.ignored()
+                self._walk_roots, self._ignored = await self._git.start(self._roots)
             except Exception as exc:  # never fail a run for bookkeeping
                 logger.debug("file changes from git failed ({!r}); walking instead", exc)
                 self._git.close()
@@ -341,10 +340,9 @@ class FileTracker:
         git = self.git
         if git is not None:
             try:
-                created, modified, deleted, self.diff = await git.finish()
+                created, modified, deleted, self.diff, ignored_after = await git.finish()
                 from_git = (created, modified, deleted)
                 git_roots = git.followed
-                ignored_after = await git.ignored()
             except Exception as exc:  # never fail a run for bookkeeping
                 logger.warning(
                     "file changes from git failed after the run ({}); for {} they come from "
