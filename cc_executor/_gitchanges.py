@@ -249,6 +249,9 @@ class GitChanges:
                 _remove(repo)
                 rest.extend(_spec_roots(repo))
                 continue
+            except BaseException:  # cancelled: nothing of it stays behind
+                _remove(repo)
+                raise
             self._repos.append(repo)
             ignored[0].extend(dirs)
             ignored[1].extend(files)

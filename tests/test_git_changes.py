@@ -7,9 +7,11 @@ the reference the git mode must equal.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -432,3 +434,39 @@ async def test_a_root_git_ignores_is_walked(tmp_path: Path) -> None:
     (repo / "build" / "new.o").write_text("n")
     changes = await tracker.finish()
     assert changes.created == ["new.o"] and tracker.diff is None
+
+
+async def test_cancelled_while_git_runs_leaves_no_git_process_nor_temporary_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A git that hangs in `add` (a slow disk, a huge tree): cancelling the run ends it,
+    and closing the tracker removes the temporary index."""
+    from .test_process_faults import assert_all_gone
+
+    real = shutil.which("git")
+    pids = tmp_path / "pids"
+    script = tmp_path / "git"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do [ "$a" = add ] && {{ echo $$ >> {pids}; exec sleep 600; }}; done\n'
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr(gitchanges, "GIT", str(script))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    repo = _repo(tmp_path / "repo")
+    tracker = FileTracker(repo, [], enabled=True, ignore=[".git"])
+    start = asyncio.ensure_future(tracker.start())
+    for _ in range(6000):  # until the hanging git has started (at most a minute)
+        if pids.exists() or start.done():
+            break
+        await asyncio.sleep(0.01)
+    assert pids.exists() and not start.done()
+    assert list((tmp_path / "tmp").iterdir())  # the temporary index's folder
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    tracker.close()
+    assert_all_gone([int(p) for p in pids.read_text().split()])
+    assert list((tmp_path / "tmp").iterdir()) == []
