@@ -1,4 +1,4 @@
-"""File changes and the unified diff of a task, from git: O(changes), not O(files).
+"""File changes and the unified diff of a task, from git: only changed files are hashed.
 
 For a root (`cwd`, an `add_dirs` entry) inside a git work tree, `GitChanges` records
 the root's whole state — tracked, modified and untracked files alike, as `git add -A`
@@ -13,12 +13,13 @@ The only trace left is loose blob and tree objects in the object store (as
 `git stash create` leaves), which `git gc` prunes.
 
 What is compared is what `git add -A` would record: files git ignores (`.gitignore`,
-`.git/info/exclude`, `core.excludesFile`) and the names in `snapshot_ignore` are left
-out (the file tools' calls still report them, as in snapshot mode); a rename is a
-deletion and a creation; a submodule or a nested repository is one entry, changed when
-its checked-out commit changes. Git runs without a shell, its output pinned (no pager,
-colour, external diff, textconv, renames; C locale), without hooks or fsmonitor, and
-with no `GIT_*` variable of the caller's environment.
+`.git/info/exclude`, `core.excludesFile`) are not in the trees but listed (`ignored`
+of `start` / `finish`) for the caller to walk, as snapshot mode does; the names in
+`snapshot_ignore` and the library's own folders are left out; a rename is a deletion
+and a creation; a submodule or a nested repository is one entry, changed when its
+checked-out commit changes. Git runs without a shell, its output pinned (no pager,
+colour, external diff, textconv, renames, custom context or algorithm; C locale),
+without hooks or fsmonitor, and with no `GIT_*` variable of the caller's environment.
 
 Any failure raises `GitUnavailable`; the caller then walks the root instead.
 """
@@ -73,6 +74,10 @@ _PINNED = (
     "diff.relative=false",
     "diff.renames=false",
     "diff.suppressBlankEmpty=false",
+    "diff.algorithm=myers",
+    "diff.context=3",
+    "diff.interHunkContext=0",
+    "diff.orderFile=/dev/null",
     "advice.addEmbeddedRepo=false",
     "advice.addIgnoredFile=false",
 )

@@ -470,3 +470,36 @@ async def test_cancelled_while_git_runs_leaves_no_git_process_nor_temporary_inde
     tracker.close()
     assert_all_gone([int(p) for p in pids.read_text().split()])
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_the_users_git_settings_and_environment_do_not_change_the_diff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = _repo(tmp_path / "repo")
+    (repo / "long.txt").write_text("".join(f"{i}\n" for i in range(20)))
+    _git(repo, "add", "long.txt")
+    for key, value in {
+        "diff.noprefix": "true",
+        "diff.context": "0",
+        "color.ui": "always",
+        "color.diff": "always",
+        "diff.external": "/bin/false",
+        "core.quotepath": "true",
+        "diff.renames": "copies",
+    }.items():
+        _git(repo, "config", key, value)
+    # A GIT_DIR / GIT_INDEX_FILE of the caller (say, inside a git hook) is not followed.
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(tmp_path / "nowhere-index"))
+    tracker = FileTracker(repo, [], enabled="git", ignore=[".git"])
+    await tracker.start()
+    assert tracker.git is not None
+    (repo / "long.txt").write_text("".join(f"{i}\n" for i in range(20)).replace("10\n", "ten\n"))
+    (repo / "ünï.txt").write_text("x\n")
+    changes = await tracker.finish()
+    assert changes.created == ["ünï.txt"] and changes.modified == ["long.txt"]
+    diff = tracker.diff
+    assert diff is not None and "\x1b[" not in diff
+    assert "--- a/long.txt\n+++ b/long.txt\n@@ -8,7 +8,7 @@\n 7\n 8\n 9\n-10\n+ten\n 11\n" in diff
+    assert "diff --git a/ünï.txt b/ünï.txt" in diff
+    assert not (tmp_path / "nowhere-index").exists()
