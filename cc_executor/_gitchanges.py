@@ -366,6 +366,9 @@ async def _both(first: Awaitable[_A], second: Awaitable[_B]) -> tuple[_A, _B]:
         for task in tasks:
             task.cancel()
         await asyncio.wait(tasks)
+    for task in tasks:  # the failure, not the sibling it cancelled
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
     return tasks[0].result(), tasks[1].result()
 
 

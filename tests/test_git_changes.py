@@ -503,3 +503,15 @@ async def test_the_users_git_settings_and_environment_do_not_change_the_diff(
     assert "--- a/long.txt\n+++ b/long.txt\n@@ -8,7 +8,7 @@\n 7\n 8\n 9\n-10\n+ten\n 11\n" in diff
     assert "diff --git a/ünï.txt b/ünï.txt" in diff
     assert not (tmp_path / "nowhere-index").exists()
+
+
+async def test_two_git_calls_at_once_raise_the_failure_not_the_cancelled_other() -> None:
+    async def slow() -> int:
+        await asyncio.sleep(60)
+        return 1
+
+    async def fails() -> int:
+        raise gitchanges.GitUnavailable("git diff-tree exited with 128")
+
+    with pytest.raises(gitchanges.GitUnavailable, match="diff-tree"):
+        await gitchanges._both(slow(), fails())
