@@ -26,7 +26,9 @@ _TASK = re.compile(
 _NUMBERED = re.compile(r"^ ?(?P<num>\d+)[.)]\s+(?P<title>\S.*?)\s*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 # "Depends on: Task 1, Task 3" in a task's body (outside fences).
-_DEPENDS = re.compile(r"^\s*[*_]*depends[ _-]on[*_]*\s*:\s*(?P<list>.*?)\s*$", re.IGNORECASE)
+_DEPENDS = re.compile(
+    r"^\s*[*_]*depends[ _-]on[*_]*\s*:\s*[*_]*\s*(?P<list>.*?)\s*$", re.IGNORECASE
+)
 _TASK_REF = re.compile(r"^(?:task\s+)?(?P<num>\d+)$", re.IGNORECASE)
 
 
