@@ -113,6 +113,7 @@ class TaskListWorkflow:
             steps=[self._outcomes[i] for i in prefix],
             prompts=[s.prompt for s in job.steps],
             labels=[s.label for s in job.steps],
+            names=[s.name for s in job.steps],
             failed_step=verdict.failed_step,
             skipped=verdict.skipped,
             total_cost_usd=self._spent,
