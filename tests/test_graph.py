@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from cc_executor import (
+    BudgetExceededError,
     CCExecutorConfig,
     ConfigError,
     DependencyFailedError,
@@ -135,6 +136,9 @@ async def test_a_bad_graph_is_a_config_error_before_any_cli_starts(
     with pytest.raises(ConfigError, match="did you mean 'build'") as caught:
         await cc_execute_list(unknown, config)
     assert caught.value.field == "depends_on"
+    with pytest.raises(ConfigError, match="plan is not an ExecutionStrategy") as bad_plan:
+        await cc_execute_plan({"tasks": "not a list"}, config)
+    assert bad_plan.value.field == "plan"
     assert model.requests == [] and not state_dir.exists()
 
 
@@ -235,6 +239,28 @@ async def test_stop_on_failure_starts_nothing_new_after_a_failure(
     assert "stop_on_failure=True" in str(out["B"].error)
     assert isinstance(out["C"].error, DependencyFailedError)
     assert model.prompts == ["fails"]
+
+
+async def test_a_spent_budget_starts_nothing_new_and_says_so(
+    model: ScriptedModel, config: CCExecutorConfig
+) -> None:
+    tasks = [
+        TaskSpec("base", name="A"),
+        TaskSpec("independent", name="B"),
+        TaskSpec("needs A", name="C", depends_on=["A"]),
+    ]
+    model.add(text("a"), text("never"))
+    out = await cc_execute_list(
+        tasks, config, max_total_cost_usd=1e-6, stop_on_failure=False, max_concurrency=1
+    )
+    # A ran with --max-budget-usd capped at what the list had left, and spent it.
+    assert isinstance(out.error, BudgetExceededError) and out.skipped == [1, 2]
+    assert out.error is not out["A"].error and out.failed_step == 0
+    b, c = out["B"].error, out["C"].error
+    assert isinstance(b, StepSkippedError) and not isinstance(b, DependencyFailedError)
+    assert "max_total_cost_usd" in str(b)
+    assert isinstance(c, DependencyFailedError) and c.dependency == "A"
+    assert model.prompts == ["base"]
 
 
 _ORCHESTRATOR = """
