@@ -45,6 +45,7 @@ from .errors import (
     CLIArgumentError,
     CLINotFoundError,
     ConfigError,
+    DependencyFailedError,
     IdleTimeoutError,
     MaxTurnsError,
     OverloadedError,
@@ -53,6 +54,7 @@ from .errors import (
     RateLimitError,
     RunLockedError,
     StateStoreError,
+    StepSkippedError,
     StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
@@ -85,6 +87,8 @@ EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
     (17, BillingError, "the account cannot pay for the request"),
     (18, StateStoreError, "state.db cannot be read or written (corrupt, disk full, ...)"),
     (19, RunLockedError, "the run id is being run by another call"),
+    (20, StepSkippedError, "a step of a task graph never started (the list stopped)"),
+    (21, DependencyFailedError, "a step of a task graph was skipped: a dependency failed"),
     (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
 )
 _CODE_OF: dict[type[BaseException], int] = {
@@ -443,6 +447,12 @@ def list_command(
     continue_on_failure: Annotated[
         bool, typer.Option("--continue-on-failure", help="Run every step even after a failure.")
     ] = False,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            metavar="N", help="Steps of a task graph (steps with depends_on) that run at once."
+        ),
+    ] = 3,
     max_cost: Annotated[
         float | None,
         typer.Option(metavar="USD", help="USD: no step starts once the list has spent this much."),
@@ -474,12 +484,16 @@ def list_command(
 ) -> None:
     """Run a task list, one step after another, with a live progress view.
 
-    Ctrl-C stops it cleanly; `--run-id` resumes it where it stopped.
+    Steps with `depends_on` (YAML) or a `Depends on: Task N` line (Markdown) make it a
+    task graph: each step starts once those finished, up to 3 at once. Ctrl-C stops it
+    cleanly; `--run-id` resumes it where it stopped.
     """
+    from ._policy import check_list_options
     from .pipeline import generate_run_id, load_task_list
 
     try:
         specs = load_task_list(file)
+        check_list_options(max_concurrency=max_concurrency, run_id=run_id or new_run_id)
         config = _config(
             cwd=cwd,
             model=model,
@@ -503,6 +517,7 @@ def list_command(
         *(["--permission-mode", permission_mode] if permission_mode is not None else []),
         *(["--max-cost", str(max_cost)] if max_cost is not None else []),
         *(["--continue-on-failure"] if continue_on_failure else []),
+        *(["--max-concurrency", str(max_concurrency)] if max_concurrency != 3 else []),
     ]
     resume = shlex.join(["cc-execute", "list", str(file), *given, "--run-id", run_id])
     code, _ = _run_list(
@@ -512,6 +527,7 @@ def list_command(
         title=f"task list {file}",
         stop_on_failure=not continue_on_failure,
         resume_hint=resume,
+        max_concurrency=max_concurrency,
     )
     raise typer.Exit(code)
 
@@ -558,6 +574,7 @@ def _run_list(
     stop_on_failure: bool = True,
     resume_hint: str | None = None,
     on_event: Any = None,
+    max_concurrency: int = 3,
 ) -> tuple[int, TaskListResult | None]:
     """Run a list under the progress view and print its summary: (exit code, the result)."""
     from ._api import run_blocking
@@ -580,6 +597,7 @@ def _run_list(
                     run_id=run_id,
                     stop_on_failure=stop_on_failure,
                     on_step=view.on_step,
+                    max_concurrency=max_concurrency,
                 )
             )
     except KeyboardInterrupt:
