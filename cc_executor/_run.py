@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
+from ._lines import Block, EventBatch, read_line, split_lines
 from ._log import logger
 from ._process import CLIProcess
 from ._runtime import require_asyncio
@@ -38,8 +39,6 @@ from .events import (
     InvalidLineError,
     ResultEvent,
     RetryEvent,
-    StreamEvent,
-    parse_event,
 )
 from .result import StreamFacts, TaskResult, TimeoutSource, ToolUse, classify, sum_usage
 
@@ -112,7 +111,7 @@ class Execution:
         """Run with the task's resolved timeout (seconds, and where it came from)."""
         self.timeout_s, self.timeout_source = timeout.seconds, timeout.source
 
-    async def batches(self) -> AsyncGenerator[list[Event], None]:
+    async def batches(self) -> AsyncGenerator[EventBatch, None]:
         config = self.config
         if self.timeout_s is None:
             raise RuntimeError("the task's timeout is resolved before its run (set_timeout)")
@@ -175,9 +174,8 @@ class Execution:
             status = "cancelled"
             async for block, parse in proc.blocks():
                 transcript.write(block)
-                if not parse:
-                    continue
-                events = self._parse_block(block, proc)
+                events = self._parse_block(block, proc) if parse else None
+                del block  # a 100 MB line is not kept while its events are consumed
                 if events:
                     yield events
             exit_code = await proc.wait()
@@ -226,23 +224,23 @@ class Execution:
         """The CLI session: the init line's, else the first one any line carried."""
         return self.facts.session_id
 
-    def _parse_block(self, block: bytes, proc: CLIProcess) -> list[Event]:
+    def _parse_block(self, block: Block, proc: CLIProcess) -> EventBatch:
         self.facts.stdout_seen = True
-        events: list[Event] = []
-        for line in block.split(b"\n"):
+        items: list[Event | dict[str, Any]] = []
+        for line in split_lines(block):
             if not line or line.isspace():
                 continue
             try:
-                event = parse_event(line)
+                item = read_line(line)
             except InvalidLineError:
                 self.invalid_lines += 1
-                preview = self.command.secrets.mask_bytes(line)[:200]
+                preview = bytes(self.command.secrets.mask_bytes(line)[:200])
                 logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
                 continue
-            if type(event) is not StreamEvent:
-                self._observe(event, proc)
-            events.append(event)
-        return events
+            if type(item) is not dict:  # a stream_event line's object: typed when read
+                self._observe(item, proc)  # type: ignore[arg-type]
+            items.append(item)
+        return EventBatch(items)
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
         facts = self.facts

@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from .config import CCExecutorConfig
@@ -88,8 +88,15 @@ class Secrets:
                         text = text.replace(form, MASK)
         return text
 
-    def mask_bytes(self, data: bytes) -> bytes:
-        """`mask` for UTF-8 bytes (the CLI's stdout lines)."""
+    @overload
+    def mask_bytes(self, data: bytes) -> bytes: ...
+
+    @overload
+    def mask_bytes(self, data: bytes | bytearray) -> bytes | bytearray: ...
+
+    def mask_bytes(self, data: bytes | bytearray) -> bytes | bytearray:
+        """`mask` for UTF-8 bytes (the CLI's stdout lines); a `bytearray` gives one back
+        (the very object when nothing in it is secret: a long line is not copied)."""
         for probe, forms in self._byte_groups:
             if probe in data:
                 for form in forms:

@@ -1,0 +1,205 @@
+"""Lines → events: the CLI's stdout cut into whole lines, and each line read into an event.
+
+This is the hot path of every run (a partial-message stream is thousands of lines a
+second), so it is built to touch each byte as few times as it can:
+
+- `LineSplitter` cuts the chunks the pipe gives into blocks of whole lines without
+  copying more than one chunk at a time; a line longer than a chunk grows in one
+  `bytearray` and is handed on as that very object, never copied whole.
+- `read_line` parses a line with pydantic-core's JSON reader into a dict (several times
+  faster than `json.loads`) and types it at once, except a `stream_event` line: the
+  run's outcome never depends on one, so its dict waits in an `EventBatch` and becomes
+  a `StreamEvent` only when a consumer reads it (`cc_stream`, `on_event`, ...). A
+  `cc_run` without `on_event` never builds them. Any line the fast reader refuses goes
+  through `parse_event`, whose result (or `InvalidLineError`) is the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Union, overload
+
+from pydantic_core import from_json
+
+from .events import Event, UnknownEvent, parse_event, parse_object
+
+__all__ = ["Block", "EventBatch", "LineSplitter", "read_line", "split_lines"]
+
+Block = Union[bytes, bytearray]  # noqa: UP007 - a runtime alias on Python 3.10
+"""Whole lines of stdout, each ending in b"\\n": `bytes`, or the `bytearray` a long
+line grew in (handed on without a copy)."""
+
+# A line still growing past this size is handed on alone, as the bytearray it grew in.
+_ALONE = 1 << 20
+
+
+class LineSplitter:
+    """Cuts a byte stream into blocks of whole lines. Pure: no I/O, fed chunk by chunk.
+
+    `feed(chunk)` and `end()` return `(block, parse)` pairs in stream order. A block
+    holds one or more complete lines, each ending in b"\\n" (a CR before it is kept);
+    the bytes of every block, joined, are the stream (plus a b"\\n" after a last line
+    that had none). `parse` is False for the pieces of a line longer than
+    `max_line_bytes`: they are passed on (for the transcript) but not to be parsed.
+    """
+
+    __slots__ = ("_max", "_oversized", "_pending")
+
+    def __init__(self, max_line_bytes: int) -> None:
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be >= 1, got {max_line_bytes}")
+        self._max = max_line_bytes
+        self._pending = bytearray()
+        self._oversized = False  # inside a line already passed on unparsed
+
+    @property
+    def oversized(self) -> bool:
+        """True while the current line is over the limit (its pieces are not parsed)."""
+        return self._oversized
+
+    def feed(self, data: bytes) -> list[tuple[Block, bool]]:
+        """The blocks that `data` completes (none while a line is still growing)."""
+        out: list[tuple[Block, bool]] = []
+        start, size = 0, len(data)
+        if self._oversized:  # the rest of a line over the limit, up to its newline
+            first = data.find(b"\n")
+            if first < 0:
+                if data:
+                    out.append((data, False))
+                return out
+            out.append((data[: first + 1], False))
+            self._oversized = False
+            start = first + 1
+        cut = data.rfind(b"\n", start)
+        pending = self._pending
+        if cut < 0:
+            pending += data if start == 0 else data[start:]
+            self._check_pending(out)
+            return out
+        if pending:  # the first line began in an earlier chunk
+            first = data.find(b"\n", start)
+            pending += data[start : first + 1]
+            start = first + 1
+            fits = len(pending) - 1 <= self._max
+            if len(pending) >= _ALONE or not fits:
+                # A long line ends here: handed on alone, as the bytearray it grew in.
+                out.append((pending, fits))
+                self._pending = pending = bytearray()
+        if start <= cut:
+            if size > self._max:  # a chunk bigger than the limit: look at each line
+                self._split_by_limit(out, data, start, cut)
+            elif pending:
+                pending += data[start : cut + 1]
+                out.append((bytes(pending), True))
+                pending.clear()
+            else:
+                out.append(
+                    (data if start == 0 and cut + 1 == size else data[start : cut + 1], True)
+                )
+        elif pending:
+            out.append((bytes(pending), True))
+            pending.clear()
+        if cut + 1 < size:
+            pending += data[cut + 1 :]
+            self._check_pending(out)
+        return out
+
+    def end(self) -> list[tuple[Block, bool]]:
+        """The last line, if the stream ended without a newline (one is added to it)."""
+        pending, self._pending = self._pending, bytearray()
+        oversized, self._oversized = self._oversized, False
+        if not pending:  # a line over the limit gets its newline, so the next record is apart
+            return [(b"\n", False)] if oversized else []
+        pending += b"\n"
+        return [(pending if len(pending) >= _ALONE else bytes(pending), not oversized)]
+
+    def _check_pending(self, out: list[tuple[Block, bool]]) -> None:
+        if len(self._pending) > self._max:
+            out.append((self._pending, False))
+            self._pending = bytearray()
+            self._oversized = True
+
+    def _split_by_limit(
+        self, out: list[tuple[Block, bool]], data: bytes, start: int, cut: int
+    ) -> None:
+        if self._pending:  # a line begun in an earlier chunk, within the limit
+            out.append((bytes(self._pending), True))
+            self._pending.clear()
+        while start <= cut:
+            end = data.find(b"\n", start) + 1
+            out.append((data[start:end], end - start - 1 <= self._max))
+            start = end
+
+
+def split_lines(block: Block) -> Sequence[Block]:
+    """The lines of a block (their b"\\n" removed, or kept on a block of one long line:
+    JSON allows it, and a 100 MB line is not copied to drop one byte)."""
+    if len(block) >= _ALONE and block.find(b"\n") == len(block) - 1:
+        return (block,)
+    return block.split(b"\n")
+
+
+def read_line(line: Block) -> Event | dict[str, Any]:
+    """One stdout line: its typed event, or, for a `stream_event` line, its JSON object
+    (an `EventBatch` types it when read). Raises `InvalidLineError` as `parse_event` does.
+    """
+    try:
+        data = from_json(line)
+    except ValueError:  # what the fast reader refuses, `parse_event` decides
+        return parse_event(line if type(line) is bytes else bytes(line))
+    if type(data) is not dict:
+        return parse_event(line if type(line) is bytes else bytes(line))
+    if data.get("type") == "stream_event":
+        return data
+    return parse_object(data, line)
+
+
+class EventBatch(Sequence[Event]):
+    """The events of one block of output, in order; `stream_event` lines are typed on
+    first access (then kept). Reads like a list: `len`, indexing, slicing, iteration."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[Event | dict[str, Any]]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._items)))]
+        item = self._items[index]
+        if type(item) is dict:
+            item = self._items[index] = _stream_event(item)
+        return item  # type: ignore[return-value]  # a dict is never left here
+
+    def __iter__(self) -> Iterator[Event]:
+        for i in range(len(self._items)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (EventBatch, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"EventBatch({list(self)!r})"
+
+
+def _stream_event(data: dict[str, Any]) -> Event:
+    """A `stream_event` object, typed. Its declared fields are all optional, so only a
+    field of the wrong shape can fail, and `parse_object` drops such a field; the
+    `UnknownEvent` is for what cannot happen (a line cc_executor already counted valid)."""
+    try:
+        return parse_object(data, b"")
+    except ValueError:
+        return UnknownEvent.model_validate(data)
