@@ -3,9 +3,9 @@
 This is the hot path of every run (a partial-message stream is thousands of lines a
 second), so it is built to touch each byte as few times as it can:
 
-- `LineSplitter` cuts the chunks the pipe gives into blocks of whole lines without
-  copying more than one chunk at a time; a line longer than a chunk grows in one
-  `bytearray` and is handed on as that very object, never copied whole.
+- `LineSplitter` cuts the chunks the pipe gives into blocks of whole lines, copying
+  at most a chunk at a time; a line longer than a chunk grows in one `bytearray`
+  and is handed on alone, a block of one line that is read without a split (copy).
 - `read_line` parses a line with pydantic-core's JSON reader into a dict (several times
   faster than `json.loads`) and types it at once, except a `stream_event` line: the
   run's outcome never depends on one, so its dict waits in an `EventBatch` and becomes
@@ -17,19 +17,16 @@ second), so it is built to touch each byte as few times as it can:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Union, overload
+from typing import Any, overload
 
 from pydantic_core import from_json
 
 from .events import Event, UnknownEvent, parse_event, parse_object
 
-__all__ = ["Block", "EventBatch", "LineSplitter", "read_line", "split_lines"]
+__all__ = ["EventBatch", "LineSplitter", "read_line", "split_lines"]
 
-Block = Union[bytes, bytearray]  # noqa: UP007 - a runtime alias on Python 3.10
-"""Whole lines of stdout, each ending in b"\\n": `bytes`, or the `bytearray` a long
-line grew in (handed on without a copy)."""
-
-# A line still growing past this size is handed on alone, as the bytearray it grew in.
+# Lines growing past this size are handed on alone (one line, one block), so the block
+# is never split (a copy) to read it.
 _ALONE = 1 << 20
 
 
@@ -57,9 +54,9 @@ class LineSplitter:
         """True while the current line is over the limit (its pieces are not parsed)."""
         return self._oversized
 
-    def feed(self, data: bytes) -> list[tuple[Block, bool]]:
+    def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
         """The blocks that `data` completes (none while a line is still growing)."""
-        out: list[tuple[Block, bool]] = []
+        out: list[tuple[bytes, bool]] = []
         start, size = 0, len(data)
         if self._oversized:  # the rest of a line over the limit, up to its newline
             first = data.find(b"\n")
@@ -82,8 +79,10 @@ class LineSplitter:
             start = first + 1
             fits = len(pending) - 1 <= self._max
             if len(pending) >= _ALONE or not fits:
-                # A long line ends here: handed on alone, as the bytearray it grew in.
-                out.append((pending, fits))
+                # A long line ends here: handed on alone. Its bytearray is dropped as
+                # soon as copied, so the copy does not raise the peak above two lines'
+                # worth, which reading the line into a str needs anyway.
+                out.append((bytes(pending), fits))
                 self._pending = pending = bytearray()
         if start <= cut:
             if size > self._max:  # a chunk bigger than the limit: look at each line
@@ -104,23 +103,23 @@ class LineSplitter:
             self._check_pending(out)
         return out
 
-    def end(self) -> list[tuple[Block, bool]]:
+    def end(self) -> list[tuple[bytes, bool]]:
         """The last line, if the stream ended without a newline (one is added to it)."""
         pending, self._pending = self._pending, bytearray()
         oversized, self._oversized = self._oversized, False
         if not pending:  # a line over the limit gets its newline, so the next record is apart
             return [(b"\n", False)] if oversized else []
         pending += b"\n"
-        return [(pending if len(pending) >= _ALONE else bytes(pending), not oversized)]
+        return [(bytes(pending), not oversized)]
 
-    def _check_pending(self, out: list[tuple[Block, bool]]) -> None:
+    def _check_pending(self, out: list[tuple[bytes, bool]]) -> None:
         if len(self._pending) > self._max:
-            out.append((self._pending, False))
+            out.append((bytes(self._pending), False))
             self._pending = bytearray()
             self._oversized = True
 
     def _split_by_limit(
-        self, out: list[tuple[Block, bool]], data: bytes, start: int, cut: int
+        self, out: list[tuple[bytes, bool]], data: bytes, start: int, cut: int
     ) -> None:
         if self._pending:  # a line begun in an earlier chunk, within the limit
             out.append((bytes(self._pending), True))
@@ -131,7 +130,7 @@ class LineSplitter:
             start = end
 
 
-def split_lines(block: Block) -> Sequence[Block]:
+def split_lines(block: bytes) -> Sequence[bytes]:
     """The lines of a block (their b"\\n" removed, or kept on a block of one long line:
     JSON allows it, and a 100 MB line is not copied to drop one byte)."""
     if len(block) >= _ALONE and block.find(b"\n") == len(block) - 1:
@@ -139,16 +138,16 @@ def split_lines(block: Block) -> Sequence[Block]:
     return block.split(b"\n")
 
 
-def read_line(line: Block) -> Event | dict[str, Any]:
+def read_line(line: bytes) -> Event | dict[str, Any]:
     """One stdout line: its typed event, or, for a `stream_event` line, its JSON object
     (an `EventBatch` types it when read). Raises `InvalidLineError` as `parse_event` does.
     """
     try:
         data = from_json(line)
     except ValueError:  # what the fast reader refuses, `parse_event` decides
-        return parse_event(line if type(line) is bytes else bytes(line))
+        return parse_event(line)
     if type(data) is not dict:
-        return parse_event(line if type(line) is bytes else bytes(line))
+        return parse_event(line)
     if data.get("type") == "stream_event":
         return data
     return parse_object(data, line)

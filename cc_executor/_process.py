@@ -40,7 +40,7 @@ from typing import Any
 
 from ._command import MARKER_VAR, Command
 from ._contain import Child, spawn
-from ._lines import Block, LineSplitter
+from ._lines import LineSplitter
 from ._log import logger
 from .result import StopReason
 
@@ -128,12 +128,12 @@ class CLIProcess:
 
     # -- reading ---------------------------------------------------------------
 
-    async def blocks(self) -> AsyncIterator[tuple[Block, bool]]:
+    async def blocks(self) -> AsyncIterator[tuple[bytes, bool]]:
         """Yield `(block, parse)`: `block` is one or more complete lines ending in b"\\n".
 
         `parse` is False for pieces of a line longer than MAX_LINE_BYTES, which
         are passed on (for the transcript) but not parsed. A line longer than a
-        chunk comes alone, as the `bytearray` it grew in (see `_lines.LineSplitter`).
+        chunk comes alone, a block of its own (see `_lines.LineSplitter`).
         """
         stdout = self._proc.stdout
         assert stdout is not None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
-from ._lines import Block, EventBatch, read_line, split_lines
+from ._lines import EventBatch, read_line, split_lines
 from ._log import logger
 from ._process import CLIProcess
 from ._runtime import require_asyncio
@@ -224,7 +224,7 @@ class Execution:
         """The CLI session: the init line's, else the first one any line carried."""
         return self.facts.session_id
 
-    def _parse_block(self, block: Block, proc: CLIProcess) -> EventBatch:
+    def _parse_block(self, block: bytes, proc: CLIProcess) -> EventBatch:
         self.facts.stdout_seen = True
         items: list[Event | dict[str, Any]] = []
         for line in split_lines(block):
@@ -234,7 +234,7 @@ class Execution:
                 item = read_line(line)
             except InvalidLineError:
                 self.invalid_lines += 1
-                preview = bytes(self.command.secrets.mask_bytes(line)[:200])
+                preview = self.command.secrets.mask_bytes(line)[:200]
                 logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
                 continue
             if type(item) is not dict:  # a stream_event line's object: typed when read

@@ -24,7 +24,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import CCExecutorConfig
@@ -88,15 +88,8 @@ class Secrets:
                         text = text.replace(form, MASK)
         return text
 
-    @overload
-    def mask_bytes(self, data: bytes) -> bytes: ...
-
-    @overload
-    def mask_bytes(self, data: bytes | bytearray) -> bytes | bytearray: ...
-
-    def mask_bytes(self, data: bytes | bytearray) -> bytes | bytearray:
-        """`mask` for UTF-8 bytes (the CLI's stdout lines); a `bytearray` gives one back
-        (the very object when nothing in it is secret: a long line is not copied)."""
+    def mask_bytes(self, data: bytes) -> bytes:
+        """`mask` for UTF-8 bytes (the CLI's stdout lines)."""
         for probe, forms in self._byte_groups:
             if probe in data:
                 for form in forms:

@@ -67,11 +67,11 @@ class Transcript:
         line = json.dumps({"type": f"cc_executor.{kind}", **fields}, default=str)
         self._put(self._secrets.mask(line).encode("utf-8", "surrogateescape") + b"\n")
 
-    def write(self, block: bytes | bytearray) -> None:
+    def write(self, block: bytes) -> None:
         """Append raw stdout bytes (whole lines), masked, and hand them to the OS."""
         self._put(self._secrets.mask_bytes(block))
 
-    def _put(self, data: bytes | bytearray) -> None:
+    def _put(self, data: bytes) -> None:
         if self._fd is None:
             return
         view = memoryview(data)
@@ -115,7 +115,7 @@ class NullTranscript:
     def record(self, kind: str, fields: dict[str, Any]) -> None:
         pass
 
-    def write(self, block: bytes | bytearray) -> None:
+    def write(self, block: bytes) -> None:
         pass
 
     def close(self) -> None:

@@ -562,7 +562,7 @@ def parse_event(line: bytes | str) -> Event:
     return parse_object(data, line)
 
 
-def parse_object(data: dict[str, Any], line: bytes | bytearray | str = b"") -> Event:
+def parse_object(data: dict[str, Any], line: bytes | str = b"") -> Event:
     """`parse_event` for a line already read as a JSON object (`data`).
 
     Raises `InvalidLineError` (naming `line`) when `data` cannot be typed at all.
@@ -570,8 +570,7 @@ def parse_object(data: dict[str, Any], line: bytes | bytearray | str = b"") -> E
     try:
         event = _adapter.validate_python(data)
     except (ValidationError, RecursionError) as exc:
-        text = bytes(line) if isinstance(line, bytearray) else line
-        raise InvalidLineError(text, str(exc).splitlines()[0]) from None
+        raise InvalidLineError(line, str(exc).splitlines()[0]) from None
     return _salvage(event)
 
 
