@@ -23,7 +23,7 @@ from pydantic_core import from_json
 
 from .events import Event, UnknownEvent, parse_event, parse_object
 
-__all__ = ["EventBatch", "LineSplitter", "read_line", "split_lines"]
+__all__ = ["EventBatch", "LineReader", "LineSplitter", "read_line", "split_lines"]
 
 # Lines growing past this size are handed on alone (one line, one block), so the block
 # is never split (a copy) to read it.
@@ -153,14 +153,37 @@ def read_line(line: bytes) -> Event | dict[str, Any]:
     return parse_object(data, line)
 
 
+class LineReader:
+    """Reads one run's lines into events. It starts lazy (`read_line`: `stream_event`
+    lines wait as dicts); once a consumer has typed one of them, it types every line as
+    it comes (`parse_event`): a consumer that reads them reads them all, and typing a
+    line at once costs less than the fast reader plus typing its dict later. Long lines
+    always take the fast reader (`parse_event` would hold a third copy of them)."""
+
+    __slots__ = ("eager",)
+
+    def __init__(self) -> None:
+        self.eager = False
+
+    def read(self, line: bytes) -> Event | dict[str, Any]:
+        """`read_line`, or `parse_event` once `eager`; raises `InvalidLineError`."""
+        if self.eager and len(line) < _ALONE:
+            return parse_event(line)
+        return read_line(line)
+
+
 class EventBatch(Sequence[Event]):
     """The events of one block of output, in order; `stream_event` lines are typed on
-    first access (then kept). Reads like a list: `len`, indexing, slicing, iteration."""
+    first access (then kept), and that access turns `reader` eager. Reads like a list:
+    `len`, indexing, slicing, iteration."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_reader")
 
-    def __init__(self, items: list[Event | dict[str, Any]]) -> None:
+    def __init__(
+        self, items: list[Event | dict[str, Any]], reader: LineReader | None = None
+    ) -> None:
         self._items = items
+        self._reader = reader
 
     def __len__(self) -> int:
         return len(self._items)
@@ -177,6 +200,8 @@ class EventBatch(Sequence[Event]):
         item = self._items[index]
         if type(item) is dict:
             item = self._items[index] = _stream_event(item)
+            if self._reader is not None:
+                self._reader.eager = True
         return item  # type: ignore[return-value]  # a dict is never left here
 
     def __iter__(self) -> Iterator[Event]:

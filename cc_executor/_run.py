@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
-from ._lines import EventBatch, read_line, split_lines
+from ._lines import EventBatch, LineReader, split_lines
 from ._log import logger
 from ._process import CLIProcess
 from ._runtime import require_asyncio
@@ -39,6 +39,7 @@ from .events import (
     InvalidLineError,
     ResultEvent,
     RetryEvent,
+    StreamEvent,
 )
 from .result import StreamFacts, TaskResult, TimeoutSource, ToolUse, classify, sum_usage
 
@@ -92,6 +93,7 @@ class Execution:
         self.tool_uses: list[ToolUse] = []
         self.facts = StreamFacts()
         self.invalid_lines = 0
+        self._lines = LineReader()
         # The task's timeout, resolved once for all its attempts (`RetryingRun` sets it).
         self.timeout_s: float | None = None
         self.timeout_source: TimeoutSource = "explicit"
@@ -231,16 +233,17 @@ class Execution:
             if not line or line.isspace():
                 continue
             try:
-                item = read_line(line)
+                item = self._lines.read(line)
             except InvalidLineError:
                 self.invalid_lines += 1
                 preview = self.command.secrets.mask_bytes(line)[:200]
                 logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
                 continue
-            if type(item) is not dict:  # a stream_event line's object: typed when read
+            # The outcome never depends on a stream_event line (a dict: typed when read).
+            if type(item) is not dict and type(item) is not StreamEvent:
                 self._observe(item, proc)  # type: ignore[arg-type]
             items.append(item)
-        return EventBatch(items)
+        return EventBatch(items, self._lines)
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
         facts = self.facts
@@ -445,10 +448,11 @@ class TaskStream:
         return self
 
     async def __anext__(self) -> Event | RetryEvent:
-        require_asyncio("cc_stream")
-        while self._index >= len(self._pending):
-            self._pending = await self._batches.__anext__()
-            self._index = 0
+        if self._index >= len(self._pending):
+            require_asyncio("cc_stream")  # checked where it awaits, not per buffered event
+            while self._index >= len(self._pending):
+                self._pending = await self._batches.__anext__()
+                self._index = 0
         event = self._pending[self._index]
         self._index += 1
         return event

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor import CCExecutorConfig, cc_run, cc_stream
-from cc_executor._lines import EventBatch, LineSplitter, read_line, split_lines
+from cc_executor._lines import EventBatch, LineReader, LineSplitter, read_line, split_lines
 from cc_executor._secrets import MASK
 from cc_executor._transcript import read_transcript
 from cc_executor.events import (
@@ -213,6 +213,20 @@ def test_an_event_batch_reads_like_a_list_and_types_each_line_once() -> None:
     assert list(batch) == expected and batch == expected
     assert [type(e) for e in reversed(batch)] == [StreamEvent, ResultEvent, StreamEvent]
     assert batch.index(expected[1]) == 1 and expected[2] in batch
+
+
+def test_a_reader_types_every_line_at_once_after_a_consumer_read_one() -> None:
+    lines = [line for line in corpus() if b"stream_event" in line]
+    reader = LineReader()
+    lazy = EventBatch([reader.read(line) for line in lines], reader)
+    assert not reader.eager
+    first = lazy[0]
+    assert reader.eager and isinstance(first, StreamEvent)
+    eager = [reader.read(line) for line in lines]
+    assert all(type(e) is not dict for e in eager)
+    assert eager == list(lazy) == [parse_event(line) for line in lines]
+    long = b'{"type": "stream_event", "event": {"text": "' + b"t" * (2 << 20) + b'"}}\n'
+    assert isinstance(reader.read(long), dict)  # a long line keeps the fast reader
 
 
 # --- end to end over long lines -----------------------------------------------------
