@@ -12,8 +12,9 @@ machine's load hits all three alike):
 - cc_stream: the same, with a consumer typing every event (`async for event in stream`)
 
 Prints each round, then the paired ratios (library / bare of the same round) as
-min / median / max. The machine's load average is printed too: on a shared machine
-the ratios are the figure to read, not the seconds.
+min / median / max, of wall time and of this process's CPU time (user + system; the
+fake CLI's is not in it). The machine's load average is printed too: on a shared
+machine the wall ratios move with the load, the CPU ratios much less.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -68,6 +70,11 @@ async def consumer(cli: Path, env: dict[str, str], transcripts: Path) -> float:
     return time.perf_counter() - t0
 
 
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
@@ -77,6 +84,7 @@ async def main() -> None:
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     env = {"FAKE_CLI_MODE": "flood", "FAKE_CLI_BYTES": str(mb << 20)}
     times: dict[str, list[float]] = {"bare": [], "cc_run": [], "cc_stream": []}
+    cpu: dict[str, list[float]] = {"bare": [], "cc_run": [], "cc_stream": []}
     print(f"{mb} MB stream of stream_event lines, {rounds} interleaved rounds")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,7 +99,9 @@ async def main() -> None:
         for r in range(rounds):
             order = list(runs) if r % 2 == 0 else list(reversed(runs))
             for name in order:
+                c0 = cpu_s()
                 times[name].append(await runs[name]())
+                cpu[name].append(cpu_s() - c0)
             for path in transcripts.iterdir():  # 200 MB each: keep the disk free
                 path.unlink()
             b = times["bare"][-1]
@@ -101,13 +111,17 @@ async def main() -> None:
                 f"({times['cc_stream'][-1] / b:.2f}x)"
             )
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
-    print("seconds, min / median / max:")
+    print("wall seconds, min / median / max (CPU seconds of this process):")
     for name, values in times.items():
-        print(f"  {name:9s} {spread(values)}  ({mb / statistics.median(values):.0f} MB/s median)")
+        print(
+            f"  {name:9s} {spread(values)}  ({mb / statistics.median(values):.0f} MB/s median)"
+            f"  (CPU {spread(cpu[name])})"
+        )
     print("paired ratio to bare (same round), min / median / max:")
     for name in ("cc_run", "cc_stream"):
-        ratios = [t / b for t, b in zip(times[name], times["bare"], strict=True)]
-        print(f"  {name:9s} {spread(ratios)}")
+        walls = [t / b for t, b in zip(times[name], times["bare"], strict=True)]
+        cpus = [t / b for t, b in zip(cpu[name], cpu["bare"], strict=True)]
+        print(f"  {name:9s} wall {spread(walls)}   CPU {spread(cpus)}")
 
 
 if __name__ == "__main__":
