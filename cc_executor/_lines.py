@@ -6,7 +6,7 @@ second), so it is built to touch each byte as few times as it can:
 - `LineSplitter` cuts the chunks the pipe gives into blocks of whole lines, copying
   at most a chunk at a time; a line longer than a chunk grows in one `bytearray`
   and is handed on alone, a block of one line that is read without a split (copy).
-- `read_line` parses a line with pydantic-core's JSON reader into a dict (several times
+- `LineReader` parses a line with pydantic-core's JSON reader into a dict (several times
   faster than `json.loads`) and types it at once, except a `stream_event` line: the
   run's outcome never depends on one, so its dict waits in an `EventBatch` and becomes
   a `StreamEvent` only when a consumer reads it (`cc_stream`, `on_event`, ...). A
@@ -21,9 +21,9 @@ from typing import Any, overload
 
 from pydantic_core import from_json
 
-from .events import Event, UnknownEvent, parse_event, parse_object
+from .events import Event, InvalidLineError, UnknownEvent, parse_event, parse_object
 
-__all__ = ["EventBatch", "LineReader", "LineSplitter", "read_line", "split_lines"]
+__all__ = ["EventBatch", "LineReader", "LineSplitter", "split_lines"]
 
 # Lines growing past this size are handed on alone (one line, one block), so the block
 # is never split (a copy) to read it.
@@ -138,24 +138,9 @@ def split_lines(block: bytes) -> Sequence[bytes]:
     return block.split(b"\n")
 
 
-def read_line(line: bytes) -> Event | dict[str, Any]:
-    """One stdout line: its typed event, or, for a `stream_event` line, its JSON object
-    (an `EventBatch` types it when read). Raises `InvalidLineError` as `parse_event` does.
-    """
-    try:
-        data = from_json(line)
-    except ValueError:  # what the fast reader refuses, `parse_event` decides
-        return parse_event(line)
-    if type(data) is not dict:
-        return parse_event(line)
-    if data.get("type") == "stream_event":
-        return data
-    return parse_object(data, line)
-
-
 class LineReader:
-    """Reads one run's lines into events. It starts lazy (`read_line`: `stream_event`
-    lines wait as dicts); once a consumer has typed one of them, it types every line as
+    """Reads one run's lines into events. It starts lazy (`stream_event` lines wait
+    as dicts); once a consumer has typed one of them, it types every line as
     it comes (`parse_event`): a consumer that reads them reads them all, and typing a
     line at once costs less than the fast reader plus typing its dict later. Long lines
     always take the fast reader (`parse_event` would hold a third copy of them)."""
@@ -165,11 +150,42 @@ class LineReader:
     def __init__(self) -> None:
         self.eager = False
 
-    def read(self, line: bytes) -> Event | dict[str, Any]:
-        """`read_line`, or `parse_event` once `eager`; raises `InvalidLineError`."""
-        if self.eager and len(line) < _ALONE:
-            return parse_event(line)
-        return read_line(line)
+    def read_block(self, block: bytes) -> tuple[list[Event | dict[str, Any]], list[bytes]]:
+        """Every line of `block` read, blank lines skipped: the items in order (events,
+        and the dicts of `stream_event` lines while lazy), and the lines that are not
+        JSON objects (`parse_event` raised `InvalidLineError` for them).
+
+        A line goes to pydantic-core's JSON reader; a JSON object is typed with
+        `parse_object`, except a `stream_event` line's, kept as it is. Anything the fast
+        reader refuses, or that is not an object, goes through `parse_event`, which
+        decides. Once `eager`, lines shorter than a chunk go straight to `parse_event`.
+        """
+        items: list[Event | dict[str, Any]] = []
+        invalid: list[bytes] = []
+        append = items.append
+        eager = self.eager
+        for line in split_lines(block):
+            if not eager or len(line) >= _ALONE:
+                try:
+                    data = from_json(line)
+                except ValueError:
+                    data = None
+                if type(data) is dict:
+                    if data.get("type") == "stream_event":
+                        append(data)
+                        continue
+                    try:
+                        append(parse_object(data, line))
+                    except InvalidLineError:
+                        invalid.append(line)
+                    continue
+            if not line or line.isspace():  # the fast reader refuses them: checked here
+                continue
+            try:
+                append(parse_event(line))
+            except InvalidLineError:
+                invalid.append(line)
+        return items, invalid
 
 
 class EventBatch(Sequence[Event]):

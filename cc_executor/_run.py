@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
-from ._lines import EventBatch, LineReader, split_lines
+from ._lines import EventBatch, LineReader
 from ._log import logger
 from ._process import CLIProcess
 from ._runtime import require_asyncio
@@ -36,7 +36,6 @@ from .events import (
     ApiRetryEvent,
     AssistantEvent,
     Event,
-    InvalidLineError,
     ResultEvent,
     RetryEvent,
     StreamEvent,
@@ -228,21 +227,15 @@ class Execution:
 
     def _parse_block(self, block: bytes, proc: CLIProcess) -> EventBatch:
         self.facts.stdout_seen = True
-        items: list[Event | dict[str, Any]] = []
-        for line in split_lines(block):
-            if not line or line.isspace():
-                continue
-            try:
-                item = self._lines.read(line)
-            except InvalidLineError:
-                self.invalid_lines += 1
-                preview = self.command.secrets.mask_bytes(line)[:200]
-                logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
-                continue
+        items, invalid = self._lines.read_block(block)
+        for line in invalid:
+            self.invalid_lines += 1
+            preview = self.command.secrets.mask_bytes(line)[:200]
+            logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
+        for item in items:
             # The outcome never depends on a stream_event line (a dict: typed when read).
             if type(item) is not dict and type(item) is not StreamEvent:
                 self._observe(item, proc)  # type: ignore[arg-type]
-            items.append(item)
         return EventBatch(items, self._lines)
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:

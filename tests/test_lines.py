@@ -1,5 +1,5 @@
 """The stream path: cutting stdout into lines (`LineSplitter`), reading a line into an
-event (`read_line`, which must agree with `parse_event` on every line), the lazily typed
+event (`LineReader`, which must agree with `parse_event` on every line), the lazily typed
 `EventBatch`, and a run over long lines end to end (issue 19)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cc_executor import CCExecutorConfig, cc_run, cc_stream
-from cc_executor._lines import EventBatch, LineReader, LineSplitter, read_line, split_lines
+from cc_executor._lines import EventBatch, LineReader, LineSplitter, split_lines
 from cc_executor._secrets import MASK
 from cc_executor._transcript import read_transcript
 from cc_executor.events import (
@@ -122,8 +122,8 @@ def test_crlf_and_empty_lines_pass_through_and_parse() -> None:
     stream = b'{"type": "x"}\r\n\n\r\n{"type": "y"}\n'
     blocks = split(stream, [5], 100)
     assert b"".join(b for b, _ in blocks) == stream
-    lines = [line for b, _ in blocks for line in split_lines(b) if line and not line.isspace()]
-    assert [read_line(line).type for line in lines] == ["x", "y"]  # type: ignore[union-attr]
+    items = [item for b, _ in blocks for item in LineReader().read_block(b)[0]]
+    assert [item.type for item in items] == ["x", "y"]  # type: ignore[union-attr]
 
 
 def test_a_line_over_the_limit_is_passed_on_unparsed_and_the_next_one_parses() -> None:
@@ -139,7 +139,19 @@ def test_the_limit_must_be_positive() -> None:
         LineSplitter(0)
 
 
-# --- read_line agrees with parse_event ----------------------------------------------
+# --- LineReader agrees with parse_event ---------------------------------------------
+
+
+def read_line(line: bytes, eager: bool = False) -> Event | dict[str, object]:
+    """What a run's reader makes of one line (a block of one line, as read from stdout)."""
+    reader = LineReader()
+    reader.eager = eager
+    items, invalid = reader.read_block(line + b"\n")
+    if invalid:
+        assert invalid == [line] and items == []
+        raise InvalidLineError(line, "read_block")
+    (item,) = items
+    return item
 
 
 def corpus() -> list[bytes]:
@@ -180,17 +192,26 @@ def typed(item: Event | dict[str, object]) -> Event:
 
 
 @pytest.mark.parametrize("line", corpus(), ids=lambda line: line[:40].decode("utf-8", "replace"))
-def test_read_line_gives_what_parse_event_gives(line: bytes) -> None:
+@pytest.mark.parametrize("eager", [False, True], ids=["lazy", "eager"])
+def test_the_reader_gives_what_parse_event_gives(line: bytes, eager: bool) -> None:
     try:
-        expected: Event | str = parse_event(line)
-    except InvalidLineError as exc:
-        expected = f"invalid: {exc}"
+        expected: Event | None = parse_event(line)
+    except InvalidLineError:
+        expected = None  # then the reader must report the line as invalid
     try:
-        got: Event | str = typed(read_line(line))
-    except InvalidLineError as exc:
-        got = f"invalid: {exc}"
+        got: Event | None = typed(read_line(line, eager))
+    except InvalidLineError:
+        got = None
     assert type(got) is type(expected)
     assert got == expected
+
+
+@pytest.mark.parametrize("blank", [b"", b"  ", b"\r", b"\t \r"])
+def test_blank_lines_are_skipped_not_invalid(blank: bytes) -> None:
+    for eager in (False, True):
+        reader = LineReader()
+        reader.eager = eager
+        assert reader.read_block(blank + b"\n" + blank + b"\n") == ([], [])
 
 
 def test_only_stream_event_lines_wait_to_be_typed() -> None:
@@ -217,16 +238,18 @@ def test_an_event_batch_reads_like_a_list_and_types_each_line_once() -> None:
 
 def test_a_reader_types_every_line_at_once_after_a_consumer_read_one() -> None:
     lines = [line for line in corpus() if b"stream_event" in line]
+    block = b"\n".join(lines) + b"\n"
     reader = LineReader()
-    lazy = EventBatch([reader.read(line) for line in lines], reader)
-    assert not reader.eager
+    items, _ = reader.read_block(block)
+    lazy = EventBatch(items, reader)
+    assert not reader.eager and all(type(item) is dict for item in items)
     first = lazy[0]
     assert reader.eager and isinstance(first, StreamEvent)
-    eager = [reader.read(line) for line in lines]
-    assert all(type(e) is not dict for e in eager)
+    eager, _ = reader.read_block(block)
+    assert all(type(e) is StreamEvent for e in eager)
     assert eager == list(lazy) == [parse_event(line) for line in lines]
     long = b'{"type": "stream_event", "event": {"text": "' + b"t" * (2 << 20) + b'"}}\n'
-    assert isinstance(reader.read(long), dict)  # a long line keeps the fast reader
+    assert type(reader.read_block(long)[0][0]) is dict  # a long line keeps the fast reader
 
 
 # --- end to end over long lines -----------------------------------------------------
