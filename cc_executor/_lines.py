@@ -49,11 +49,6 @@ class LineSplitter:
         self._pending = bytearray()
         self._oversized = False  # inside a line already passed on unparsed
 
-    @property
-    def oversized(self) -> bool:
-        """True while the current line is over the limit (its pieces are not parsed)."""
-        return self._oversized
-
     def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
         """The blocks that `data` completes (none while a line is still growing)."""
         out: list[tuple[bytes, bool]] = []
@@ -145,10 +140,18 @@ class LineReader:
     line at once costs less than the fast reader plus typing its dict later. Long lines
     always take the fast reader (`parse_event` would hold a third copy of them)."""
 
-    __slots__ = ("eager",)
+    __slots__ = ("eager", "waiting")
 
     def __init__(self) -> None:
         self.eager = False
+        self.waiting = False  # a stream_event line read and not yet typed
+
+    def batch(self, items: list[Event | dict[str, Any]]) -> Sequence[Event]:
+        """What a consumer gets for the items of `read_block`: an `EventBatch` while
+        some wait to be typed, else the list itself (all typed: less work per event)."""
+        if not self.waiting:
+            return items  # type: ignore[return-value]  # no dict in it
+        return EventBatch(items, self)
 
     def read_block(self, block: bytes) -> tuple[list[Event | dict[str, Any]], list[bytes]]:
         """Every line of `block` read, blank lines skipped: the items in order (events,
@@ -164,6 +167,7 @@ class LineReader:
         invalid: list[bytes] = []
         append = items.append
         eager = self.eager
+        self.waiting = False
         for line in split_lines(block):
             if not eager or len(line) >= _ALONE:
                 try:
@@ -173,6 +177,7 @@ class LineReader:
                 if type(data) is dict:
                     if data.get("type") == "stream_event":
                         append(data)
+                        self.waiting = True
                         continue
                     try:
                         append(parse_object(data, line))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
-from ._lines import EventBatch, LineReader
+from ._lines import LineReader
 from ._log import logger
 from ._process import CLIProcess
 from ._runtime import require_asyncio
@@ -112,7 +112,7 @@ class Execution:
         """Run with the task's resolved timeout (seconds, and where it came from)."""
         self.timeout_s, self.timeout_source = timeout.seconds, timeout.source
 
-    async def batches(self) -> AsyncGenerator[EventBatch, None]:
+    async def batches(self) -> AsyncGenerator[Sequence[Event], None]:
         config = self.config
         if self.timeout_s is None:
             raise RuntimeError("the task's timeout is resolved before its run (set_timeout)")
@@ -225,7 +225,7 @@ class Execution:
         """The CLI session: the init line's, else the first one any line carried."""
         return self.facts.session_id
 
-    def _parse_block(self, block: bytes, proc: CLIProcess) -> EventBatch:
+    def _parse_block(self, block: bytes, proc: CLIProcess) -> Sequence[Event]:
         self.facts.stdout_seen = True
         items, invalid = self._lines.read_block(block)
         for line in invalid:
@@ -236,7 +236,7 @@ class Execution:
             # The outcome never depends on a stream_event line (a dict: typed when read).
             if type(item) is not dict and type(item) is not StreamEvent:
                 self._observe(item, proc)  # type: ignore[arg-type]
-        return EventBatch(items, self._lines)
+        return self._lines.batch(items)
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
         facts = self.facts

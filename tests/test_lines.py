@@ -241,12 +241,14 @@ def test_a_reader_types_every_line_at_once_after_a_consumer_read_one() -> None:
     block = b"\n".join(lines) + b"\n"
     reader = LineReader()
     items, _ = reader.read_block(block)
-    lazy = EventBatch(items, reader)
-    assert not reader.eager and all(type(item) is dict for item in items)
+    lazy = reader.batch(items)
+    assert type(lazy) is EventBatch and all(type(item) is dict for item in items)
+    assert not reader.eager
     first = lazy[0]
     assert reader.eager and isinstance(first, StreamEvent)
     eager, _ = reader.read_block(block)
     assert all(type(e) is StreamEvent for e in eager)
+    assert reader.batch(eager) is eager  # all typed: the list itself
     assert eager == list(lazy) == [parse_event(line) for line in lines]
     long = b'{"type": "stream_event", "event": {"text": "' + b"t" * (2 << 20) + b'"}}\n'
     assert type(reader.read_block(long)[0][0]) is dict  # a long line keeps the fast reader
