@@ -312,6 +312,14 @@ class CCExecutorConfig(BaseModel):
     max_total_duration: float | None = Field(
         None, gt=0, description="No step of a list starts after this many seconds."
     )
+    prestart: bool = Field(
+        True,
+        description=(
+            "Task lists: spawn the next step's CLI while a step runs; it waits for its prompt "
+            "(~120-240 MB while idle) and is used only if nothing it read at start changed. "
+            "A single call never pre-starts. False on a step: that step is not pre-started."
+        ),
+    )
 
     # -- failures and retries --
     num_retries: int = Field(
