@@ -171,6 +171,8 @@ class Prestarted:
     spawned_at: datetime
     watched: tuple[list[Path], list[Path]]
     before: dict[str, FileState]
+    head: bytes
+    """What the CLI got on stdin already: the first character of its prompt."""
     process: CLIProcess | None = None
     files: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     """The CLI's argument files: they live as long as the process."""
@@ -179,11 +181,19 @@ class Prestarted:
     taken: bool = False
     """The step's run took it over: it ends the process, not the holder."""
 
-    async def check(self, config: CCExecutorConfig, changed: Sequence[Path] = ()) -> str | None:
-        """Why this CLI cannot run a step with `config` now, or None if it can.
+    def fits(self, prompt: str) -> bool:
+        """Whether `prompt` starts with what the CLI got already (`head`)."""
+        return encode_prompt(prompt).startswith(self.head)
+
+    async def check(
+        self, config: CCExecutorConfig, prompt: str, changed: Sequence[Path] = ()
+    ) -> str | None:
+        """Why this CLI cannot run `prompt` with `config` now, or None if it can.
 
         `changed`: absolute paths the step before changed (its verified file changes).
         """
+        if not self.fits(prompt):
+            return "the step's prompt changed"
         proc = self.process
         if proc is None or proc.returncode is not None:
             code = proc.returncode if proc is not None else None
@@ -221,8 +231,14 @@ class Prestarted:
             self.files.close()
 
 
-async def prestart(config: CCExecutorConfig) -> Prestarted:
-    """Spawn the CLI for a task with `config`, waiting for its prompt on stdin.
+def encode_prompt(prompt: str) -> bytes:
+    """The bytes of `prompt` on the CLI's stdin."""
+    return prompt.encode("utf-8", "surrogateescape")
+
+
+async def prestart(config: CCExecutorConfig, prompt: str) -> Prestarted:
+    """Spawn the CLI for a task with `config`, waiting for `prompt` on stdin: it gets
+    the prompt's first character now (so that it waits), the rest when the task starts.
 
     Raises what `build_command` raises (ConfigError, CLINotFoundError) and OSError
     when the CLI cannot be executed; nothing is left running then.
@@ -239,6 +255,7 @@ async def prestart(config: CCExecutorConfig) -> Prestarted:
         spawned_at=datetime.now(timezone.utc),
         watched=watched,
         before=before,
+        head=encode_prompt(prompt[:1]),
     )
     try:
         resolved = pre.files.enter_context(arg_files(command))
@@ -247,6 +264,7 @@ async def prestart(config: CCExecutorConfig) -> Prestarted:
     except BaseException:
         pre.files.close()
         raise
+    pre.process.write_early(pre.head)
     logger.debug("pre-started CLI pid {} for execution {}", pre.process.pid, execution_uuid)
     return pre
 
@@ -264,14 +282,14 @@ class Prestarter:
         self._index: int | None = None
         self._spawning: asyncio.Task[Prestarted] | None = None
 
-    def begin(self, index: int, config: CCExecutorConfig) -> None:
+    def begin(self, index: int, config: CCExecutorConfig, prompt: str) -> None:
         if self._spawning is not None:
             raise RuntimeError("a pre-started CLI is held already")
         self._index = index
-        self._spawning = asyncio.ensure_future(prestart(config))
+        self._spawning = asyncio.ensure_future(prestart(config, prompt))
 
     async def take(
-        self, index: int, config: CCExecutorConfig, changed: Sequence[Path] = ()
+        self, index: int, config: CCExecutorConfig, prompt: str, changed: Sequence[Path] = ()
     ) -> Prestarted | None:
         """The pre-started CLI for step `index`: usable (`discarded` None: the caller's run
         takes it over, and the caller still calls its `aclose` afterwards, a no-op then),
@@ -287,7 +305,7 @@ class Prestarter:
             logger.info("pre-starting the CLI of step {} failed: {}", index + 1, exc)
             return None
         try:
-            reason = await pre.check(config, changed)
+            reason = await pre.check(config, prompt, changed)
         except BaseException:
             await pre.aclose()
             raise

@@ -123,6 +123,15 @@ class CLIProcess:
         self._tasks = [self._stderr_reader]
         return self
 
+    def write_early(self, data: bytes) -> None:
+        """Write the start of the prompt now and keep stdin open (a pre-started CLI
+        given no stdin data within 3 s proceeds without a prompt and exits 1; once some
+        data came it reads to the end of stdin before it acts on any of it)."""
+        stdin = self._proc.stdin
+        assert stdin is not None and not self._sent
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.write(data)
+
     def send(
         self,
         stdin: bytes,

@@ -94,6 +94,8 @@ class Execution:
         self.attempt = attempt
         self.config = config
         self.prestarted = prestarted
+        if prestarted is not None and not prestarted.fits(self.prompt):
+            prestarted.discarded = "the prompt is not the one it was started for"
         if prestarted is not None and prestarted.discarded is None:
             self.execution_uuid = prestarted.execution_uuid
             self.command: Command = prestarted.command
@@ -177,7 +179,7 @@ class Execution:
                 arguments.enter_context(pre.files)
                 proc = pre.process
                 proc.send(
-                    self.prompt.encode("utf-8", "surrogateescape"),
+                    self.prompt.encode("utf-8", "surrogateescape")[len(pre.head) :],
                     timeout=self.timeout_s,
                     idle_timeout=config.idle_timeout,
                     result_exit_grace=config.result_exit_grace,

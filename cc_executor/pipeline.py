@@ -414,7 +414,7 @@ class _ListRun:
         prestarted: Prestarted | None = None
         if self.sequential:
             # Checked after on_step ran: what a hook changed counts too.
-            prestarted = await self.prestarter.take(i, config, self._changed_by(i - 1))
+            prestarted = await self.prestarter.take(i, config, spec.prompt, self._changed_by(i - 1))
             self._prestart(i + 1)
         try:
             with _otel.step_span(i, spec.name, config) as span:
@@ -459,7 +459,7 @@ class _ListRun:
         config = self.config.with_overrides(**item.overrides_over(self.config))
         if not config.prestart or config.resume is not None or config.continue_conversation:
             return
-        self.prestarter.begin(i, config)
+        self.prestarter.begin(i, config, item.prompt)
 
     def _changed_by(self, i: int) -> list[Path]:
         """The files step i changed (its verified changes), as absolute paths."""
