@@ -210,6 +210,23 @@ async def test_an_environment_changed_between_steps_discards_the_prestarted_cli(
     assert _header(out[1])["prestart_discarded"] == "the step's environment changed"
 
 
+async def test_a_prestarted_cli_that_died_while_waiting_is_replaced_by_a_fresh_one(
+    model: ScriptedModel, config: CCExecutorConfig, workdir: Path, prestarts: Prestarts
+) -> None:
+    model.add(_gate(workdir), text("one done"), text("two done"))
+    prestarts.event = asyncio.Event()
+    first = TaskSpec("one", allowed_tools=("Bash",))
+    task = asyncio.create_task(cc_execute_list([first, "two"], config))
+    await prestarts.event.wait()
+    psutil.Process(prestarts.pids[0]).kill()
+    (workdir / "go").touch()
+    out = await task
+    assert out.success and [r.output for r in out] == ["one done", "two done"]
+    assert out[1].prestarted_at is None
+    assert "exited while waiting" in _header(out[1])["prestart_discarded"]
+    assert model.prompts[-1] == "two" and not _processes_of(model)
+
+
 # ------------------------------------------------------------------ never leaks
 
 
