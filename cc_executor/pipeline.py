@@ -1,6 +1,8 @@
 """Task lists: `cc_execute_list` runs many tasks, each in a fresh CLI process and session,
 strictly one after another (or at most `max_concurrency` at a time), and records every
 step boundary in a SQLite journal so that a list killed mid-way resumes where it stopped.
+A sequential list spawns step N+1's CLI while step N runs (`_prestart`); it gets its
+prompt only after step N has fully ended.
 
 Resume: a list has a `run_id`. Each step's start and end are committed to the
 journal (`state_dir/state.db`, see `_journal.py`) before the list moves on.
@@ -87,10 +89,13 @@ async def cc_execute_list(
 ) -> TaskListResult:
     """Run `tasks` (prompts, `TaskSpec`s, or callables building one from the results so far).
 
-    Sequential (default): step N+1's CLI starts only after step N's CLI and
-    every process it started have exited and its transcript is closed; each
-    step is a fresh process and session unless its spec has
-    `continue_session=True`. `stop_on_failure=False` goes on after a failed
+    Sequential (default): step N+1 receives its prompt only after step N's CLI
+    and every process it started have exited and its transcript is closed;
+    each step is a fresh process and session unless its spec has
+    `continue_session=True`. With `prestart=True` (the default) step N+1's CLI
+    is spawned while step N runs and waits for its prompt; it is used only if
+    nothing it read at start changed (see docs/prestart.md), and ended on every
+    way out of the list. `stop_on_failure=False` goes on after a failed
     step. `sequential=False` runs at most `max_concurrency` steps at a time,
     started in list order.
 
