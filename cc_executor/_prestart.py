@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import json
 import os
 import sys
 import uuid
@@ -42,7 +44,18 @@ from ._log import logger
 from ._process import CLIProcess
 from .config import CCExecutorConfig
 
-__all__ = ["Prestarted", "Prestarter", "fingerprint", "prestart", "watched_paths"]
+__all__ = [
+    "PrestartPool",
+    "Prestarted",
+    "Prestarter",
+    "fingerprint",
+    "prestart",
+    "watched_paths",
+]
+
+# A CLI pre-started without knowing its prompt (a pool) reads it as one stream-json user
+# message: in that input mode the CLI waits for its first message however long it takes.
+STREAM_JSON_INPUT = ("--input-format", "stream-json")
 
 # Folders of the CLI's own state inside a config folder (~/.claude): it writes them on
 # every run, and never reads them as configuration at start.
@@ -172,7 +185,10 @@ class Prestarted:
     watched: tuple[list[Path], list[Path]]
     before: dict[str, FileState]
     head: bytes
-    """What the CLI got on stdin already: the first character of its prompt."""
+    """What the CLI got on stdin already: the first character of its prompt (b"" in
+    stream-json input mode)."""
+    stream_json: bool = False
+    """Started with `STREAM_JSON_INPUT`: the prompt goes as one user message."""
     process: CLIProcess | None = None
     files: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     """The CLI's argument files: they live as long as the process."""
@@ -185,6 +201,26 @@ class Prestarted:
         """Whether `prompt` starts with what the CLI got already (`head`)."""
         return encode_prompt(prompt).startswith(self.head)
 
+    def rest(self, prompt: str) -> bytes:
+        """What is left to write to the CLI's stdin for `prompt` (then stdin is closed)."""
+        if self.stream_json:
+            message = {"type": "user", "message": {"role": "user", "content": prompt}}
+            return encode_prompt(json.dumps(message, ensure_ascii=False) + "\n")
+        return encode_prompt(prompt)[len(self.head) :]
+
+    def same_command(self, config: CCExecutorConfig) -> str | None:
+        """Which part of the command a task with `config` would run differs, or None."""
+        command = _with_input_mode(build_command(config, self.execution_uuid), self.stream_json)
+        for what, now, then in (
+            ("cwd", command.cwd, self.command.cwd),
+            ("argv", command.argv, self.command.argv),
+            ("argument files", command.files, self.command.files),
+            ("environment", command.env, self.command.env),
+        ):
+            if now != then:
+                return f"the step's {what} changed"
+        return None
+
     async def check(
         self, config: CCExecutorConfig, prompt: str, changed: Sequence[Path] = ()
     ) -> str | None:
@@ -194,19 +230,17 @@ class Prestarted:
         """
         if not self.fits(prompt):
             return "the step's prompt changed"
+        differs = self.same_command(config)
+        if differs is not None:
+            return differs
+        return await self.stale(changed)
+
+    async def stale(self, changed: Sequence[Path] = ()) -> str | None:
+        """Why what the CLI read at start may have changed since (or it exited), or None."""
         proc = self.process
         if proc is None or proc.returncode is not None:
             code = proc.returncode if proc is not None else None
             return f"the pre-started CLI exited while waiting (exit code {code})"
-        command = build_command(config, self.execution_uuid)
-        for what, now, then in (
-            ("cwd", command.cwd, self.command.cwd),
-            ("argv", command.argv, self.command.argv),
-            ("argument files", command.files, self.command.files),
-            ("environment", command.env, self.command.env),
-        ):
-            if now != then:
-                return f"the step's {what} changed"
         files, folders = self.watched
         for path in changed:
             if path in files or any(path == d or d in path.parents for d in folders):
@@ -236,15 +270,22 @@ def encode_prompt(prompt: str) -> bytes:
     return prompt.encode("utf-8", "surrogateescape")
 
 
-async def prestart(config: CCExecutorConfig, prompt: str) -> Prestarted:
+def _with_input_mode(command: Command, stream_json: bool) -> Command:
+    if not stream_json:
+        return command
+    return dataclasses.replace(command, argv=[*command.argv, *STREAM_JSON_INPUT])
+
+
+async def prestart(config: CCExecutorConfig, prompt: str | None) -> Prestarted:
     """Spawn the CLI for a task with `config`, waiting for `prompt` on stdin: it gets
     the prompt's first character now (so that it waits), the rest when the task starts.
+    `prompt=None` (not known yet): the CLI reads it in stream-json input mode.
 
     Raises what `build_command` raises (ConfigError, CLINotFoundError) and OSError
     when the CLI cannot be executed; nothing is left running then.
     """
     execution_uuid = str(uuid.uuid4())
-    command = build_command(config, execution_uuid)
+    command = _with_input_mode(build_command(config, execution_uuid), prompt is None)
     watched = watched_paths(command, config)
     # Taken before the spawn: whatever changes after it, the CLI may have read.
     before = await asyncio.to_thread(fingerprint, *watched)
@@ -255,7 +296,8 @@ async def prestart(config: CCExecutorConfig, prompt: str) -> Prestarted:
         spawned_at=datetime.now(timezone.utc),
         watched=watched,
         before=before,
-        head=encode_prompt(prompt[:1]),
+        head=encode_prompt(prompt[:1]) if prompt is not None else b"",
+        stream_json=prompt is None,
     )
     try:
         resolved = pre.files.enter_context(arg_files(command))
@@ -264,7 +306,8 @@ async def prestart(config: CCExecutorConfig, prompt: str) -> Prestarted:
     except BaseException:
         pre.files.close()
         raise
-    pre.process.write_early(pre.head)
+    if pre.head:
+        pre.process.write_early(pre.head)
     logger.debug("pre-started CLI pid {} for execution {}", pre.process.pid, execution_uuid)
     return pre
 
@@ -320,6 +363,59 @@ class Prestarter:
         spawning, self._spawning = self._spawning, None
         if spawning is not None:
             await _end(spawning)
+
+
+class PrestartPool:
+    """Up to `size` CLIs pre-started with one config, for single tasks run with it (the
+    MCP server's `execute_task`). Their prompt is not known in advance, so they read it in
+    stream-json input mode. `take(config)` hands out one whose command is the task's and
+    whose start-up reads still hold (stale ones are ended), and starts a replacement;
+    `aclose` ends them all.
+    """
+
+    def __init__(self, config: CCExecutorConfig, size: int) -> None:
+        self.config = config
+        self.size = size
+        self._members: list[asyncio.Task[Prestarted]] = []
+        self._closed = False
+
+    def fill(self) -> None:
+        """Start spawning members until there are `size`."""
+        self._members = [m for m in self._members if not _failed(m)]
+        while not self._closed and len(self._members) < self.size:
+            self._members.append(asyncio.ensure_future(prestart(self.config, None)))
+
+    async def take(self, config: CCExecutorConfig) -> Prestarted | None:
+        """A ready member for a task with `config`, or None (the task starts its own CLI)."""
+        for member in list(self._members):
+            if not member.done() or _failed(member):
+                continue
+            pre = member.result()
+            if pre.same_command(config) is not None:
+                return None  # another command: the members stay for tasks that fit
+            self._members.remove(member)
+            reason = await pre.stale()
+            if reason is None:
+                self.fill()
+                return pre
+            logger.info("ending a pooled pre-started CLI: {}", reason)
+            await pre.aclose()
+        self.fill()
+        return None
+
+    async def aclose(self) -> None:
+        self._closed = True
+        members, self._members = self._members, []
+        for member in members:
+            await _end(member)
+
+
+def _failed(member: asyncio.Task[Prestarted]) -> bool:
+    if not member.done():
+        return False
+    if member.cancelled() or member.exception() is not None:
+        return True
+    return False
 
 
 async def _end(spawning: asyncio.Task[Prestarted]) -> None:

@@ -179,7 +179,7 @@ class Execution:
                 arguments.enter_context(pre.files)
                 proc = pre.process
                 proc.send(
-                    self.prompt.encode("utf-8", "surrogateescape")[len(pre.head) :],
+                    pre.rest(self.prompt),
                     timeout=self.timeout_s,
                     idle_timeout=config.idle_timeout,
                     result_exit_grace=config.result_exit_grace,

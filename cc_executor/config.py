@@ -320,6 +320,15 @@ class CCExecutorConfig(BaseModel):
             "A single call never pre-starts. False on a step: that step is not pre-started."
         ),
     )
+    mcp_prestart_pool: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description=(
+            "MCP server: CLIs kept pre-started for execute_task calls with the server's "
+            "options (each ~120 MB while idle); 0 keeps none."
+        ),
+    )
 
     # -- failures and retries --
     num_retries: int = Field(

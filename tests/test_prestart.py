@@ -290,6 +290,15 @@ async def test_a_budget_stop_ends_the_prestarted_cli(
     assert not _alive(prestarts.pids[0]) and not _processes_of(model)
 
 
+async def _until(condition: Any, what: str) -> None:
+    """Poll `condition` (a process appearing cannot be awaited) for up to 60 s."""
+    for _ in range(1200):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != "zombie"
@@ -395,3 +404,39 @@ def test_the_fingerprint_sees_settings_agents_and_mcp_json_but_not_the_cli_state
     (home / "settings.json").write_text("{}")
     assert fingerprint(files, folders) != after_agent
     assert os.environ.get("CC_EXECUTOR_TEST_CHANGED") is None
+
+
+# ------------------------------------------------------------------ the MCP server's pool
+
+
+async def test_the_mcp_servers_pool_runs_execute_task_on_a_prestarted_cli(
+    tmp_path: Path, workdir: Path, model: ScriptedModel
+) -> None:
+    from .test_mcp import _report, mcp_server
+
+    model.add(text("first answer"), text("second answer"))
+    args = ("--transcript-dir", str(tmp_path / "t"), "--state-dir", str(tmp_path / "s"))
+    async with mcp_server(tmp_path, workdir, model.env(), *args, "--prestart", "1") as session:
+        # The pool fills when the server starts, before any call.
+        await _until(lambda: any(_processes_of(model).values()), "the pool's first CLI")
+        reports = []
+        for task in ("  -first task\n", "second task"):
+            reports.append(_report(await session.call_tool("execute_task", {"task": task})))
+        pooled = [pid for pid, marker in _processes_of(model).items() if marker]
+        assert len(pooled) == 1  # the pool's replacement CLI, waiting
+        # Another command (a model named): a CLI of its own; the pooled one stays.
+        model.add(text("third answer"))
+        other = _report(
+            await session.call_tool("execute_task", {"task": "third", "model": "other"})
+        )
+        assert other["output"] == "third answer"
+        other_header = read_transcript(Path(other["transcript_path"]))[0]
+        assert other_header is not None and other_header["prestarted"] is False
+        assert pooled == [pid for pid, marker in _processes_of(model).items() if marker]
+    headers = [read_transcript(Path(r["transcript_path"]))[0] for r in reports]
+    assert [r["output"] for r in reports] == ["first answer", "second answer"]
+    assert [(h or {}).get("prestart_discarded") for h in headers] == [None, None]
+    assert all(h is not None and h["prestarted"] is True for h in headers), headers
+    # The prompt reached the model verbatim (it went as a stream-json user message).
+    assert model.prompts == ["  -first task\n", "second task", "third"]
+    assert not _processes_of(model)  # the server's end ended the pool

@@ -76,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", help="model for every task unless a call names one")
     parser.add_argument(
+        "--prestart",
+        type=int,
+        metavar="N",
+        dest="mcp_prestart_pool",
+        help="keep N Claude Code CLIs pre-started for execute_task calls with the server's "
+        "options (each ~120 MB while idle; default 0: none)",
+    )
+    parser.add_argument(
         "--timeout", metavar="SECONDS", help='default timeout per task, or "auto" (default: 3600)'
     )
     parser.add_argument(
@@ -101,7 +109,15 @@ def server_config(argv: Sequence[str] | None = None) -> CCExecutorConfig:
 
 def _config(args: argparse.Namespace) -> CCExecutorConfig:
     fields: dict[str, Any] = _read_config_file(args.config) if args.config else {}
-    for name in ("cwd", "transcript_dir", "state_dir", "permission_mode", "model", "timeout"):
+    for name in (
+        "cwd",
+        "transcript_dir",
+        "state_dir",
+        "permission_mode",
+        "model",
+        "timeout",
+        "mcp_prestart_pool",
+    ):
         value = getattr(args, name)
         if value is not None:
             fields[name] = value
