@@ -11,6 +11,8 @@ import asyncio
 import json
 import os
 import re
+import signal
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,10 +32,13 @@ from cc_executor import (
     cc_execute_list,
 )
 from cc_executor._command import build_command
+from cc_executor._contain import containment_mode
 from cc_executor._journal import restore_result
 from cc_executor._prestart import fingerprint, watched_paths
 from cc_executor._transcript import read_transcript
 from cc_executor.testing import ScriptedModel, hang, text, tool_use
+
+from .conftest import ROOT, sigint_as_ctrl_c
 
 # The CLI's wait on stdin in CI; FACTS and docs/performance.md report a longer manual one.
 LONG_WAIT_S = 25.0
@@ -241,6 +246,12 @@ async def test_a_cancelled_list_ends_the_prestarted_cli(
         await asyncio.sleep(0.05)
     pids = list(_processes_of(model))
     assert len(set(_processes_of(model).values())) == 2  # step 1's CLI and step 2's
+    # The pre-started CLI is contained like any task's: under its own supervisor, in
+    # the cgroup leaf named by its execution id.
+    ((pid, execution),) = prestarts.started
+    assert psutil.Process(pid).ppid() != os.getpid()
+    if containment_mode() == "cgroup+subreaper":
+        assert f"cc-executor-{execution}" in Path(f"/proc/{pid}/cgroup").read_text()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -248,6 +259,47 @@ async def test_a_cancelled_list_ends_the_prestarted_cli(
     assert not _processes_of(model)
     assert not [pid for pid in pids if psutil.pid_exists(pid) and _alive(pid)]
     assert model.prompts == ["hangs"]
+
+
+_CTRL_C_CHILD = """
+import json, os
+from cc_executor import CCExecutorConfig, cc_execute_list_sync
+
+config = CCExecutorConfig(**json.loads(os.environ["LIST_CONFIG"]))
+cc_execute_list_sync(["hangs", "never runs"], config)
+"""
+
+
+async def test_ctrl_c_in_cc_execute_list_sync_ends_the_prestarted_cli(
+    model: ScriptedModel, config: CCExecutorConfig, tmp_path: Path
+) -> None:
+    model.add(hang())
+    script = tmp_path / "child.py"
+    script.write_text(_CTRL_C_CHILD)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LIST_CONFIG": config.model_dump_json(exclude_unset=True),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=sigint_as_ctrl_c,  # only resets a signal
+    )
+    try:
+        # Step 1's CLI and step 2's pre-started one.
+        await _until(lambda: len(set(_processes_of(model).values())) == 2, "two CLIs")
+        pids = list(_processes_of(model))
+        child.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(child.communicate(), 60)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert b"KeyboardInterrupt" in stderr
+    assert not [pid for pid in pids if _alive(pid)] and not _processes_of(model)
 
 
 async def test_a_failed_step_ends_the_prestarted_cli(
