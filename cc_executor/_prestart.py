@@ -180,7 +180,6 @@ class Prestarted:
     execution_uuid: str
     command: Command
     """As `build_command` made it (file arguments not yet written)."""
-    config: CCExecutorConfig
     spawned_at: datetime
     watched: tuple[list[Path], list[Path]]
     before: dict[str, FileState]
@@ -292,7 +291,6 @@ async def prestart(config: CCExecutorConfig, prompt: str | None) -> Prestarted:
     pre = Prestarted(
         execution_uuid=execution_uuid,
         command=command,
-        config=config,
         spawned_at=datetime.now(timezone.utc),
         watched=watched,
         before=before,
