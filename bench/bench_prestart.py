@@ -65,9 +65,7 @@ async def bare(cli: str, env: dict[str, str], cwd: Path, steps: int) -> float:
 
 async def listed(config: CCExecutorConfig, steps: int, *, prestart: bool) -> float:
     t0 = time.perf_counter()
-    out = await cc_execute_list(
-        [f"say hello {i}" for i in range(steps)], config, prestart=prestart
-    )
+    out = await cc_execute_list([f"say hello {i}" for i in range(steps)], config, prestart=prestart)
     wall = time.perf_counter() - t0
     assert out.success and [r.output for r in out] == ["hello"] * steps, out.summary()
     used = sum(r.prestarted_at is not None for r in out)
