@@ -29,6 +29,7 @@ from cc_executor import (
     TaskResult,
     TaskSpec,
     TaskTimeoutError,
+    _otel,
     cc_execute_list,
 )
 from cc_executor._command import build_command
@@ -77,6 +78,14 @@ def prestarts() -> Iterator[Prestarts]:
     yield seen
     logger.remove(sink_id)
     logger.disable("cc_executor")
+
+
+@pytest.fixture(autouse=True)
+def _no_tracer_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a process without OpenTelemetry: tests/test_otel.py installs a global tracer
+    provider for the rest of the session, and with one no step is pre-started (each
+    attempt's TRACEPARENT is known only when its span starts)."""
+    monkeypatch.setattr(_otel, "_trace", lambda: None)
 
 
 @pytest.fixture
@@ -144,6 +153,20 @@ async def test_prestart_false_spawns_each_step_with_its_prompt(
     off = await cc_execute_list(["four", "five"], config, prestart=False)
     assert off.success and [r.prestarted_at for r in off] == [None, None]
     assert _header(off[1])["prestarted"] is False and len(prestarts.started) == 1
+
+
+async def test_with_a_tracer_provider_no_step_is_prestarted(
+    model: ScriptedModel,
+    config: CCExecutorConfig,
+    prestarts: Prestarts,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each attempt's TRACEPARENT is known only when its span starts."""
+    monkeypatch.setattr(_otel, "tracing", lambda: True)
+    model.add(text("a"), text("b"))
+    out = await cc_execute_list(["one", "two"], config)
+    assert out.success and [r.prestarted_at for r in out] == [None, None]
+    assert prestarts.started == []
 
 
 # ------------------------------------------------------------------ discarded when settings change
@@ -222,7 +245,7 @@ async def test_a_prestarted_cli_that_died_while_waiting_is_replaced_by_a_fresh_o
     prestarts.event = asyncio.Event()
     first = TaskSpec("one", allowed_tools=("Bash",))
     task = asyncio.create_task(cc_execute_list([first, "two"], config))
-    await prestarts.event.wait()
+    await asyncio.wait_for(prestarts.event.wait(), 60)
     psutil.Process(prestarts.pids[0]).kill()
     (workdir / "go").touch()
     out = await task
@@ -241,7 +264,7 @@ async def test_a_cancelled_list_ends_the_prestarted_cli(
     model.add(hang())
     prestarts.event = asyncio.Event()
     task = asyncio.create_task(cc_execute_list(["hangs", "never runs"], config))
-    await prestarts.event.wait()
+    await asyncio.wait_for(prestarts.event.wait(), 60)
     while not model.main_requests:  # step 1's CLI asked the model: it is running
         await asyncio.sleep(0.05)
     pids = list(_processes_of(model))
@@ -309,7 +332,7 @@ async def test_a_failed_step_ends_the_prestarted_cli(
     prestarts.event = asyncio.Event()
     first = TaskSpec("fails", max_turns=1, allowed_tools=("Bash",))
     task = asyncio.create_task(cc_execute_list([first, "never runs"], config))
-    await prestarts.event.wait()
+    await asyncio.wait_for(prestarts.event.wait(), 60)
     (workdir / "go").touch()
     out = await task
     assert isinstance(out[0].error, MaxTurnsError) and out.skipped == [1]
@@ -324,7 +347,7 @@ async def test_a_timed_out_step_ends_the_prestarted_cli(
     prestarts.event = asyncio.Event()
     first = TaskSpec("times out", allowed_tools=("Bash",), idle_timeout=4, num_retries=0)
     task = asyncio.create_task(cc_execute_list([first, "never runs"], config))
-    await prestarts.event.wait()
+    await asyncio.wait_for(prestarts.event.wait(), 60)
     (workdir / "go").touch()
     out = await task
     assert isinstance(out[0].error, TaskTimeoutError) and out.skipped == [1]
