@@ -40,6 +40,7 @@ from typing import Any
 
 from ._command import MARKER_VAR, Command
 from ._contain import Child, spawn
+from ._lines import LineSplitter
 from ._log import logger
 from .result import StopReason
 
@@ -163,53 +164,40 @@ class CLIProcess:
         """Yield `(block, parse)`: `block` is one or more complete lines ending in b"\\n".
 
         `parse` is False for pieces of a line longer than MAX_LINE_BYTES, which
-        are passed on (for the transcript) but not parsed.
+        are passed on (for the transcript) but not parsed. A line longer than a
+        chunk comes alone, a block of its own (see `_lines.LineSplitter`).
         """
         stdout = self._proc.stdout
         assert stdout is not None
-        pending = bytearray()
-        oversized = False
+        splitter = LineSplitter(MAX_LINE_BYTES)
+        warned = False  # about the line over the limit being passed on
         loop_time = self._loop.time
         while True:
             data = await stdout.read(_CHUNK)
             if not data:
                 break
             self.last_output = loop_time()
-            cut = data.rfind(b"\n")
-            if oversized:
-                head = data if cut < 0 else data[: data.find(b"\n") + 1]
-                yield head, False
-                if cut < 0:
-                    continue
-                oversized = False
-                data = data[len(head) :]
-                cut = data.rfind(b"\n")
-            if cut < 0:
-                pending += data
-                if len(pending) > MAX_LINE_BYTES:
-                    logger.warning("a stdout line exceeds {} bytes; not parsing it", MAX_LINE_BYTES)
-                    yield bytes(pending), False
-                    pending.clear()
-                    oversized = True
+            blocks = splitter.feed(data)
+            del data
+            if not blocks:
                 continue
-            if pending:
-                pending += data[: cut + 1]
-                block = bytes(pending)
-                pending.clear()
-            else:
-                block = data[: cut + 1] if cut + 1 < len(data) else data
-            pending += data[cut + 1 :]
             # While the consumer handles the block, the CLI may be printing into the
             # pipe unread: that is a slow consumer, not an idle CLI.
             self._with_consumer = True
-            yield block, True
+            while blocks:
+                block, parse = blocks.pop(0)  # no reference left here to a long line
+                if not parse and not warned:
+                    logger.warning("a stdout line exceeds {} bytes; not parsing it", MAX_LINE_BYTES)
+                warned = not parse
+                yield block, parse
+                del block
             self._with_consumer = False
             self.last_output = loop_time()
             if self._idle_paused:
                 self._idle_paused = False
                 self._poke()
-        if pending:  # a last line without a newline
-            yield bytes(pending) + b"\n", not oversized
+        for block, parse in splitter.end():
+            yield block, parse
 
     async def _read_stderr(self) -> None:
         stderr = self._proc.stderr

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
 from ._gitchanges import keep_diff
+from ._lines import LineReader
 from ._log import logger
 from ._process import CLIProcess
 from ._runtime import require_asyncio
@@ -37,11 +38,9 @@ from .events import (
     ApiRetryEvent,
     AssistantEvent,
     Event,
-    InvalidLineError,
     ResultEvent,
     RetryEvent,
     StreamEvent,
-    parse_event,
 )
 from .result import StreamFacts, TaskResult, TimeoutSource, ToolUse, classify, sum_usage
 
@@ -111,6 +110,7 @@ class Execution:
         self.tool_uses: list[ToolUse] = []
         self.facts = StreamFacts()
         self.invalid_lines = 0
+        self._lines = LineReader()
         # The task's timeout, resolved once for all its attempts (`RetryingRun` sets it).
         self.timeout_s: float | None = None
         self.timeout_source: TimeoutSource = "explicit"
@@ -132,7 +132,7 @@ class Execution:
         """Run with the task's resolved timeout (seconds, and where it came from)."""
         self.timeout_s, self.timeout_source = timeout.seconds, timeout.source
 
-    async def batches(self) -> AsyncGenerator[list[Event], None]:
+    async def batches(self) -> AsyncGenerator[Sequence[Event], None]:
         config = self.config
         if self.timeout_s is None:
             raise RuntimeError("the task's timeout is resolved before its run (set_timeout)")
@@ -195,9 +195,8 @@ class Execution:
             status = "cancelled"
             async for block, parse in proc.blocks():
                 transcript.write(block)
-                if not parse:
-                    continue
-                events = self._parse_block(block, proc)
+                events = self._parse_block(block, proc) if parse else None
+                del block  # a 100 MB line is not kept while its events are consumed
                 if events:
                     yield events
             exit_code = await proc.wait()
@@ -289,23 +288,18 @@ class Execution:
         """The CLI session: the init line's, else the first one any line carried."""
         return self.facts.session_id
 
-    def _parse_block(self, block: bytes, proc: CLIProcess) -> list[Event]:
+    def _parse_block(self, block: bytes, proc: CLIProcess) -> Sequence[Event]:
         self.facts.stdout_seen = True
-        events: list[Event] = []
-        for line in block.split(b"\n"):
-            if not line or line.isspace():
-                continue
-            try:
-                event = parse_event(line)
-            except InvalidLineError:
-                self.invalid_lines += 1
-                preview = self.command.secrets.mask_bytes(line)[:200]
-                logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
-                continue
-            if type(event) is not StreamEvent:
-                self._observe(event, proc)
-            events.append(event)
-        return events
+        items, invalid = self._lines.read_block(block)
+        for line in invalid:
+            self.invalid_lines += 1
+            preview = self.command.secrets.mask_bytes(line)[:200]
+            logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
+        for item in items:
+            # The outcome never depends on a stream_event line (a dict: typed when read).
+            if type(item) is not dict and type(item) is not StreamEvent:
+                self._observe(item, proc)  # type: ignore[arg-type]
+        return self._lines.batch(items)
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
         facts = self.facts
@@ -514,10 +508,11 @@ class TaskStream:
         return self
 
     async def __anext__(self) -> Event | RetryEvent:
-        require_asyncio("cc_stream")
-        while self._index >= len(self._pending):
-            self._pending = await self._batches.__anext__()
-            self._index = 0
+        if self._index >= len(self._pending):
+            require_asyncio("cc_stream")  # checked where it awaits, not per buffered event
+            while self._index >= len(self._pending):
+                self._pending = await self._batches.__anext__()
+                self._index = 0
         event = self._pending[self._index]
         self._index += 1
         return event
