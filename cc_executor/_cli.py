@@ -1024,7 +1024,9 @@ def prompt() -> None:
 def ui(
     state_dir: Annotated[
         Path | None,
-        typer.Option(metavar="DIR", help="Folder of the state store (default: this project's records)."),
+        typer.Option(
+            metavar="DIR", help="Folder of the state store (default: this project's records)."
+        ),
     ] = None,
     transcript_dir: Annotated[
         Path | None,
@@ -1035,7 +1037,8 @@ def ui(
         ),
     ] = None,
     host: Annotated[
-        str, typer.Option(metavar="ADDRESS", help="Address to listen on (beyond loopback: a token).")
+        str,
+        typer.Option(metavar="ADDRESS", help="Address to listen on (beyond loopback: a token)."),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port (0: any free one).")] = 8765,
 ) -> None:

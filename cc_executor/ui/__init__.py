@@ -115,7 +115,5 @@ def serve(
             file=out or sys.stdout,
             flush=True,
         )
-    config = uvicorn.Config(
-        app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off"
-    )
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])

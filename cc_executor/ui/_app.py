@@ -192,8 +192,9 @@ class _Views:
         return found
 
     def run_live(self, run: RunView, steps: list[StepView], current: dict[int, str]) -> str:
-        return self.render("_run_live.html", run=run, steps=steps, current=current,
-                           gantt=gantt(steps))  # fmt: skip
+        return self.render(
+            "_run_live.html", run=run, steps=steps, current=current, gantt=gantt(steps)
+        )
 
     def run_page(self, run: RunView, steps: list[StepView]) -> str:
         current = self.current_tools(steps)
@@ -205,16 +206,20 @@ class _Views:
             gantt=gantt(steps),
             graph=graph(steps, run.run_id),
             resume=resume_command(run.run_id, self.sources.state_dir),
-            cost_chart=bars([(f"{s.n}. {s.label}", s.cost_usd) for s in steps], "usd",
-                            "cost per step (USD)"),
-            time_chart=bars([(f"{s.n}. {s.label}", s.duration_s) for s in steps], "s",
-                            "time per step"),
+            cost_chart=bars(
+                [(f"{s.n}. {s.label}", s.cost_usd) for s in steps], "usd", "cost per step (USD)"
+            ),
+            time_chart=bars(
+                [(f"{s.n}. {s.label}", s.duration_s) for s in steps], "s", "time per step"
+            ),
             events=f"/events/runs/{quote(run.run_id, safe='')}",
-        )  # fmt: skip
+        )
 
     # -- a step, a task, a transcript ------------------------------------------------------
 
-    def step_transcript(self, step: StepView, attempt: int | None) -> tuple[Path | None, str | None]:
+    def step_transcript(
+        self, step: StepView, attempt: int | None
+    ) -> tuple[Path | None, str | None]:
         """The transcript to show for `step` and why none is shown, if none is."""
         if attempt is not None:
             chosen = next((a for a in step.attempt_list if a.number == attempt), None)
@@ -250,9 +255,7 @@ class _Views:
 # -- the app -----------------------------------------------------------------------------
 
 
-def create_app(
-    sources: Sources, *, token: str | None = None, loopback: bool = True
-) -> Starlette:
+def create_app(sources: Sources, *, token: str | None = None, loopback: bool = True) -> Starlette:
     """The dashboard over `sources`. `token`: every request must carry it (``?token=``,
     then a cookie); `loopback`: only loopback Host headers are served."""
     views = _Views(sources)
@@ -271,11 +274,15 @@ def create_app(
     def runs_page(request: Request) -> Response:
         query = request.url.query
         if request.url.path.startswith("/api"):
-            return with_conn(lambda c: JSONResponse({
-                "state_dir": str(sources.state_dir),
-                "state_store": str(sources.db) if c is not None else None,
-                "runs": [r.as_dict() for r in views.runs_data(c, query)["runs"]],
-            }))  # fmt: skip
+            return with_conn(
+                lambda c: JSONResponse(
+                    {
+                        "state_dir": str(sources.state_dir),
+                        "state_store": str(sources.db) if c is not None else None,
+                        "runs": [r.as_dict() for r in views.runs_data(c, query)["runs"]],
+                    }
+                )
+            )
         return with_conn(lambda c: HTMLResponse(views.runs_page(c, query)))
 
     def run_page(request: Request) -> Response:
@@ -287,12 +294,14 @@ def create_app(
                 return _not_found(views, f"No run {run_id!r} in {sources.db}.")
             steps = sources.steps(conn, run_id)
             if request.url.path.startswith("/api"):
-                return JSONResponse({
-                    **run.as_dict(),
-                    "resume_command": resume_command(run_id, sources.state_dir),
-                    "current_tools": {str(k): v for k, v in views.current_tools(steps).items()},
-                    "steps": [s.as_dict() for s in steps],
-                })  # fmt: skip
+                return JSONResponse(
+                    {
+                        **run.as_dict(),
+                        "resume_command": resume_command(run_id, sources.state_dir),
+                        "current_tools": {str(k): v for k, v in views.current_tools(steps).items()},
+                        "steps": [s.as_dict() for s in steps],
+                    }
+                )
             return HTMLResponse(views.run_page(run, steps))
 
         return with_conn(answer)
@@ -303,35 +312,39 @@ def create_app(
         attempt = int(attempt_text) if attempt_text and attempt_text.isdigit() else None
 
         def answer(conn: sqlite3.Connection | None) -> Response:
-            steps = sources.steps(conn, run_id)
-            step = next((s for s in steps if s.n == n), None)
+            step = next(iter(sources.steps(conn, run_id, only=n)), None)
             if step is None:
                 return _not_found(views, f"Run {run_id!r} has no step {n} in {sources.db}.")
             path, notice = views.step_transcript(step, attempt)
             context = views.conversation_context(path)
             conv: Conversation | None = context["conversation"]
             if request.url.path.startswith("/api"):
-                return JSONResponse({
-                    "run_id": run_id,
-                    **step.as_dict(),
-                    "transcript_shown": context["transcript"],
-                    "notice": notice,
-                    "conversation": [i.as_dict() for i in conv.items] if conv else [],
-                })  # fmt: skip
+                return JSONResponse(
+                    {
+                        "run_id": run_id,
+                        **step.as_dict(),
+                        "transcript_shown": context["transcript"],
+                        "notice": notice,
+                        "conversation": [i.as_dict() for i in conv.items] if conv else [],
+                    }
+                )
             tool = conv.current_tool if conv else None
             live = step.status == "running"
-            return HTMLResponse(views.render(
-                "step.html",
-                title=f"Step {step.n}: {step.label}",
-                run_id=run_id,
-                step=step,
-                record=None,
-                notice=notice,
-                attempt=attempt or (step.attempt_list[-1].number if step.attempt_list else None),
-                current=tool.summary if tool else None,
-                events=f"/events/runs/{quote(run_id, safe='')}/steps/{n}" if live else None,
-                **context,
-            ))  # fmt: skip
+            return HTMLResponse(
+                views.render(
+                    "step.html",
+                    title=f"Step {step.n}: {step.label}",
+                    run_id=run_id,
+                    step=step,
+                    record=None,
+                    notice=notice,
+                    attempt=attempt
+                    or (step.attempt_list[-1].number if step.attempt_list else None),
+                    current=tool.summary if tool else None,
+                    events=f"/events/runs/{quote(run_id, safe='')}/steps/{n}" if live else None,
+                    **context,
+                )
+            )
 
         return with_conn(answer)
 
@@ -346,19 +359,23 @@ def create_app(
             context = views.conversation_context(path)
             if request.url.path.startswith("/api"):
                 conv = context["conversation"]
-                return JSONResponse({
-                    **task.as_dict(),
-                    "conversation": [i.as_dict() for i in conv.items] if conv else [],
-                })  # fmt: skip
-            return HTMLResponse(views.render(
-                "step.html",
-                title=f"Task {uuid}",
-                run_id=None,
-                step=None,
-                record=task.record,
-                notice=None if path else "No transcript of this task under the transcript dir.",
-                **context,
-            ))  # fmt: skip
+                return JSONResponse(
+                    {
+                        **task.as_dict(),
+                        "conversation": [i.as_dict() for i in conv.items] if conv else [],
+                    }
+                )
+            return HTMLResponse(
+                views.render(
+                    "step.html",
+                    title=f"Task {uuid}",
+                    run_id=None,
+                    step=None,
+                    record=task.record,
+                    notice=None if path else "No transcript of this task under the transcript dir.",
+                    **context,
+                )
+            )
 
         return with_conn(answer)
 
@@ -371,20 +388,24 @@ def create_app(
         context = views.conversation_context(path)
         if request.url.path.startswith("/api"):
             conv = context["conversation"]
-            return JSONResponse({
-                "transcript": context["transcript"],
-                "header": context["header"],
-                "conversation": [i.as_dict() for i in conv.items],
-            })  # fmt: skip
-        return HTMLResponse(views.render(
-            "step.html",
-            title=f"Transcript {path.name}",
-            run_id=None,
-            step=None,
-            record=None,
-            notice=None,
-            **context,
-        ))  # fmt: skip
+            return JSONResponse(
+                {
+                    "transcript": context["transcript"],
+                    "header": context["header"],
+                    "conversation": [i.as_dict() for i in conv.items],
+                }
+            )
+        return HTMLResponse(
+            views.render(
+                "step.html",
+                title=f"Transcript {path.name}",
+                run_id=None,
+                step=None,
+                record=None,
+                notice=None,
+                **context,
+            )
+        )
 
     # -- live ----------------------------------------------------------------------------
 
@@ -416,10 +437,14 @@ def create_app(
 
     async def step_events(request: Request) -> Response:
         run_id, n = request.path_params["run_id"], request.path_params["n"]
-        state: dict[str, Any] = {"tail": None, "conv": None, "status": None}
+        state: dict[str, Any] = {"tail": None, "conv": None, "status": None, "seen": None}
 
         def render(conn: sqlite3.Connection | None) -> list[tuple[str, dict[str, Any]]]:
-            step = next((s for s in sources.steps(conn, run_id) if s.n == n), None)
+            seen = sources.signature()
+            if seen != state["seen"]:  # the journal changed: read the step again
+                state["seen"] = seen
+                state["step"] = next(iter(sources.steps(conn, run_id, only=n)), None)
+            step: StepView | None = state["step"]
             if step is None:
                 return []
             if state["status"] is None:
@@ -479,10 +504,19 @@ def create_app(
 
 def _not_found(views: _Views, message: str) -> Response:
     return HTMLResponse(
-        views.render("step.html", title="Not found", run_id=None, step=None, record=None,
-                     notice=message, conversation=None, header=None, transcript=None),
+        views.render(
+            "step.html",
+            title="Not found",
+            run_id=None,
+            step=None,
+            record=None,
+            notice=message,
+            conversation=None,
+            header=None,
+            transcript=None,
+        ),
         status_code=404,
-    )  # fmt: skip
+    )
 
 
 def _stream(
@@ -492,51 +526,44 @@ def _stream(
     *,
     always: bool = False,
 ) -> StreamingResponse:
-    """A server-sent event stream: `render` runs (in a worker thread) when `state.db`
-    changed (``PRAGMA data_version``, or the file appeared), every `_REFRESH_S` while
-    something runs, and every `POLL_S` when `always`; what it returns is sent unless it
-    is what was sent last."""
+    """A server-sent event stream: `render` runs (in a worker thread, over a fresh
+    read-only connection) when `state.db` or its -wal changed, every `_REFRESH_S` while
+    the page is open, and every `POLL_S` when `always`; each event is sent unless it is
+    what was sent last under its name."""
 
-    async def events() -> AsyncIterator[str]:
-        conn: sqlite3.Connection | None = None
-        sent: dict[str, str] = {}
-        version: Any = None
-        last = 0.0
-        yield "retry: 1000\n\n"
+    def once() -> list[tuple[str, dict[str, Any]]]:
+        conn = sources.open()
         try:
-            while not await request.is_disconnected():
-                if conn is None:
-                    conn = await anyio.to_thread.run_sync(sources.open)
-                now = anyio.current_time()
-                seen = await anyio.to_thread.run_sync(_data_version, conn)
-                if always or seen != version or now - last >= _REFRESH_S:
-                    version, last = seen, now
-                    for kind, data in await anyio.to_thread.run_sync(render, conn):
-                        text = json.dumps(data)
-                        key = f"{kind}:{data.get('id', data.get('n', ''))}"
-                        if kind == "items" or sent.get(key) != text:
-                            sent[key] = text
-                            yield f"event: {kind}\ndata: {text}\n\n"
-                        if kind == "reload":
-                            return
-                await anyio.sleep(POLL_S)
+            return render(conn)
+        except sqlite3.DatabaseError:
+            return []  # read while the writer checkpointed: the next poll reads again
         finally:
             if conn is not None:
                 conn.close()
 
+    async def events() -> AsyncIterator[str]:
+        sent: dict[str, str] = {}
+        version: Any = None
+        last = 0.0
+        yield "retry: 1000\n\n"
+        while not await request.is_disconnected():
+            now = anyio.current_time()
+            seen = sources.signature()
+            if always or seen != version or now - last >= _REFRESH_S:
+                version, last = seen, now
+                for kind, data in await anyio.to_thread.run_sync(once):
+                    text = json.dumps(data)
+                    key = f"{kind}:{data.get('id', data.get('n', ''))}"
+                    if kind == "items" or sent.get(key) != text:
+                        sent[key] = text
+                        yield f"event: {kind}\ndata: {text}\n\n"
+                    if kind == "reload":
+                        return
+            await anyio.sleep(POLL_S)
+
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
     )
-
-
-def _data_version(conn: sqlite3.Connection | None) -> Any:
-    """A value that changes when another connection commits to `state.db`."""
-    if conn is None:
-        return None
-    try:
-        return conn.execute("PRAGMA data_version").fetchone()[0]
-    except sqlite3.Error:
-        return None
 
 
 class Guard:
@@ -613,10 +640,14 @@ def _cookie(header: str, name: str) -> str | None:
 
 async def _plain(send: Send, status: int, text: str) -> None:
     body = text.encode() + b"\n"
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode())],
-    })  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -78,8 +78,14 @@ def gantt(steps: Sequence[StepView], now: datetime | None = None) -> str:
         bars: list[tuple[datetime, datetime, str, str]] = []
         for a in step.attempt_list:
             if a.waited_s > 0:
-                bars.append((a.started_at - timedelta(seconds=a.waited_s), a.started_at, "wait",
-                             f"waited {_seconds(a.waited_s)} before attempt {a.number}"))  # fmt: skip
+                bars.append(
+                    (
+                        a.started_at - timedelta(seconds=a.waited_s),
+                        a.started_at,
+                        "wait",
+                        f"waited {_seconds(a.waited_s)} before attempt {a.number}",
+                    )
+                )
             kind = "ok" if a.success else "fail"
             tip = f"attempt {a.number}: {'success' if a.success else a.error_type or 'failed'}"
             bars.append((a.started_at, a.ended_at, kind, f"{tip} · {_seconds(a.duration_s)}"))
@@ -96,7 +102,8 @@ def gantt(steps: Sequence[StepView], now: datetime | None = None) -> str:
     axis_y = 4 + len(steps) * _ROW + 14
     body.append(f'<text x="{_LEFT}" y="{axis_y}" class="axis">0s</text>')
     body.append(
-        f'<text x="{_WIDTH - 10}" y="{axis_y}" text-anchor="end" class="axis">{_seconds(total)}</text>'
+        f'<text x="{_WIDTH - 10}" y="{axis_y}" text-anchor="end" class="axis">'
+        f"{_seconds(total)}</text>"
     )
     return _svg(_WIDTH, height, body, "timeline of the steps")
 
@@ -124,9 +131,7 @@ def bars(values: Sequence[tuple[str, float | None]], unit: str, title: str) -> s
             f'width="{max(step_w - 2, 1):.1f}" height="{h:.1f}">'
             f"<title>{escape(label)}: {escape(fmt(value))}</title></rect>"
         )
-    body.append(
-        f'<text x="{left}" y="{height - 8}" class="axis">{escape(title)}</text>'
-    )
+    body.append(f'<text x="{left}" y="{height - 8}" class="axis">{escape(title)}</text>')
     return _svg(width, height, body, title)
 
 
@@ -217,7 +222,8 @@ def graph(steps: Sequence[StepView], run_id: str) -> str:
     for s in steps:
         x, y = pos[s.n]
         body.append(
-            f'<a href="/runs/{escape(quote(run_id, safe=""))}/steps/{s.n}"><rect class="node {escape(s.status)}" '
+            f'<a href="/runs/{escape(quote(run_id, safe=""))}/steps/{s.n}">'
+            f'<rect class="node {escape(s.status)}" '
             f'x="{x:.0f}" y="{y:.0f}" width="{box_w}" height="{box_h}" rx="5"/>'
             f'<text x="{x + 8:.0f}" y="{y + 19:.0f}" class="lbl">{s.n}. '
             f"{escape(_short(s.label, 18))}</text><title>{escape(s.label)}: "

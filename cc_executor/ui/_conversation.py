@@ -44,9 +44,17 @@ _RESULT_MAX_CHARS = 20_000
 _INPUT_MAX_CHARS = 20_000
 
 ItemKind = Literal[
-    "init", "text", "thinking", "tool_call", "tool_result", "denied", "retry", "result",
-    "invalid", "ended",
-]  # fmt: skip
+    "init",
+    "text",
+    "thinking",
+    "tool_call",
+    "tool_result",
+    "denied",
+    "retry",
+    "result",
+    "invalid",
+    "ended",
+]
 
 
 @dataclass
@@ -161,7 +169,9 @@ class Conversation:
             for tool_id, text, is_error in tool_results(event):
                 self._tool_result(tool_id, text, is_error, event.parent_tool_use_id is not None)
         elif isinstance(event, ApiRetryEvent):
-            delay = f", next try in {event.retry_delay_ms / 1000:.1f}s" if event.retry_delay_ms else ""
+            delay = (
+                f", next try in {event.retry_delay_ms / 1000:.1f}s" if event.retry_delay_ms else ""
+            )
             self._add(
                 "retry",
                 text=f"API error {event.error_status} ({event.error}); the CLI retries "

@@ -210,10 +210,31 @@ class Sources:
     # -- the state store -------------------------------------------------------------
 
     def open(self) -> sqlite3.Connection | None:
-        """A read-only connection to `state.db`, or None when there is none (yet)."""
+        """A read-only connection to `state.db`, or None when there is none (yet).
+
+        SQLite creates the -wal and -shm files of a WAL database for any reader when they
+        are absent; with no -wal there is no writer and nothing outside the main file, so
+        that file is opened ``immutable`` (no file is created). With a -wal, a plain
+        ``mode=ro`` reader sees what the writer commits."""
         if not self.db.is_file():
             return None
-        return connect(self.db, read_only=True)
+        if self.db.with_name(self.db.name + "-wal").exists():
+            return connect(self.db, read_only=True)
+        return sqlite3.connect(
+            f"{self.db.as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+
+    def signature(self) -> tuple[tuple[int, int] | None, ...]:
+        """(mtime, size) of `state.db` and its -wal: changes when anything is committed."""
+        out: list[tuple[int, int] | None] = []
+        for path in (self.db, self.db.with_name(self.db.name + "-wal")):
+            try:
+                st = path.stat()
+            except OSError:
+                out.append(None)
+                continue
+            out.append((st.st_mtime_ns, st.st_size))
+        return tuple(out)
 
     def runs(
         self,
@@ -356,10 +377,14 @@ class Sources:
         data = dict(zip(columns, rows[0], strict=True))
         data["metadata"] = json.loads(data["metadata"] or "{}")
         record = HistoryRecord.model_validate(data)
-        return TaskView(record, [self.relative(p) for p in self.transcripts_of(execution_uuid)])
+        found = (self.relative(p) for p in self.transcripts_of(execution_uuid))
+        return TaskView(record, [p for p in found if p is not None])
 
-    def steps(self, conn: sqlite3.Connection | None, run_id: str) -> list[StepView]:
-        """Every step the journal holds for `run_id`, in order ([] for an unknown run)."""
+    def steps(
+        self, conn: sqlite3.Connection | None, run_id: str, *, only: int | None = None
+    ) -> list[StepView]:
+        """Every step the journal holds for `run_id`, in order ([] for an unknown run);
+        `only=n`: just step `n` (from 1), if the journal has it."""
         if conn is None:
             return []
         columns = [row[1] for row in _query(conn, "PRAGMA table_info(steps)")]
@@ -368,8 +393,8 @@ class Sources:
             conn,
             "SELECT step, name, prompt_hash, status, attempts, result_json, error_json, "
             f"cost_usd, transcript_path, started_at, ended_at{''.join(', ' + c for c in extra)} "
-            "FROM steps WHERE run_id = ? ORDER BY step",
-            (run_id,),
+            "FROM steps WHERE run_id = ? AND (? IS NULL OR step = ?) ORDER BY step",
+            (run_id, only, None if only is None else only - 1),
         )
         if not rows:
             return []
@@ -377,8 +402,20 @@ class Sources:
         return [self._step(row, alive, extra) for row in rows]
 
     def _step(self, row: tuple[Any, ...], alive: bool, extra: list[str]) -> StepView:
-        (step, name, prompt_hash, status, attempts, result_json, error_json, cost,
-         transcript_path, started, ended, *rest) = row  # fmt: skip
+        (
+            step,
+            name,
+            prompt_hash,
+            status,
+            attempts,
+            result_json,
+            error_json,
+            cost,
+            transcript_path,
+            started,
+            ended,
+            *rest,
+        ) = row
         more = dict(zip(extra, rest, strict=True))
         if status == "started":
             status = "running" if alive else "interrupted"
@@ -519,7 +556,9 @@ def _header(path: Path) -> dict[str, Any] | None:
         record = json.loads(line)
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) and record.get("type") == "cc_executor.header" else None
+    return (
+        record if isinstance(record, dict) and record.get("type") == "cc_executor.header" else None
+    )
 
 
 class TranscriptTail:

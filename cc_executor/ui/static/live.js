@@ -50,7 +50,7 @@
     source.addEventListener("current", function (e) {
       var data = JSON.parse(e.data);
       document.querySelectorAll('[data-current="' + data.n + '"]').forEach(function (el) {
-        el.textContent = data.tool ? "⏺ " + data.tool : "thinking…";
+        el.textContent = data.tool ? "▸ " + data.tool : "thinking…";
       });
     });
     // The step ended: the server renders the final page.
