@@ -97,6 +97,7 @@ def serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
+        sock.listen(128)  # from here on a request waits for the server instead of failing
     except OSError as exc:
         sock.close()
         raise ConfigError(
