@@ -138,14 +138,14 @@ def test_permission_denials_and_api_retries_are_shown() -> None:
 
 def test_feeding_line_by_line_gives_the_same_conversation_and_reports_every_change() -> None:
     lines = _lines(FIELD / EXPECTED["S-05"]["file"])
-    whole = conversation_of(None, lines, {"status": "finished", "exit_code": 0})
+    whole = conversation_of(None, lines, {"status": "success", "exit_code": 0})
     live = Conversation()
     reported: dict[int, str] = {}
     for line in lines:
         live.feed(line)
         for item in live.changed():
             reported[item.number] = json.dumps(item.as_dict())
-    live.end({"status": "finished", "exit_code": 0})
+    live.end({"status": "success", "exit_code": 0})
     for item in live.changed():
         reported[item.number] = json.dumps(item.as_dict())
     assert [i.as_dict() for i in live.items] == [i.as_dict() for i in whole.items]
@@ -181,7 +181,7 @@ def _transcript(directory: Path, execution: str, started: datetime, lines: list[
         },
     )
     t.write(b"\n".join(lines) + b"\n")
-    t.record("footer", {"status": "finished", "exit_code": 0})
+    t.record("footer", {"status": "success", "exit_code": 0})
     t.close()
     return t.path
 
@@ -301,7 +301,7 @@ async def test_pages_and_their_json_show_a_run_its_steps_and_a_steps_transcript(
     calls = [i for i in step["conversation"] if i["kind"] == "tool_call"]
     assert calls and calls[0]["tool_name"] == "Bash" and "ls -la" in calls[0]["input"]
     html = client.get("/runs/r-1/steps/1").text
-    assert "ls -la" in html and "<details" in html and "ended: finished" in html
+    assert "ls -la" in html and "<details" in html and "ended: success" in html
     assert client.get("/runs/r-1/steps/3").status_code == 404
     assert client.get("/runs/nope").status_code == 404
 

@@ -101,6 +101,7 @@ def _environment() -> jinja2.Environment:
     )
     env.filters.update(usd=_usd, secs=_secs, when=_when, diffclass=_diffclass)
     env.filters["urlencode"] = lambda v: quote(str(v), safe="")
+    env.filters["pathquote"] = lambda v: quote(str(v), safe="/")
     return env
 
 
