@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,8 +49,11 @@ __all__ = ["POLL_S", "Guard", "create_app"]
 
 POLL_S = 0.25
 """How often a live page's stream looks at the journal and the transcript (seconds)."""
-_REFRESH_S = 2.0
-"""How often a running page is re-rendered even when nothing changed (elapsed times)."""
+_REFRESH_S = 1.0
+"""How often a page showing a running step is rendered again when the journal did not
+change (its current tool comes from the transcript). Elapsed times tick in the page."""
+_GANTT_S = 5
+"""The live timeline of a running list is drawn again at most this often (seconds)."""
 _HERE = Path(__file__).parent
 _COOKIE = "cc_executor_ui_token"
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -114,6 +118,7 @@ class _Views:
 
     def render(self, name: str, **context: Any) -> str:
         context.setdefault("events", None)
+        context.setdefault("live", False)  # a fragment for the event stream
         return self.env.get_template(name).render(sources=self.sources, **context)
 
     # -- runs ---------------------------------------------------------------------------
@@ -132,7 +137,10 @@ class _Views:
 
     def runs_rows(self, data: dict[str, Any]) -> str:
         return self.render(
-            "_runs_rows.html", runs=data["runs"], filtered=bool(data["status"] or data["metadata"])
+            "_runs_rows.html",
+            runs=data["runs"],
+            filtered=bool(data["status"] or data["metadata"]),
+            live=True,
         )
 
     def runs_page(self, conn: sqlite3.Connection | None, query: str) -> str:
@@ -192,9 +200,7 @@ class _Views:
         return found
 
     def run_live(self, run: RunView, steps: list[StepView], current: dict[int, str]) -> str:
-        return self.render(
-            "_run_live.html", run=run, steps=steps, current=current, gantt=gantt(steps)
-        )
+        return self.render("_run_live.html", run=run, steps=steps, current=current, live=True)
 
     def run_page(self, run: RunView, steps: list[StepView]) -> str:
         current = self.current_tools(steps)
@@ -414,7 +420,10 @@ def create_app(sources: Sources, *, token: str | None = None, loopback: bool = T
 
         def render(conn: sqlite3.Connection | None) -> list[tuple[str, dict[str, Any]]]:
             data = views.runs_data(conn, query)
-            return [("replace", {"id": "runs-rows", "html": views.runs_rows(data)})]
+            out = [("replace", {"id": "runs-rows", "html": views.runs_rows(data)})]
+            if any(r.status == "running" for r in data["runs"]):
+                out.append(("running", {}))
+            return out
 
         return _stream(request, sources, render)
 
@@ -427,10 +436,16 @@ def create_app(sources: Sources, *, token: str | None = None, loopback: bool = T
                 return []
             steps = sources.steps(conn, run_id)
             current = views.current_tools(steps)
+            # The timeline's "now" moves in steps of _GANTT_S: a long running list's
+            # timeline is not sent again every second.
+            now = datetime.fromtimestamp(time.time() // _GANTT_S * _GANTT_S, timezone.utc)
             out: list[tuple[str, dict[str, Any]]] = [
-                ("replace", {"id": "run-live", "html": views.run_live(run, steps, current)})
+                ("replace", {"id": "run-live", "html": views.run_live(run, steps, current)}),
+                ("replace", {"id": "run-gantt", "html": gantt(steps, now)}),
             ]
             out += [("current", {"n": n, "tool": tool}) for n, tool in current.items()]
+            if run.status == "running":
+                out.append(("running", {}))
             return out
 
         return _stream(request, sources, render)
@@ -528,8 +543,8 @@ def _stream(
 ) -> StreamingResponse:
     """A server-sent event stream: `render` runs (in a worker thread, over a fresh
     read-only connection) when `state.db` or its -wal changed, every `_REFRESH_S` while
-    the page is open, and every `POLL_S` when `always`; each event is sent unless it is
-    what was sent last under its name."""
+    what it rendered shows a running step, and every `POLL_S` when `always`; each event
+    is sent unless it is what was sent last under its name."""
 
     def once() -> list[tuple[str, dict[str, Any]]]:
         conn = sources.open()
@@ -545,13 +560,18 @@ def _stream(
         sent: dict[str, str] = {}
         version: Any = None
         last = 0.0
+        running = False
         yield "retry: 1000\n\n"
         while not await request.is_disconnected():
             now = anyio.current_time()
             seen = sources.signature()
-            if always or seen != version or now - last >= _REFRESH_S:
+            if always or seen != version or (running and now - last >= _REFRESH_S):
                 version, last = seen, now
-                for kind, data in await anyio.to_thread.run_sync(once):
+                out = await anyio.to_thread.run_sync(once)
+                running = any(kind == "running" for kind, _ in out)
+                for kind, data in out:
+                    if kind == "running":
+                        continue
                     text = json.dumps(data)
                     key = f"{kind}:{data.get('id', data.get('n', ''))}"
                     if kind == "items" or sent.get(key) != text:

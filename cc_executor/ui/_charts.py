@@ -43,6 +43,12 @@ def _short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_DETAILED_ROWS = 200
+"""Up to this many steps the timeline has a label per row and a tooltip per bar; a
+longer run gets thin rows, every tenth labelled, and tooltips only on failures and
+waits, so a 1,000-step page stays light for the browser."""
+
+
 def gantt(steps: Sequence[StepView], now: datetime | None = None) -> str:
     """One row per step: its attempts as bars (green success, red failure, blue
     running), the wait before each retry as a hatched bar, on one time axis."""
@@ -59,7 +65,9 @@ def gantt(steps: Sequence[StepView], now: datetime | None = None) -> str:
     t1 = max(e for _, e in spans)
     total = max((t1 - t0).total_seconds(), 0.001)
     plot = _WIDTH - _LEFT - 10
-    height = _ROW * len(steps) + 24
+    detailed = len(steps) <= _DETAILED_ROWS
+    row = _ROW if detailed else 6
+    height = row * len(steps) + 24
 
     def x(t: datetime) -> float:
         return _LEFT + plot * max(0.0, (t - t0).total_seconds()) / total
@@ -70,11 +78,12 @@ def gantt(steps: Sequence[StepView], now: datetime | None = None) -> str:
         "</defs>"
     ]
     for i, step in enumerate(steps):
-        y = 4 + i * _ROW
-        body.append(
-            f'<text x="{_LEFT - 6}" y="{y + 11}" text-anchor="end" class="lbl">'
-            f"{step.n}. {escape(_short(step.label))}</text>"
-        )
+        y = 4 + i * row
+        if detailed or i % 10 == 0:
+            body.append(
+                f'<text x="{_LEFT - 6}" y="{y + min(11, row + 4)}" text-anchor="end" '
+                f'class="lbl">{step.n}. {escape(_short(step.label))}</text>'
+            )
         bars: list[tuple[datetime, datetime, str, str]] = []
         for a in step.attempt_list:
             if a.waited_s > 0:
@@ -94,12 +103,17 @@ def gantt(steps: Sequence[StepView], now: datetime | None = None) -> str:
             bars.append((step.started_at, step.ended_at or now, kind, step.status))
         for start, end, kind, tip in bars:
             left, right = x(start), x(end)
-            body.append(
-                f'<rect class="bar {kind}" x="{left:.1f}" y="{y + 2}" '
-                f'width="{max(right - left, 1.5):.1f}" height="{_ROW - 4}">'
-                f"<title>{step.n}. {escape(step.label)}: {escape(tip)}</title></rect>"
+            title = (
+                f"<title>{step.n}. {escape(step.label)}: {escape(tip)}</title>"
+                if detailed or kind != "ok"
+                else ""
             )
-    axis_y = 4 + len(steps) * _ROW + 14
+            body.append(
+                f'<rect class="bar {kind}" x="{left:.1f}" y="{y + 1 if row < 8 else y + 2}" '
+                f'width="{max(right - left, 1.5):.1f}" height="{row - 2 if row < 8 else row - 4}">'
+                f"{title}</rect>"
+            )
+    axis_y = 4 + len(steps) * row + 14
     body.append(f'<text x="{_LEFT}" y="{axis_y}" class="axis">0s</text>')
     body.append(
         f'<text x="{_WIDTH - 10}" y="{axis_y}" text-anchor="end" class="axis">'
@@ -109,8 +123,9 @@ def gantt(steps: Sequence[StepView], now: datetime | None = None) -> str:
 
 
 def bars(values: Sequence[tuple[str, float | None]], unit: str, title: str) -> str:
-    """Vertical bars, one per (label, value); a missing value draws no bar."""
-    if not values:
+    """Vertical bars, one per (label, value); a missing value draws no bar (and no
+    value at all, no chart)."""
+    if not any(v for _, v in values):
         return ""
     top = max((v for _, v in values if v), default=0.0) or 1.0
     height, plot_h, left = 150, 110, 50

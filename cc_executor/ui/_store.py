@@ -384,7 +384,8 @@ class Sources:
         self, conn: sqlite3.Connection | None, run_id: str, *, only: int | None = None
     ) -> list[StepView]:
         """Every step the journal holds for `run_id`, in order ([] for an unknown run);
-        `only=n`: just step `n` (from 1), if the journal has it."""
+        `only=n`: just step `n` (from 1), if the journal has it, with its transcripts
+        (resolving a path is a few system calls: the whole run's listing leaves them out)."""
         if conn is None:
             return []
         columns = [row[1] for row in _query(conn, "PRAGMA table_info(steps)")]
@@ -399,9 +400,9 @@ class Sources:
         if not rows:
             return []
         alive = _alive(self._holders(conn).get(run_id))
-        return [self._step(row, alive, extra) for row in rows]
+        return [self._step(row, alive, extra, only is not None) for row in rows]
 
-    def _step(self, row: tuple[Any, ...], alive: bool, extra: list[str]) -> StepView:
+    def _step(self, row: tuple[Any, ...], alive: bool, extra: list[str], paths: bool) -> StepView:
         (
             step,
             name,
@@ -435,14 +436,14 @@ class Sources:
         if depends:
             view.depends_on = [str(d) for d in json.loads(depends)]
         if result_json:
-            self._fill(view, restore_result(result_json, error_json))
-        elif transcript_path:
+            self._fill(view, restore_result(result_json, error_json), paths)
+        elif transcript_path and paths:
             view.transcript = self.relative(Path(transcript_path))
         if view.started_at and view.ended_at:
             view.duration_s = (view.ended_at - view.started_at).total_seconds()
         return view
 
-    def _fill(self, view: StepView, result: TaskResult) -> None:
+    def _fill(self, view: StepView, result: TaskResult, paths: bool) -> None:
         tokens_in, tokens_out = token_counts(result.usage or {})
         view.turns = result.num_turns
         view.input_tokens, view.output_tokens = tokens_in, tokens_out
@@ -472,11 +473,11 @@ class Sources:
                     waited_s=attempt.waited_s,
                     cost_usd=attempt.cost_usd,
                     transcript=self.relative(attempt.transcript_path)
-                    if attempt.transcript_path
+                    if attempt.transcript_path and paths
                     else None,
                 )
             )
-        if result.transcript_path is not None:
+        if result.transcript_path is not None and paths:
             view.transcript = self.relative(result.transcript_path)
             view.transcript_outside = view.transcript is None
 

@@ -60,6 +60,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     var url = document.body.getAttribute("data-events");
     if (url) connect(url);
+    tick();
     setInterval(tick, 1000);
   });
 })();
