@@ -13,6 +13,7 @@ each page is fetched over HTTP (urllib) R times, timing request to last byte:
   /runs/ID/steps/K       one step in the middle, its transcript as a conversation
 
     python bench/bench_ui.py [N] [R]      (default 1000 steps, 7 rounds)
+    python bench/bench_ui.py --screenshots docs/img   (the docs' pictures, small runs)
 """
 
 from __future__ import annotations
@@ -59,10 +60,12 @@ def _transcript(folder: Path, execution: str, started: datetime, body: bytes) ->
     return t.path
 
 
-async def synthesise(state: Path, transcripts: Path, run_id: str, n: int) -> None:
+async def synthesise(
+    state: Path, transcripts: Path, run_id: str, n: int, hours_ago: float = 10, singles: int = 50
+) -> None:
     body = STREAM.read_bytes()
     journal = await Journal.open(state)
-    t0 = datetime.now(timezone.utc) - timedelta(hours=10)
+    t0 = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
     clock = t0
     try:
         for i in range(n):
@@ -114,7 +117,7 @@ async def synthesise(state: Path, transcripts: Path, run_id: str, n: int) -> Non
             await journal.start(run_id, i, f"step-{i + 1}", "0" * 64, drop_later=False)
             await journal.finish(run_id, i, result)
         config = CCExecutorConfig(state_dir=state, transcript_dir=transcripts)
-        for j in range(50):
+        for j in range(singles):
             start = t0 + timedelta(minutes=j)
             single = TaskResult(
                 task=f"single task {j}",
@@ -170,7 +173,58 @@ def browser_loads(base: str, pages: list[str], rounds: int) -> None:
         browser.close()
 
 
+def screenshots(folder: Path) -> None:
+    """The docs' pictures: the runs page, a run and a retried step, on small runs."""
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from cc_executor.ui import create_app
+
+    root = Path(tempfile.mkdtemp(prefix="bench-ui-shots-"))
+    try:
+        state, transcripts = root / "state", root / "transcripts"
+        asyncio.run(synthesise(state, transcripts, "nightly-refactor", 30, hours_ago=3, singles=6))
+        asyncio.run(synthesise(state, transcripts, "docs-pass", 12, hours_ago=6, singles=0))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(state, transcripts), log_level="warning", lifespan="off")
+        )
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        args = [
+            "--no-sandbox",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=args)
+            page = browser.new_page(viewport={"width": 1100, "height": 700})
+            for name, path in [
+                ("dashboard-runs.png", "/?chart=team"),
+                ("dashboard-run.png", "/runs/nightly-refactor"),
+                ("dashboard-retried-step.png", "/runs/nightly-refactor/steps/10"),
+            ]:
+                page.goto(base + path, wait_until="load")
+                page.screenshot(path=str(folder / name), full_page=True)
+                print(f"{folder / name}: {(folder / name).stat().st_size // 1024} KB")
+            browser.close()
+        server.should_exit = True
+        thread.join(10)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--screenshots"]:
+        screenshots(Path(sys.argv[2]))
+        return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 7
     import uvicorn

@@ -157,11 +157,10 @@ class _Views:
         chosen = (data["params"].get("chart") or [""])[0]
         key = chosen if chosen in keys else (keys[0] if keys else None)
         series: dict[str, list[tuple[datetime, float]]] = {}
-        for r in runs:
-            if r.started_at is None or not r.cost_usd:
-                continue
-            label = str(r.metadata.get(key, "(none)")) if key else "all runs"
-            series.setdefault(label, []).append((r.started_at, r.cost_usd))
+        points = self.sources.cost_points(conn, runs)
+        for when, cost, meta in points:
+            label = str(meta.get(key, "(none)")) if key else "all runs"
+            series.setdefault(label, []).append((when, cost))
         rest = {k: v for k, v in data["params"].items() if k != "chart"}
         return self.render(
             "runs.html",
@@ -170,7 +169,7 @@ class _Views:
             status=data["status"],
             metadata_text=", ".join(f"{k}={v}" for k, v in data["metadata"].items()),
             filtered=bool(data["status"] or data["metadata"]),
-            cost_chart=cost_lines(series, "cumulative cost") if series else "",
+            cost_chart=cost_lines(series, "cumulative cost") if len(points) > 1 else "",
             chart_key=key,
             metadata_keys=keys,
             query_without_chart=urlencode(rest, doseq=True) + "&" if rest else "",

@@ -178,6 +178,10 @@ def cost_lines(series: Mapping[str, Sequence[tuple[datetime, float]]], title: st
             coords.append(f"{px:.1f},{plot_h + 10 - plot_h * total / top:.1f}")
         if len(coords) == 1:
             coords.append(coords[0])
+        body.extend(
+            f'<circle cx="{c.split(",")[0]}" cy="{c.split(",")[1]}" r="2" fill="{color}"/>'
+            for c in coords[-1:]
+        )
         body.append(
             f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(coords)}">'
             f"<title>{escape(key)}: ${total:.4f}</title></polyline>"

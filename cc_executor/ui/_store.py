@@ -262,7 +262,9 @@ class Sources:
             conn,
             """
             SELECT run_id, COUNT(*), SUM(status = 'success'), SUM(status = 'failed'),
-                   SUM(status = 'started'), SUM(cost_usd), MIN(started_at), MAX(ended_at),
+                   SUM(status = 'started'), SUM(cost_usd),
+                   MIN(COALESCE(json_extract(result_json, '$.started_at'), started_at)),
+                   MAX(ended_at),
                    (SELECT json_extract(f.result_json, '$.metadata') FROM steps f
                      WHERE f.run_id = s.run_id AND f.result_json IS NOT NULL
                      ORDER BY f.step LIMIT 1),
@@ -301,6 +303,28 @@ class Sources:
                 )
             )
         return runs
+
+    def cost_points(
+        self, conn: sqlite3.Connection | None, runs: list[RunView]
+    ) -> list[tuple[datetime, float, dict[str, Any]]]:
+        """(when it ended, USD, metadata) of every finished step of the task lists among
+        `runs` and of each single task among them: what the cost-over-time chart adds up."""
+        if conn is None:
+            return []
+        lists = {r.run_id for r in runs if r.kind == "list"}
+        points = []
+        for run_id, ended, cost, meta in _query(
+            conn,
+            "SELECT run_id, ended_at, cost_usd, json_extract(result_json, '$.metadata') "
+            "FROM steps WHERE cost_usd IS NOT NULL AND ended_at IS NOT NULL",
+        ):
+            when = parse_time(ended)
+            if run_id in lists and when is not None:
+                points.append((when, float(cost), json.loads(meta) if meta else {}))
+        for r in runs:
+            if r.kind == "task" and r.cost_usd and r.ended_at is not None:
+                points.append((r.ended_at, r.cost_usd, r.metadata))
+        return sorted(points, key=lambda p: p[0])
 
     def _holders(self, conn: sqlite3.Connection) -> dict[str, tuple[int, str]]:
         rows = _query(conn, "SELECT run_id, pid, host FROM holders")
@@ -439,7 +463,7 @@ class Sources:
             self._fill(view, restore_result(result_json, error_json), paths)
         elif transcript_path and paths:
             view.transcript = self.relative(Path(transcript_path))
-        if view.started_at and view.ended_at:
+        if view.duration_s is None and view.started_at and view.ended_at:
             view.duration_s = (view.ended_at - view.started_at).total_seconds()
         return view
 
@@ -459,8 +483,10 @@ class Sources:
             view.label = _first_line(result.task) or view.label
         diff = getattr(result, "diff", None)
         view.diff = diff if isinstance(diff, str) and diff else None
-        if result.duration_s:
-            view.duration_s = result.duration_s
+        view.attempts = max(view.attempts, len(result.attempts))  # CLI runs, retries included
+        # The result's own times: the first attempt's start (the row's is the last's).
+        view.started_at, view.ended_at = result.started_at, result.ended_at
+        view.duration_s = result.duration_s or (result.ended_at - result.started_at).total_seconds()
         for attempt in result.attempts:
             view.attempt_list.append(
                 AttemptView(
