@@ -1042,11 +1042,11 @@ def ui(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port (0: any free one).")] = 8765,
 ) -> None:
-    """A read-only web dashboard of runs, steps and transcripts, live (needs: pip install
-    'cc-executor\\[ui]').
+    """A read-only web dashboard of runs, steps and transcripts, live.
 
-    Reads the state store and transcripts; writes nothing. On loopback by default; bound
-    elsewhere, the printed URL carries an access token. Ctrl-C stops it.
+    Needs the extra: pip install 'cc-executor\\[ui]'. Reads the state store and
+    the transcripts, writes nothing. On loopback by default; bound elsewhere,
+    the printed URL carries an access token. Ctrl-C stops it.
     """
     from .ui import serve
 

@@ -87,7 +87,9 @@ class Dashboard:
     state: Path
     transcripts: Path
 
-    def run_list(self, model: ScriptedModel, run_id: str, plan: str = PLAN) -> subprocess.Popen[str]:
+    def run_list(
+        self, model: ScriptedModel, run_id: str, plan: str = PLAN
+    ) -> subprocess.Popen[str]:
         """`cc-execute list` in a subprocess, recording into this dashboard's dirs."""
         work = self.root / f"work-{run_id}"
         work.mkdir()
@@ -100,10 +102,25 @@ class Dashboard:
             "CC_EXECUTOR_CLI": str(PINNED_CLI),
         }
         return subprocess.Popen(
-            [sys.executable, "-m", "cc_executor._cli", "list", f"{run_id}.yaml", "--cwd",
-             str(work), "--state-dir", str(self.state), "--new-run-id", run_id],
-            cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "cc_executor._cli",
+                "list",
+                f"{run_id}.yaml",
+                "--cwd",
+                str(work),
+                "--state-dir",
+                str(self.state),
+                "--new-run-id",
+                run_id,
+            ],
+            cwd=self.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 def _script(marker: str, work: Path, *, slow: bool = False) -> list[Any]:
@@ -254,8 +271,11 @@ def test_a_transcript_path_out_of_the_transcript_dir_is_refused(dash: Dashboard,
     link.click()
     expect(page.locator(".item.tool_call").first).to_contain_text("hello-from-the-tool")
 
-    for path in ("/transcripts/..%2Fstate%2Fstate.db", "/transcripts/..%2F..%2F..%2Fetc%2Fpasswd",
-                 "/api/transcripts/%2E%2E/state/state.db"):  # fmt: skip
+    for path in (
+        "/transcripts/..%2Fstate%2Fstate.db",
+        "/transcripts/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/api/transcripts/%2E%2E/state/state.db",
+    ):
         response = page.goto(dash.url + path)
         assert response is not None and response.status == 404, path
         assert "SQLite" not in page.content() and "root:" not in page.content()
