@@ -517,3 +517,135 @@ def test_cli_refuses_a_port_in_use(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, (out, err)
     assert f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def test_cli_help_names_the_options_and_the_extra(tmp_path: Path) -> None:
+    proc = _cli("-m", "cc_executor._cli", "ui", "--help", cwd=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    for word in ("--state-dir", "--transcript-dir", "--host", "--port", "cc-executor[ui]"):
+        assert word in out, word
+    assert re.findall(r"<[a-z][\w\[\] ]*>", out) == []
+
+
+# ------------------------------------------------- single tasks, running steps, graphs
+
+
+async def test_single_tasks_of_the_history_are_listed_with_their_transcript(
+    state: Path, transcripts: Path
+) -> None:
+    from cc_executor._history import record_history
+    from cc_executor.config import CCExecutorConfig
+
+    listed = await _write_run(state, transcripts, "r-1", [{"name": "in-a-list"}])
+    config = CCExecutorConfig(state_dir=state, transcript_dir=transcripts)
+    await record_history(listed[0], config)  # a list step is in the history too: not a task
+    execution = str(uuid.uuid4())
+    started = datetime(2026, 1, 3, tzinfo=timezone.utc)
+    lines = _lines(FIELD / EXPECTED["S-02"]["file"])
+    _transcript(transcripts, execution, started, lines)
+    single = TaskResult(
+        task="List the files",
+        success=True,
+        output="Here they are",
+        execution_uuid=execution,
+        started_at=started,
+        ended_at=started + timedelta(seconds=4),
+        duration_s=4.0,
+        total_cost_usd=0.05,
+        metadata={"team": "ops"},
+    )
+    await record_history(single, config)
+    client = _client(state, transcripts)
+    runs = client.get("/api/").json()["runs"]
+    assert [(r["run_id"], r["kind"]) for r in runs] == [(execution, "task"), ("r-1", "list")]
+    assert runs[0]["metadata"] == {"team": "ops"} and runs[0]["cost_usd"] == 0.05
+    assert f'href="/tasks/{execution}"' in client.get("/").text
+    task = client.get(f"/api/tasks/{execution}").json()
+    assert task["success"] and [i["tool_name"] for i in task["conversation"] if i.get("tool_name")]
+    assert "ls -la" in client.get(f"/tasks/{execution}").text
+    assert client.get(f"/tasks/{uuid.uuid4()}").status_code == 404
+
+
+async def test_a_running_step_shows_its_current_tool_and_a_dead_one_is_interrupted(
+    state: Path, transcripts: Path
+) -> None:
+    """A step row left `started`: running while its holder lives (its transcript found
+    by the prompt hash, its last call without a result the current tool), interrupted
+    once the holder is gone."""
+    import hashlib as h
+
+    prompt = "Deploy the thing"
+    journal = await Journal.open(state)
+    try:
+        await journal.start(
+            "r-live", 0, "deploy", h.sha256(prompt.encode()).hexdigest(), drop_later=False
+        )
+        journal.claim("r-live")  # this process holds the run
+    finally:
+        await journal.close()
+    call = {
+        "type": "assistant",
+        "message": {
+            "id": "m1",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "t1",
+                    "name": "Bash",
+                    "input": {"command": "make deploy"},
+                }
+            ],
+        },
+    }
+    t = Transcript.create(transcripts, str(uuid.uuid4()), datetime.now(timezone.utc), Secrets())
+    t.record("header", {"task": prompt, "attempt": 1, "cwd": "/w"})
+    t.write(json.dumps(call).encode() + b"\n")  # no footer: still running
+    client = _client(state, transcripts)
+
+    run = client.get("/api/runs/r-live").json()
+    assert run["status"] == "running" and run["steps"][0]["status"] == "running"
+    assert run["current_tools"] == {"1": "Bash make deploy"}
+    html = client.get("/runs/r-live").text
+    assert "Bash make deploy" in html and "data-since=" in html
+    step = client.get("/runs/r-live/steps/1").text
+    assert "make deploy" in step and 'data-events="/events/runs/r-live/steps/1"' in step
+    t.close()
+
+    import sqlite3
+
+    db = sqlite3.connect(state / "state.db")
+    db.execute("UPDATE holders SET pid = ?", (_dead_pid(),))
+    db.commit()
+    db.close()
+    assert client.get("/api/runs/r-live").json()["status"] == "interrupted"
+    assert "--run-id r-live" in client.get("/runs/r-live").text
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+async def test_the_graph_is_drawn_when_the_journal_rows_carry_dependencies(
+    state: Path, transcripts: Path
+) -> None:
+    """A journal whose rows have a `depends_on` column (a JSON list of step names)."""
+    import sqlite3
+
+    await _write_run(
+        state, transcripts, "g", [{"name": "a"}, {"name": "b"}, {"name": "c<x>"}, {"name": "d"}]
+    )
+    client = _client(state, transcripts)
+    assert "dependency graph" not in client.get("/runs/g").text
+    db = sqlite3.connect(state / "state.db")
+    db.execute("ALTER TABLE steps ADD COLUMN depends_on TEXT")
+    for step, needs in ((1, ["a"]), (2, ["a"]), (3, ["b", "c<x>"])):
+        db.execute("UPDATE steps SET depends_on = ? WHERE step = ?", (json.dumps(needs), step))
+    db.commit()
+    db.close()
+    html = client.get("/runs/g").text
+    assert "dependency graph" in html and html.count('class="edge"') == 4
+    assert "c&lt;x&gt;" in html and "<x>" not in html
+    assert client.get("/api/runs/g").json()["steps"][3]["depends_on"] == ["b", "c<x>"]
