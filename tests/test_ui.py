@@ -649,3 +649,23 @@ async def test_the_graph_is_drawn_when_the_journal_rows_carry_dependencies(
     assert "dependency graph" in html and html.count('class="edge"') == 4
     assert "c&lt;x&gt;" in html and "<x>" not in html
     assert client.get("/api/runs/g").json()["steps"][3]["depends_on"] == ["b", "c<x>"]
+
+
+async def test_a_corrupt_state_store_is_named_with_the_fix_and_left_alone(
+    state: Path, transcripts: Path
+) -> None:
+    await _write_run(state, transcripts, "r-1", [{"name": "a"}])
+    for extra in ("state.db-wal", "state.db-shm"):
+        (state / extra).unlink(missing_ok=True)
+    db = state / "state.db"
+    data = bytearray(db.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page, overwritten
+    db.write_bytes(bytes(data))
+    before = _snapshot(state)
+    client = _client(state, transcripts)
+    page = client.get("/runs/r-1")
+    assert page.status_code == 503
+    assert "corrupt" in page.text and "mv " in page.text  # the command that moves it aside
+    api = client.get("/api/")
+    assert api.status_code == 503 and api.json()["error"] == "StateStoreError"
+    assert _snapshot(state) == before

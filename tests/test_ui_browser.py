@@ -32,6 +32,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SECRET = "tok-sekrit-4711-value"
+"""In the lists' environment as DEPLOY_TOKEN; the agent echoes it; no page may show it."""
 WAIT_MS = 30_000
 """How long an expectation waits for the page (a ceiling, not a measurement)."""
 
@@ -100,6 +102,7 @@ class Dashboard:
             "PYTHONPATH": str(ROOT),
             "CC_EXECUTOR_TRANSCRIPT_DIR": str(self.transcripts),
             "CC_EXECUTOR_CLI": str(PINNED_CLI),
+            "DEPLOY_TOKEN": SECRET,
         }
         return subprocess.Popen(
             [
@@ -124,7 +127,7 @@ class Dashboard:
 
 
 def _script(marker: str, work: Path, *, slow: bool = False) -> list[Any]:
-    command = f"sleep 6; echo {marker}" if slow else f"echo {marker}"
+    command = f"sleep 6; echo {marker} $DEPLOY_TOKEN" if slow else f"echo {marker} $DEPLOY_TOKEN"
     return [
         tool_use("Bash", {"command": command}),
         text(f"{marker}: done", delay_before=2.0 if slow else 0.0),
@@ -201,7 +204,19 @@ def test_runs_page_lists_the_run_and_clicking_through_reaches_the_tool_call(
     expect(call.locator(".tool-result")).to_contain_text("hello-from-the-tool")
     expect(page.locator(".item.result")).to_contain_text("hello-from-the-tool: done")
     expect(page.locator(".item.ended")).to_contain_text("ended: success")
+    # The secret the tool printed is masked in the transcript, and stays masked.
+    expect(call.locator(".tool-result")).to_contain_text("hello-from-the-tool [REDACTED]")
     _shot(page, "step")
+    for path in (
+        "/",
+        "/runs/first-run",
+        "/runs/first-run/steps/1",
+        "/api/runs/first-run/steps/1",
+        "/api/runs/first-run",
+        "/api/",
+    ):
+        page.goto(dash.url + path)
+        assert SECRET not in page.content(), path
 
 
 def test_pages_hold_their_content_without_javascript(dash: Dashboard, browser: Any) -> None:

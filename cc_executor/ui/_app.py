@@ -41,6 +41,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .._statestore import store_error
 from ._charts import bars, cost_lines, gantt, graph
 from ._conversation import Conversation, conversation_of
 from ._store import RunView, Sources, StepView, TranscriptTail, read_whole, resume_command
@@ -511,26 +512,35 @@ def create_app(sources: Sources, *, token: str | None = None, loopback: bool = T
         Route("/events/runs/{run_id}/steps/{n:int}", step_events, methods=["GET"]),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+
+    def store_failed(request: Request, exc: Exception) -> Response:
+        """`state.db` could not be read (corrupt, unreadable): say which and what to do."""
+        message = str(store_error(exc, sources.db, "reading it for the dashboard"))
+        if request.url.path.startswith("/api"):
+            return JSONResponse({"error": "StateStoreError", "message": message}, 503)
+        return HTMLResponse(_page(views, "State store unreadable", message), status_code=503)
+
+    app = Starlette(routes=routes, exception_handlers={sqlite3.Error: store_failed})
     app.add_middleware(Guard, token=token, loopback=loopback)
     return app
 
 
-def _not_found(views: _Views, message: str) -> Response:
-    return HTMLResponse(
-        views.render(
-            "step.html",
-            title="Not found",
-            run_id=None,
-            step=None,
-            record=None,
-            notice=message,
-            conversation=None,
-            header=None,
-            transcript=None,
-        ),
-        status_code=404,
+def _page(views: _Views, title: str, message: str) -> str:
+    return views.render(
+        "step.html",
+        title=title,
+        run_id=None,
+        step=None,
+        record=None,
+        notice=message,
+        conversation=None,
+        header=None,
+        transcript=None,
     )
+
+
+def _not_found(views: _Views, message: str) -> Response:
+    return HTMLResponse(_page(views, "Not found", message), status_code=404)
 
 
 def _stream(
