@@ -619,6 +619,12 @@ async def test_a_running_step_shows_its_current_tool_and_a_dead_one_is_interrupt
     db.commit()
     db.close()
     assert client.get("/api/runs/r-live").json()["status"] == "interrupted"
+    # An interrupted step's page shows its transcript as far as it got.
+    interrupted = client.get("/api/runs/r-live/steps/1").json()
+    assert interrupted["status"] == "interrupted"
+    assert [i["summary"] for i in interrupted["conversation"] if i["kind"] == "tool_call"] == [
+        "Bash make deploy"
+    ]
     assert "--run-id r-live" in client.get("/runs/r-live").text
 
 

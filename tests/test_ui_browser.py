@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Playwright driving the system's Chromium (`make
 chromium` installs it; Playwright's own browser download is never used), against state
 dirs written by real task lists (the `cc-execute list` command, the real CLI and a
-scripted model). One browser for the session; the server runs in-process (Uvicorn on
+scripted model). One browser for the module (so for the session); the server runs in-process (Uvicorn on
 a free loopback port). Screenshots of every page go to test-artifacts/ui/."""
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def chromium() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium for the module (the only one that uses it): gone, with Playwright's
+    event loop, before the next module's tests run."""
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=WAIT_MS)

@@ -240,10 +240,10 @@ class _Views:
             )
         if step.transcript is not None:
             return self.sources.transcript_file(step.transcript), None
-        if step.status == "running":
+        if step.status in ("running", "interrupted"):  # the journal names it at the end
             path = self.sources.running_transcript(step)
             if path is None:
-                return None, "The step's transcript has not been found yet (it appears live)."
+                return None, "The step's transcript has not been found (yet)."
             return path, None
         return None, "No transcript recorded for this step."
 
