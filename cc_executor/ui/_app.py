@@ -180,9 +180,7 @@ class _Views:
     # -- one run ------------------------------------------------------------------------
 
     def run_view(self, conn: sqlite3.Connection | None, run_id: str) -> RunView | None:
-        return next(
-            (r for r in self.sources.runs(conn, history_limit=0) if r.run_id == run_id), None
-        )
+        return self.sources.run(conn, run_id)
 
     def current_tools(self, steps: list[StepView]) -> dict[int, str]:
         """The current tool call of each running step (from its growing transcript)."""

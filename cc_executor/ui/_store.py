@@ -20,18 +20,16 @@ import shlex
 import socket
 import sqlite3
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .._history import HistoryRecord
-from .._journal import restore_result
 from .._progress import token_counts
 from .._statestore import connect, db_path
 from .._transcript import read_transcript
 from ..config import CCExecutorConfig, records_home
-from ..result import TaskResult
 
 __all__ = [
     "AttemptView",
@@ -55,8 +53,18 @@ def parse_time(text: str | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _plain(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict: lists and dicts copied one level, times as ISO
+    text (`dataclasses.asdict` deep-copies everything: slow on a 1,000-step run)."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, (list, dict)):
+            value = value.copy()
+        out[f.name] = value
+    return out
 
 
 @dataclass
@@ -75,9 +83,7 @@ class AttemptView:
     """The transcript's path relative to the transcript root; None when it is not under it."""
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["started_at"], data["ended_at"] = _iso(self.started_at), _iso(self.ended_at)
-        return data
+        return _plain(self)
 
 
 @dataclass
@@ -124,8 +130,7 @@ class StepView:
         return len(self.files_created) + len(self.files_modified) + len(self.files_deleted)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["started_at"], data["ended_at"] = _iso(self.started_at), _iso(self.ended_at)
+        data = _plain(self)
         data["attempt_list"] = [a.as_dict() for a in self.attempt_list]
         data.pop("prompt_hash")
         return data
@@ -164,8 +169,7 @@ class RunView:
         return f"/runs/{self.run_id}" if self.kind == "list" else f"/tasks/{self.run_id}"
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["started_at"], data["ended_at"] = _iso(self.started_at), _iso(self.ended_at)
+        data = _plain(self)
         data["duration_s"] = self.duration_s
         return data
 
@@ -257,7 +261,12 @@ class Sources:
             runs = [r for r in runs if _metadata_matches(r.metadata, metadata)]
         return runs
 
-    def _lists(self, conn: sqlite3.Connection) -> list[RunView]:
+    def run(self, conn: sqlite3.Connection | None, run_id: str) -> RunView | None:
+        """The task list `run_id` of the journal, or None."""
+        found = self._lists(conn, run_id) if conn is not None else []
+        return found[0] if found else None
+
+    def _lists(self, conn: sqlite3.Connection, one: str | None = None) -> list[RunView]:
         rows = _query(
             conn,
             """
@@ -270,8 +279,9 @@ class Sources:
                      ORDER BY f.step LIMIT 1),
                    (SELECT COALESCE(f.name, substr(json_extract(f.result_json, '$.task'), 1, 80))
                       FROM steps f WHERE f.run_id = s.run_id ORDER BY f.step LIMIT 1)
-            FROM steps s GROUP BY run_id
+            FROM steps s WHERE ?1 IS NULL OR run_id = ?1 GROUP BY run_id
             """,
+            (one,),
         )
         holders = self._holders(conn)
         runs = []
@@ -460,51 +470,64 @@ class Sources:
         if depends:
             view.depends_on = [str(d) for d in json.loads(depends)]
         if result_json:
-            self._fill(view, restore_result(result_json, error_json), paths)
+            self._fill(view, json.loads(result_json), paths)
         elif transcript_path and paths:
             view.transcript = self.relative(Path(transcript_path))
         if view.duration_s is None and view.started_at and view.ended_at:
             view.duration_s = (view.ended_at - view.started_at).total_seconds()
         return view
 
-    def _fill(self, view: StepView, result: TaskResult, paths: bool) -> None:
-        tokens_in, tokens_out = token_counts(result.usage or {})
-        view.turns = result.num_turns
+    def _fill(self, view: StepView, result: dict[str, Any], paths: bool) -> None:
+        """`view` from a stored result, read as the JSON `TaskResult.model_dump_json` wrote
+        (its field names): a 1,000-step page reads a thousand of them, and building each
+        `TaskResult` (`_journal.restore_result`) would cost more than the page itself."""
+        tokens_in, tokens_out = token_counts(result.get("usage") or {})
+        view.turns = result.get("num_turns")
         view.input_tokens, view.output_tokens = tokens_in, tokens_out
-        view.tool_calls = len(result.tool_uses)
-        view.files_created = list(result.files_created)
-        view.files_modified = list(result.files_modified)
-        view.files_deleted = list(result.files_deleted)
-        view.error_type, view.error_message = result.error_type, result.error_message
-        view.answer = result.output
-        view.task = result.task
-        view.metadata = dict(result.metadata)
+        view.tool_calls = len(result.get("tool_uses") or [])
+        view.files_created = list(result.get("files_created") or [])
+        view.files_modified = list(result.get("files_modified") or [])
+        view.files_deleted = list(result.get("files_deleted") or [])
+        view.error_type, view.error_message = result.get("error_type"), result.get("error_message")
+        view.answer = str(result.get("output") or "")
+        view.task = result.get("task")
+        view.metadata = dict(result.get("metadata") or {})
         if not view.name:
-            view.label = _first_line(result.task) or view.label
-        diff = getattr(result, "diff", None)
+            view.label = _first_line(view.task) or view.label
+        diff = result.get("diff")
         view.diff = diff if isinstance(diff, str) and diff else None
-        view.attempts = max(view.attempts, len(result.attempts))  # CLI runs, retries included
+        attempts = result.get("attempts") or []
+        view.attempts = max(view.attempts, len(attempts))  # CLI runs, retries included
         # The result's own times: the first attempt's start (the row's is the last's).
-        view.started_at, view.ended_at = result.started_at, result.ended_at
-        view.duration_s = result.duration_s or (result.ended_at - result.started_at).total_seconds()
-        for attempt in result.attempts:
+        started, ended = parse_time(result.get("started_at")), parse_time(result.get("ended_at"))
+        view.started_at, view.ended_at = started or view.started_at, ended or view.ended_at
+        view.duration_s = result.get("duration_s") or (
+            (view.ended_at - view.started_at).total_seconds()
+            if view.started_at and view.ended_at
+            else None
+        )
+        for attempt in attempts:
+            path = attempt.get("transcript_path")
+            begun = parse_time(attempt.get("started_at")) or view.started_at
+            done = parse_time(attempt.get("ended_at")) or view.ended_at
+            if begun is None or done is None:
+                continue
             view.attempt_list.append(
                 AttemptView(
-                    number=attempt.number,
-                    success=attempt.success,
-                    error_type=attempt.error_type,
-                    started_at=attempt.started_at,
-                    ended_at=attempt.ended_at,
-                    duration_s=attempt.duration_s,
-                    waited_s=attempt.waited_s,
-                    cost_usd=attempt.cost_usd,
-                    transcript=self.relative(attempt.transcript_path)
-                    if attempt.transcript_path and paths
-                    else None,
+                    number=int(attempt.get("number") or len(view.attempt_list) + 1),
+                    success=bool(attempt.get("success")),
+                    error_type=attempt.get("error_type"),
+                    started_at=begun,
+                    ended_at=done,
+                    duration_s=float(attempt.get("duration_s") or 0.0),
+                    waited_s=float(attempt.get("waited_s") or 0.0),
+                    cost_usd=attempt.get("cost_usd"),
+                    transcript=self.relative(path) if path and paths else None,
                 )
             )
-        if result.transcript_path is not None and paths:
-            view.transcript = self.relative(result.transcript_path)
+        path = result.get("transcript_path")
+        if path and paths:
+            view.transcript = self.relative(path)
             view.transcript_outside = view.transcript is None
 
     # -- transcripts -------------------------------------------------------------------
