@@ -184,18 +184,8 @@ class _Views:
 
     def current_tools(self, steps: list[StepView]) -> dict[int, str]:
         """The current tool call of each running step (from its growing transcript)."""
-        found = {}
-        for step in steps:
-            if step.status != "running":
-                continue
-            path = self.sources.running_transcript(step)
-            if path is None:
-                continue
-            conv = conversation_of(*read_whole(path))
-            tool = conv.current_tool
-            if tool is not None:
-                found[step.n] = tool.summary
-        return found
+        found = _Tails(self.sources).current(steps)
+        return {n: tool for n, tool in found.items() if tool is not None}
 
     def run_live(self, run: RunView, steps: list[StepView], current: dict[int, str]) -> str:
         return self.render("_run_live.html", run=run, steps=steps, current=current, live=True)
@@ -428,21 +418,29 @@ def create_app(sources: Sources, *, token: str | None = None, loopback: bool = T
     async def run_events(request: Request) -> Response:
         run_id = request.path_params["run_id"]
 
+        tails = _Tails(sources)
+        state: dict[str, Any] = {"seen": None, "run": None, "steps": []}
+
         def render(conn: sqlite3.Connection | None) -> list[tuple[str, dict[str, Any]]]:
-            run = views.run_view(conn, run_id)
-            if run is None:
-                return []
-            steps = sources.steps(conn, run_id)
-            current = views.current_tools(steps)
+            out: list[tuple[str, dict[str, Any]]] = []
+            seen = sources.signature()
+            if seen != state["seen"]:  # the journal changed: the whole table again
+                run = views.run_view(conn, run_id)
+                if run is None:
+                    return []
+                state.update(seen=seen, run=run, steps=sources.steps(conn, run_id))
+                current = tails.current(state["steps"])
+                shown = {n: tool for n, tool in current.items() if tool is not None}
+                html = views.run_live(run, state["steps"], shown)
+                out.append(("replace", {"id": "run-live", "html": html}))
+            else:  # only the running steps' transcripts moved on
+                current = tails.current(state["steps"])
             # The timeline's "now" moves in steps of _GANTT_S: a long running list's
             # timeline is not sent again every second.
             now = datetime.fromtimestamp(time.time() // _GANTT_S * _GANTT_S, timezone.utc)
-            out: list[tuple[str, dict[str, Any]]] = [
-                ("replace", {"id": "run-live", "html": views.run_live(run, steps, current)}),
-                ("replace", {"id": "run-gantt", "html": gantt(steps, now)}),
-            ]
+            out.append(("replace", {"id": "run-gantt", "html": gantt(state["steps"], now)}))
             out += [("current", {"n": n, "tool": tool}) for n, tool in current.items()]
-            if run.status == "running":
+            if state["run"] is not None and state["run"].status == "running":
                 out.append(("running", {}))
             return out
 
@@ -521,6 +519,43 @@ def create_app(sources: Sources, *, token: str | None = None, loopback: bool = T
     app = Starlette(routes=routes, exception_handlers={sqlite3.Error: store_failed})
     app.add_middleware(Guard, token=token, loopback=loopback)
     return app
+
+
+class _Tails:
+    """The transcripts of running steps, each read from where it was left (one per
+    event stream): the current tool of each running step."""
+
+    def __init__(self, sources: Sources) -> None:
+        self.sources = sources
+        self.open: dict[int, tuple[TranscriptTail, Conversation]] = {}
+
+    def current(self, steps: list[StepView]) -> dict[int, str | None]:
+        """{step n: the summary of its tool call without a result yet, or None} for each
+        running step whose transcript is found."""
+        found: dict[int, str | None] = {}
+        for step in steps:
+            if step.status != "running":
+                self.open.pop(step.n, None)
+                continue
+            entry = self.open.get(step.n)
+            if entry is None:
+                path = self.sources.running_transcript(step)
+                if path is None:
+                    continue
+                entry = self.open[step.n] = (TranscriptTail(path), Conversation())
+            tail, conv = entry
+            lines = tail.read()
+            cwd = (tail.header or {}).get("cwd")
+            if conv.cwd is None and isinstance(cwd, str) and cwd:
+                conv.cwd = Path(cwd)  # tool paths shown relative to it, as on the step page
+            for line in lines:
+                conv.feed(line)
+            conv.changed()
+            tool = conv.current_tool
+            found[step.n] = tool.summary if tool is not None else None
+            if tail.footer is not None:  # that attempt ended: a retry writes a new one
+                del self.open[step.n]
+        return found
 
 
 def _page(views: _Views, title: str, message: str) -> str:
