@@ -675,3 +675,24 @@ async def test_a_corrupt_state_store_is_named_with_the_fix_and_left_alone(
     api = client.get("/api/")
     assert api.status_code == 503 and api.json()["error"] == "StateStoreError"
     assert _snapshot(state) == before
+
+
+async def test_a_steps_diff_is_shown_coloured_and_escaped(state: Path, transcripts: Path) -> None:
+    """A result that carries its unified diff (`TaskResult.diff`, git mode)."""
+    import sqlite3
+
+    await _write_run(state, transcripts, "d", [{"name": "edit", "files_created": ["a.py"]}])
+    diff = (
+        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1,2 @@\n-old = 1\n"
+        "+new = '<b>2</b>'\n"
+    )
+    db = sqlite3.connect(state / "state.db")
+    db.execute("UPDATE steps SET result_json = json_set(result_json, '$.diff', ?)", (diff,))
+    db.commit()
+    db.close()
+    client = _client(state, transcripts)
+    html = client.get("/runs/d/steps/1").text
+    assert '<span class="del">-old = 1</span>' in html
+    assert '<span class="add">+new = &#39;&lt;b&gt;2&lt;/b&gt;&#39;</span>' in html
+    assert '<span class="hunk">@@ -1 +1,2 @@</span>' in html
+    assert client.get("/api/runs/d/steps/1").json()["diff"] == diff

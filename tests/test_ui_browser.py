@@ -1,8 +1,8 @@
 """The dashboard in a real browser: Playwright driving the system's Chromium (`make
 chromium` installs it; Playwright's own browser download is never used), against state
 dirs written by real task lists (the `cc-execute list` command, the real CLI and a
-scripted model). One browser for the module (so for the session); the server runs in-process (Uvicorn on
-a free loopback port). Screenshots of every page go to test-artifacts/ui/."""
+scripted model). One browser for the module (so for the session); the server runs
+in-process (Uvicorn on a free loopback port). Screenshots of every page go to test-artifacts/ui/."""
 
 from __future__ import annotations
 
