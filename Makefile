@@ -99,3 +99,4 @@ bench: install-test
 	$(PY) bench/bench_mcp.py
 	$(PY) bench/bench_snapshot.py 100000 7
 	$(PY) bench/bench_temporal.py 100
+	$(PY) bench/bench_ui.py 1000
