@@ -120,6 +120,15 @@ def test_tool_results_attach_to_their_calls_and_fold_after_three_lines() -> None
     long = next(c for c in calls if c.result is not None and c.result.line_count > 3)
     assert long.result is not None and long.result.folded
     assert long.result.preview == "\n".join(long.result.text.splitlines()[:3])
+    # One long line (a minified JSON answer) folds too, after 400 characters.
+    wide = next(
+        c
+        for c in calls
+        if c.result is not None and c.result.line_count == 1 and len(c.result.text) > 1000
+    )
+    assert wide.result is not None and wide.result.folded
+    assert wide.result.preview == wide.result.text[:400] + "…"
+    assert wide.result.rest == f"{len(wide.result.text) - 400:,} more characters"
 
 
 def test_subagent_calls_are_marked() -> None:

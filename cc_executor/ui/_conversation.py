@@ -35,10 +35,19 @@ from ..events import (
 )
 from ..result import result_failed
 
-__all__ = ["RESULT_PREVIEW_LINES", "Conversation", "Item", "ToolResult", "conversation_of"]
+__all__ = [
+    "RESULT_PREVIEW_CHARS",
+    "RESULT_PREVIEW_LINES",
+    "Conversation",
+    "Item",
+    "ToolResult",
+    "conversation_of",
+]
 
 RESULT_PREVIEW_LINES = 3
 """Lines of a tool result shown before it is folded (`<details>`)."""
+RESULT_PREVIEW_CHARS = 400
+"""Characters of those lines shown at most."""
 _RESULT_MAX_CHARS = 20_000
 """A tool result longer than this is cut (the transcript file holds all of it)."""
 _INPUT_MAX_CHARS = 20_000
@@ -67,11 +76,22 @@ class ToolResult:
 
     @property
     def preview(self) -> str:
-        return "\n".join(self.text.splitlines()[:RESULT_PREVIEW_LINES])
+        """The first `RESULT_PREVIEW_LINES` lines, at most `RESULT_PREVIEW_CHARS` of them
+        (a minified JSON answer is one long line)."""
+        head = "\n".join(self.text.splitlines()[:RESULT_PREVIEW_LINES])
+        return head if len(head) <= RESULT_PREVIEW_CHARS else head[:RESULT_PREVIEW_CHARS] + "…"
 
     @property
     def folded(self) -> bool:
-        return self.line_count > RESULT_PREVIEW_LINES
+        """Whether the preview leaves something out (then the page folds the rest)."""
+        return self.line_count > RESULT_PREVIEW_LINES or len(self.text) > RESULT_PREVIEW_CHARS
+
+    @property
+    def rest(self) -> str:
+        """What the preview leaves out, in words: "12 more line(s)" / "3,400 more characters"."""
+        if self.line_count > RESULT_PREVIEW_LINES:
+            return f"{self.line_count - RESULT_PREVIEW_LINES:,} more line(s)"
+        return f"{len(self.text) - RESULT_PREVIEW_CHARS:,} more characters"
 
 
 @dataclass
