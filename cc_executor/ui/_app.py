@@ -46,7 +46,7 @@ from ._charts import bars, cost_lines, gantt, graph
 from ._conversation import Conversation, conversation_of
 from ._store import RunView, Sources, StepView, TranscriptTail, read_whole, resume_command
 
-__all__ = ["POLL_S", "Guard", "create_app"]
+__all__ = ["Guard", "POLL_S", "create_app"]
 
 POLL_S = 0.25
 """How often a live page's stream looks at the journal and the transcript (seconds)."""

@@ -36,10 +36,10 @@ from ..events import (
 from ..result import result_failed
 
 __all__ = [
-    "RESULT_PREVIEW_CHARS",
-    "RESULT_PREVIEW_LINES",
     "Conversation",
     "Item",
+    "RESULT_PREVIEW_CHARS",
+    "RESULT_PREVIEW_LINES",
     "ToolResult",
     "conversation_of",
 ]
