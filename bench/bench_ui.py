@@ -71,7 +71,7 @@ async def synthesise(
         for i in range(n):
             attempts = []
             tries = 2 if i % 10 == 9 else 1
-            failed = i % 50 == 49
+            failed = i % 50 == 11
             for number in range(1, tries + 1):
                 waited = 5.0 if number > 1 else 0.0
                 start = clock + timedelta(seconds=waited)
@@ -208,11 +208,13 @@ def screenshots(folder: Path) -> None:
             page = browser.new_page(viewport={"width": 1100, "height": 700})
             for name, path in [
                 ("dashboard-runs.png", "/?chart=team"),
-                ("dashboard-run.png", "/runs/nightly-refactor"),
+                ("dashboard-run.png", "/runs/docs-pass"),
                 ("dashboard-retried-step.png", "/runs/nightly-refactor/steps/10"),
             ]:
                 page.goto(base + path, wait_until="load")
-                page.screenshot(path=str(folder / name), full_page=True)
+                height = page.evaluate("document.body.scrollHeight")
+                clip = {"x": 0, "y": 0, "width": 1100, "height": min(height, 1300)}
+                page.screenshot(path=str(folder / name), full_page=True, clip=clip)
                 print(f"{folder / name}: {(folder / name).stat().st_size // 1024} KB")
             browser.close()
         server.should_exit = True
