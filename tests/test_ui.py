@@ -695,12 +695,25 @@ async def test_a_steps_diff_is_shown_coloured_and_escaped(state: Path, transcrip
         "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1,2 @@\n-old = 1\n"
         "+new = '<b>2</b>'\n"
     )
+    whole = transcripts / "20260102T030405_x.diff"
+    whole.write_text(diff + "+more\n")
+    outside = transcripts.parent / "elsewhere.diff"
+    outside.write_text("secret diff")
+    (transcripts / "link.diff").symlink_to(outside)
     db = sqlite3.connect(state / "state.db")
-    db.execute("UPDATE steps SET result_json = json_set(result_json, '$.diff', ?)", (diff,))
+    db.execute(
+        "UPDATE steps SET result_json = json_set(result_json, '$.diff', ?, '$.diff_path', ?)",
+        (diff, str(whole)),
+    )
     db.commit()
     db.close()
     client = _client(state, transcripts)
     html = client.get("/runs/d/steps/1").text
+    assert f'href="/diffs/{whole.name}"' in html
+    assert client.get(f"/diffs/{whole.name}").text == diff + "+more\n"
+    for refused in ("link.diff", "..%2Felsewhere.diff", "20260102T030405_x.jsonl"):
+        response = client.get(f"/diffs/{refused}")
+        assert response.status_code == 404 and "secret diff" not in response.text
     assert '<span class="del">-old = 1</span>' in html
     assert '<span class="add">+new = &#39;&lt;b&gt;2&lt;/b&gt;&#39;</span>' in html
     assert '<span class="hunk">@@ -1 +1,2 @@</span>' in html

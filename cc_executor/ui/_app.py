@@ -11,6 +11,7 @@ Routes (each page's JSON at ``/api`` + its path):
   (``?attempt=K`` for an earlier attempt's).
 - ``/tasks/{execution_uuid}``: a single task of the history and its transcript.
 - ``/transcripts/{path}``: any transcript under the transcript root, by its path there.
+- ``/diffs/{path}``: a step's whole diff file under the transcript root, as text.
 - ``/events/...``: the server-sent events of each page (``text/event-stream``).
 
 Read-only: GET and HEAD only; `state.db` is opened ``mode=ro``, transcripts only under
@@ -37,7 +38,13 @@ import anyio.to_thread
 import jinja2
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -401,6 +408,13 @@ def create_app(sources: Sources, *, token: str | None = None, loopback: bool = T
             )
         )
 
+    def diff_file(request: Request) -> Response:
+        """A step's whole diff (`TaskResult.diff_path`), as text, if under the root."""
+        path = sources.transcript_file(request.path_params["path"], suffix=".diff")
+        if path is None:
+            return _not_found(views, "No such diff under the transcript dir.")
+        return PlainTextResponse(path.read_text(encoding="utf-8", errors="replace"))
+
     # -- live ----------------------------------------------------------------------------
 
     async def runs_events(request: Request) -> Response:
@@ -503,6 +517,7 @@ def create_app(sources: Sources, *, token: str | None = None, loopback: bool = T
         Route("/api/tasks/{uuid}", task_page, methods=["GET"]),
         Route("/transcripts/{path:path}", transcript_page, methods=["GET"]),
         Route("/api/transcripts/{path:path}", transcript_page, methods=["GET"]),
+        Route("/diffs/{path:path}", diff_file, methods=["GET"]),
         Route("/events/runs", runs_events, methods=["GET"]),
         Route("/events/runs/{run_id}", run_events, methods=["GET"]),
         Route("/events/runs/{run_id}/steps/{n:int}", step_events, methods=["GET"]),

@@ -123,6 +123,9 @@ class StepView:
     transcript_outside: bool = False
     """The journal names a transcript that is not under the transcript root: not shown."""
     diff: str | None = None
+    diff_file: str | None = None
+    """The whole diff's file (`TaskResult.diff_path`) relative to the transcript root,
+    when it is under it (the `diff` itself may be cut at its cap)."""
     prompt_hash: str = ""
 
     @property
@@ -496,6 +499,9 @@ class Sources:
             view.label = _first_line(view.task) or view.label
         diff = result.get("diff")
         view.diff = diff if isinstance(diff, str) and diff else None
+        diff_path = result.get("diff_path")
+        if isinstance(diff_path, str) and diff_path and paths:
+            view.diff_file = self.relative(diff_path)
         attempts = result.get("attempts") or []
         view.attempts = max(view.attempts, len(attempts))  # CLI runs, retries included
         # The result's own times: the first attempt's start (the row's is the last's).
@@ -547,15 +553,16 @@ class Sources:
         root = self.transcript_root
         return resolved if resolved != root and resolved.is_relative_to(root) else None
 
-    def transcript_file(self, relative: str) -> Path | None:
-        """The transcript at `relative` (a path under the root, as `relative` gives it):
-        None when it names an absolute path, has a ``..`` part, resolves outside the root
-        (a symlink out), or is not a ``.jsonl`` file."""
+    def transcript_file(self, relative: str, suffix: str = ".jsonl") -> Path | None:
+        """The transcript (or, `suffix=".diff"`, the whole diff) at `relative`, a path
+        under the root as `relative` gives it: None when it names an absolute path, has
+        a ``..`` part, resolves outside the root (a symlink out), or is not a file of
+        that suffix."""
         parts = Path(relative).parts
         if not relative or Path(relative).is_absolute() or ".." in parts or "\\" in relative:
             return None
         found = self.contained(self.transcript_root / relative)
-        if found is None or found.suffix != ".jsonl" or not found.is_file():
+        if found is None or found.suffix != suffix or not found.is_file():
             return None
         return found
 
