@@ -26,6 +26,7 @@ from .errors import (
     CLIArgumentError,
     CLINotFoundError,
     ConfigError,
+    DependencyFailedError,
     IdleTimeoutError,
     MaxTurnsError,
     OverloadedError,
@@ -34,6 +35,7 @@ from .errors import (
     RateLimitError,
     RunLockedError,
     StateStoreError,
+    StepSkippedError,
     StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
@@ -60,7 +62,12 @@ if TYPE_CHECKING:
         suggest_execution_strategy,
     )
     from ._run import TaskStream
-    from .pipeline import cc_execute_list, cc_execute_list_sync
+    from .pipeline import (
+        cc_execute_list,
+        cc_execute_list_sync,
+        cc_execute_plan,
+        cc_execute_plan_sync,
+    )
 
 __all__ = [
     "APIError",
@@ -74,6 +81,7 @@ __all__ = [
     "CLIArgumentError",
     "CLINotFoundError",
     "ConfigError",
+    "DependencyFailedError",
     "Event",
     "ExecutionStrategy",
     "HistoryRecord",
@@ -88,6 +96,7 @@ __all__ = [
     "RunLockedError",
     "StateStoreError",
     "StepEvent",
+    "StepSkippedError",
     "StructuredOutputError",
     "TaskComplexity",
     "TaskFailedError",
@@ -104,6 +113,8 @@ __all__ = [
     "cc_execute",
     "cc_execute_list",
     "cc_execute_list_sync",
+    "cc_execute_plan",
+    "cc_execute_plan_sync",
     "cc_execute_sync",
     "cc_run",
     "cc_run_sync",
@@ -138,6 +149,8 @@ _LAZY = {
     "TaskStream": "._run",
     "cc_execute_list": ".pipeline",
     "cc_execute_list_sync": ".pipeline",
+    "cc_execute_plan": ".pipeline",
+    "cc_execute_plan_sync": ".pipeline",
 }
 
 

@@ -31,6 +31,7 @@ from rich.text import Text
 from ._help import placeholders_in_words
 from ._log import log_to_stderr
 from ._version import __version__
+from ._worker_cli import worker_command
 from .config import CCExecutorConfig
 from .errors import (
     APIError,
@@ -42,6 +43,7 @@ from .errors import (
     CLIArgumentError,
     CLINotFoundError,
     ConfigError,
+    DependencyFailedError,
     IdleTimeoutError,
     MaxTurnsError,
     OverloadedError,
@@ -50,6 +52,7 @@ from .errors import (
     RateLimitError,
     RunLockedError,
     StateStoreError,
+    StepSkippedError,
     StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
@@ -82,6 +85,8 @@ EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
     (17, BillingError, "the account cannot pay for the request"),
     (18, StateStoreError, "state.db cannot be read or written (corrupt, disk full, ...)"),
     (19, RunLockedError, "the run id is being run by another call"),
+    (20, StepSkippedError, "a step of a task graph never started (the list stopped)"),
+    (21, DependencyFailedError, "a step of a task graph was skipped: a dependency failed"),
     (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
 )
 _CODE_OF: dict[type[BaseException], int] = {
@@ -414,6 +419,12 @@ def list_command(
     continue_on_failure: Annotated[
         bool, typer.Option("--continue-on-failure", help="Run every step even after a failure.")
     ] = False,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            metavar="N", help="Steps of a task graph (steps with depends_on) that run at once."
+        ),
+    ] = 3,
     max_cost: Annotated[
         float | None,
         typer.Option(metavar="USD", help="USD: no step starts once the list has spent this much."),
@@ -434,12 +445,16 @@ def list_command(
 ) -> None:
     """Run a task list, one step after another, with a live progress view.
 
-    Ctrl-C stops it cleanly; `--run-id` resumes it where it stopped.
+    Steps with `depends_on` (YAML) or a `Depends on: Task N` line (Markdown) make it a
+    task graph: each step starts once those finished, up to 3 at once. Ctrl-C stops it
+    cleanly; `--run-id` resumes it where it stopped.
     """
+    from ._policy import check_list_options
     from .pipeline import generate_run_id, load_task_list
 
     try:
         specs = load_task_list(file)
+        check_list_options(max_concurrency=max_concurrency, run_id=run_id or new_run_id)
         config = _config(cwd=cwd, model=model, state_dir=state_dir, max_total_cost_usd=max_cost)
         _check_run_id(config.state_dir, resume=run_id, new=new_run_id)
     except CCExecutorError as exc:
@@ -454,6 +469,7 @@ def list_command(
         title=f"task list {file}",
         stop_on_failure=not continue_on_failure,
         resume_hint=resume,
+        max_concurrency=max_concurrency,
     )
     raise typer.Exit(code)
 
@@ -499,6 +515,7 @@ def _run_list(
     stop_on_failure: bool = True,
     resume_hint: str | None = None,
     on_event: Any = None,
+    max_concurrency: int = 3,
 ) -> tuple[int, TaskListResult | None]:
     """Run a list under the progress view and print its summary: (exit code, the result)."""
     from ._api import run_blocking
@@ -521,6 +538,7 @@ def _run_list(
                     run_id=run_id,
                     stop_on_failure=stop_on_failure,
                     on_step=view.on_step,
+                    max_concurrency=max_concurrency,
                 )
             )
     except KeyboardInterrupt:
@@ -1041,32 +1059,15 @@ def ui(
         raise typer.Exit(0) from None
 
 
-@app.command()
-def worker(
-    address: Annotated[
-        str, typer.Option("--address", metavar="HOST:PORT", help="Temporal frontend.")
-    ],
-    task_queue: Annotated[
-        str, typer.Option("--task-queue", metavar="NAME", help="Task queue shared by the workers.")
-    ] = "cc-executor",
-    namespace: Annotated[
-        str, typer.Option("--namespace", metavar="NAME", help="Temporal namespace.")
-    ] = "default",
-    max_concurrent_steps: Annotated[
-        int,
-        typer.Option("--max-concurrent-steps", metavar="N", help="Steps this worker runs at once."),
-    ] = 4,
-) -> None:
-    """A Temporal worker for task-list workflows (needs: pip install 'cc_executor\\[temporal]').
-
-    Several workers on several machines can share one queue; SIGINT / SIGTERM end
-    it cleanly (its running steps' CLIs are ended, Temporal retries them elsewhere).
-    """
+def _serve_worker(*args: Any, **kwargs: Any) -> None:
     try:
         from .temporal import serve
     except ModuleNotFoundError as exc:
         _fail(ConfigError(f"{exc}: install the extra, pip install 'cc_executor[temporal]'"))
-    serve(address, task_queue, namespace=namespace, max_concurrent_steps=max_concurrent_steps)
+    serve(*args, **kwargs)
+
+
+app.command(name="worker")(worker_command(_serve_worker))
 
 
 if __name__ == "__main__":

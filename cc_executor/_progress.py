@@ -146,6 +146,7 @@ class ListProgress:
         self._live: Live | None = None
         self._t0 = time.monotonic()
         self.current: _Step | None = None
+        self._running: dict[int, _Step] = {}
         self.spent = 0.0
         self.done_tokens = (0, 0)
         self.finished: list[StepEvent] = []
@@ -183,12 +184,16 @@ class ListProgress:
         self.spent = event.total_cost_usd
         k = f"{event.index + 1}/{event.total}"
         if event.status == "started":
-            self.current = _Step(event.index, event.label)
+            self.current = self._running[event.index] = _Step(event.index, event.label)
             if not self.interactive:
                 self._line(Text(f"▶ {k} {event.label}", style="bold"))
             self._refresh_now()
             return
-        self.current = None
+        if event.status != "skipped":  # a skipped graph step never ran
+            # Steps of a task graph run at once: the live region follows the one started
+            # last of those still running.
+            self._running.pop(event.index, None)
+            self.current = next(reversed(self._running.values()), None)
         self.finished.append(event)
         result = event.result
         if result is not None:
@@ -245,6 +250,9 @@ class ListProgress:
             cost = _cost(result)
             return Text(f"↺ {k} {event.label} · restored from the journal · {cost}", style="cyan")
         assert result is not None
+        if event.status == "skipped":
+            reason = _one_line(result.error_message or "", 120)
+            return Text(f"⊘ {k} {event.label} · {result.error_type}: {reason}", style="yellow")
         tin, tout = token_counts(result.usage)
         facts = (
             f"{result.num_turns or 0} turn(s) · {result.duration_s:.1f}s · "
