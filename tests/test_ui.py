@@ -718,3 +718,45 @@ async def test_a_steps_diff_is_shown_coloured_and_escaped(state: Path, transcrip
     assert '<span class="add">+new = &#39;&lt;b&gt;2&lt;/b&gt;&#39;</span>' in html
     assert '<span class="hunk">@@ -1 +1,2 @@</span>' in html
     assert client.get("/api/runs/d/steps/1").json()["diff"] == diff
+
+
+async def test_a_running_graph_step_shows_its_current_tool(
+    model: Any, workdir: Path, state: Path, transcripts: Path
+) -> None:
+    """A graph step's prompt hash covers its name and dependencies, so its transcript is
+    found as the open one started after it (a real graph list, the real CLI)."""
+    import asyncio
+
+    from cc_executor import TaskSpec, cc_execute_list
+    from cc_executor.testing import text, tool_use
+
+    gate = workdir / "gate"
+    model.add(
+        text("a done"),
+        tool_use("Bash", {"command": f"while [ ! -e {gate} ]; do sleep 0.05; done; echo b-ran"}),
+        text("b done"),
+    )
+    specs = [
+        TaskSpec(prompt="Step a", name="a"),
+        TaskSpec(prompt="Step b", name="b", depends_on=["a"], allowed_tools=["Bash"]),
+    ]
+    config = model.config(cwd=workdir, transcript_dir=transcripts, state_dir=state)
+    run = asyncio.create_task(cc_execute_list(specs, config, run_id="graph-run"))
+    client = _client(state, transcripts)
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:  # poll the page's JSON until the step shows its tool (a ceiling, no timing)
+            response = await asyncio.to_thread(client.get, "/api/runs/graph-run")
+            data = response.json() if response.status_code == 200 else {}  # 404: not begun
+            if data.get("current_tools", {}).get("2"):
+                break
+            assert not run.done() and asyncio.get_running_loop().time() < deadline, data
+            await asyncio.sleep(0.1)
+        assert data["current_tools"]["2"].startswith("Bash while [ ! -e")
+        assert [s["status"] for s in data["steps"]] == ["success", "running"]
+    finally:
+        gate.touch()
+        result = await run
+    assert result.success
+    steps = client.get("/api/runs/graph-run").json()["steps"]
+    assert [(s["name"], s["status"]) for s in steps] == [("a", "success"), ("b", "success")]

@@ -554,7 +554,8 @@ class _Tails:
                 continue
             entry = self.open.get(step.n)
             if entry is None:
-                path = self.sources.running_transcript(step)
+                taken = frozenset(tail.path for tail, _ in self.open.values())
+                path = self.sources.running_transcript(step, taken)
                 if path is None:
                     continue
                 entry = self.open[step.n] = (TranscriptTail(path), Conversation())

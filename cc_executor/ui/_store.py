@@ -577,19 +577,25 @@ class Sources:
         found = (self.contained(p) for p in self._candidates(f"*_{execution_uuid}.jsonl"))
         return sorted({p for p in found if p is not None})
 
-    def running_transcript(self, step: StepView) -> Path | None:
-        """The transcript a running step is writing: the newest one started at or after
-        the step whose header's task (or prompt) hashes to the step's prompt hash.
+    def running_transcript(
+        self, step: StepView, taken: frozenset[Path] = frozenset()
+    ) -> Path | None:
+        """The transcript a running step is writing (the journal names a step's
+        transcript only once the step ends): the newest one started at or after the
+        step whose header's task (or prompt) hashes to the step's prompt hash.
 
-        The journal names a step's transcript only once the step ends; a task whose
-        prompt held a secret is masked in the header and not found here."""
+        A step of a task graph is hashed with its name and dependencies, and a task whose
+        prompt held a secret is masked in the header: for those, the first transcript
+        started at or after the step that has no footer yet and is not in `taken` (the
+        other running steps' transcripts) is taken."""
         if step.started_at is None:
             return None
         since = step.started_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S")
         best: tuple[str, Path] | None = None
+        open_ones: list[tuple[str, str, Path]] = []
         for path in self._candidates("*.jsonl"):
             stamp = path.name.split("_", 1)[0]
-            if stamp < since or (best is not None and stamp <= best[0]):
+            if stamp < since:
                 continue
             header = _header(path)
             if header is None:
@@ -597,13 +603,31 @@ class Sources:
             texts = [header.get("task"), header.get("prompt")]
             if step.prompt_hash in (_sha256(t) for t in texts if isinstance(t, str)):
                 found = self.contained(path)
-                if found is not None:
+                if found is not None and (best is None or stamp > best[0]):
                     best = (stamp, found)
-        return best[1] if best else None
+            elif best is None and not _ended(path):
+                open_ones.append((stamp, str(header.get("started_at") or ""), path))
+        if best is not None:
+            return best[1]
+        for _, _, path in sorted(open_ones):
+            found = self.contained(path)
+            if found is not None and found not in taken:
+                return found
+        return None
 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _ended(path: Path) -> bool:
+    """Whether a transcript has its footer (the run it records has ended)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 65536))
+            return b'{"type": "cc_executor.footer"' in f.read()
+    except OSError:
+        return True
 
 
 def _header(path: Path) -> dict[str, Any] | None:
