@@ -760,3 +760,26 @@ async def test_a_running_graph_step_shows_its_current_tool(
     assert result.success
     steps = client.get("/api/runs/graph-run").json()["steps"]
     assert [(s["name"], s["status"]) for s in steps] == [("a", "success"), ("b", "success")]
+
+
+async def test_a_graph_steps_skipped_after_a_failure_are_shown_with_the_reason(
+    model: Any, workdir: Path, state: Path, transcripts: Path
+) -> None:
+    from cc_executor import TaskSpec, cc_execute_list
+    from cc_executor.testing import tool_use
+
+    model.add(tool_use("Bash", {"command": "echo a"}))  # then max_turns=1 ends step a
+    specs = [
+        TaskSpec(prompt="Step a", name="a", max_turns=1, allowed_tools=["Bash"]),
+        TaskSpec(prompt="Step b", name="b", depends_on=["a"]),
+    ]
+    config = model.config(cwd=workdir, transcript_dir=transcripts, state_dir=state)
+    result = await cc_execute_list(specs, config, run_id="skips")
+    assert not result.success
+    client = _client(state, transcripts)
+    run = client.get("/api/runs/skips").json()
+    assert run["status"] == "failed"
+    assert [(s["name"], s["status"]) for s in run["steps"]] == [("a", "failed"), ("b", "skipped")]
+    html = client.get("/runs/skips/steps/2").text
+    assert "skipped" in html and run["steps"][1]["error_type"] in html
+    assert "MaxTurnsError" in client.get("/runs/skips").text
