@@ -21,7 +21,7 @@ import socket
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -370,12 +370,11 @@ class Sources:
                     steps_total=1,
                     cost_usd=record.cost_usd,
                     started_at=record.started_at,
-                    ended_at=None,
+                    ended_at=record.started_at + timedelta(seconds=record.duration_s),
                     metadata=dict(record.metadata),
                     label=record.normalized_prompt[:80],
                 )
             )
-            runs[-1].ended_at = _plus(record.started_at, record.duration_s)
             if len(runs) == limit:
                 break
         return runs
@@ -721,12 +720,6 @@ def _alive(holder: tuple[int, str] | None) -> bool:
 
 def _holder_text(holder: tuple[int, str] | None) -> str | None:
     return f"process {holder[0]} on {holder[1]}" if holder else None
-
-
-def _plus(start: datetime, seconds: float) -> datetime:
-    from datetime import timedelta
-
-    return start + timedelta(seconds=seconds)
 
 
 def _first_line(text: str | None, limit: int = 80) -> str:
