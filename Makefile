@@ -93,6 +93,7 @@ bench: install-test
 	$(PY) bench/bench_stream.py 200
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_memory.py 500
+	$(PY) bench/bench_memory.py --line 100
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_pipeline.py 1000
 	$(PY) bench/bench_predict.py
