@@ -646,7 +646,7 @@ def _dead_pid() -> int:
 async def test_the_graph_is_drawn_when_the_journal_rows_carry_dependencies(
     state: Path, transcripts: Path
 ) -> None:
-    """A journal whose rows have a `depends_on` column (a JSON list of step names)."""
+    """The journal's `depends_on` column (a JSON list of step names; NULL outside graphs)."""
     import sqlite3
 
     await _write_run(
@@ -655,7 +655,6 @@ async def test_the_graph_is_drawn_when_the_journal_rows_carry_dependencies(
     client = _client(state, transcripts)
     assert "dependency graph" not in client.get("/runs/g").text
     db = sqlite3.connect(state / "state.db")
-    db.execute("ALTER TABLE steps ADD COLUMN depends_on TEXT")
     for step, needs in ((1, ["a"]), (2, ["a"]), (3, ["b", "c<x>"])):
         db.execute("UPDATE steps SET depends_on = ? WHERE step = ?", (json.dumps(needs), step))
     db.commit()
@@ -783,3 +782,7 @@ async def test_a_graph_steps_skipped_after_a_failure_are_shown_with_the_reason(
     html = client.get("/runs/skips/steps/2").text
     assert "skipped" in html and run["steps"][1]["error_type"] in html
     assert "MaxTurnsError" in client.get("/runs/skips").text
+    # The journal keeps each step's dependencies: the run page draws the real graph.
+    assert run["steps"][1]["depends_on"] == ["a"] and run["steps"][0]["depends_on"] == []
+    page = client.get("/runs/skips").text
+    assert "dependency graph" in page and page.count('class="edge"') == 1
