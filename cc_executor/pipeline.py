@@ -477,7 +477,9 @@ class _ListRun:
         spec = self.specs[i]
         result = self._skipped_result(i, via, cause)
         self.results[i] = result
-        await self.journal.skip(self.run_id, i, spec.name, self._hash(i, spec), result)
+        await self.journal.skip(
+            self.run_id, i, spec.name, self._hash(i, spec), result, depends_on=spec.depends_on
+        )
         logger.info("task list {}: {}", self.run_id, result.error_message)
         await self._emit(i, "skipped", result)
 
@@ -625,7 +627,14 @@ class _ListRun:
     async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
         config, timeout, timeout_capped = await self._step_config(i, spec)
         prompt_hash = self._hash(i, spec)
-        await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
+        await self.journal.start(
+            self.run_id,
+            i,
+            spec.name,
+            prompt_hash,
+            drop_later=drop_later,
+            depends_on=spec.depends_on,
+        )
         await self._emit(i, "started")
         prestarted: Prestarted | None = None
         if self.sequential and self.edges is None:  # graph nodes are not pre-started yet
