@@ -42,6 +42,7 @@ from .errors import (
     ConfigError,
     IdleTimeoutError,
     MaxTurnsError,
+    MergeConflictError,
     OverloadedError,
     PermissionDeniedError,
     ProcessCrashedError,
@@ -80,6 +81,7 @@ EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
     (17, BillingError, "the account cannot pay for the request"),
     (18, StateStoreError, "state.db cannot be read or written (corrupt, disk full, ...)"),
     (19, RunLockedError, "the run id is being run by another call"),
+    (20, MergeConflictError, "isolated steps' work conflicts; nothing was merged"),
     (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
 )
 _CODE_OF: dict[type[BaseException], int] = {

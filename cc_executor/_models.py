@@ -29,7 +29,15 @@ __all__ = [
 ]
 
 # Options of the whole list: a step cannot override them.
-_LIST_FIELDS = frozenset({"state_dir", "max_total_cost_usd", "max_total_duration"})
+_LIST_FIELDS = frozenset(
+    {
+        "state_dir",
+        "max_total_cost_usd",
+        "max_total_duration",
+        "isolation",
+        "isolation_merge",
+    }
+)
 # What a step accepts: its own fields and every config field a step may override.
 _STEP_OPTIONS = (
     frozenset({"prompt", "name", "continue_session"})
@@ -150,6 +158,16 @@ class TaskListResult:
     """Indices of the steps taken from the journal instead of being run."""
     labels: list[str] = field(default_factory=list)
     """A short label per step (its name, or its prompt's first line), skipped ones included."""
+    merged_into: str | None = None
+    """isolation="worktree", isolation_merge="auto": the branch the final state was merged
+    into (the one checked out at the start; ``"HEAD"`` for a detached HEAD); else None."""
+    branch: str | None = None
+    """isolation="worktree": the branch holding the final state when it was not merged
+    (isolation_merge="branch", or the merge was refused: see `error`); else None."""
+    branches: list[str] = field(default_factory=list)
+    """isolation="worktree", list not merged: the step branches kept (each step's work, its
+    `TaskResult.branch`); emptied (and the branches deleted) once the final state is merged
+    or on its `branch`."""
 
     def __iter__(self) -> Iterator[TaskResult]:
         return iter(self.results)

@@ -22,7 +22,8 @@
         ├── MaxTurnsError
         ├── BudgetExceededError
         ├── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
-        └── StructuredOutputError   answer missing or not valid   .raw .validation_errors
+        ├── StructuredOutputError   answer missing or not valid   .raw .validation_errors
+        └── MergeConflictError      isolated steps' work does not merge  .files
 
 A `TaskFailedError` that is none of the subclasses is a failure the CLI reported
 without saying more (an unknown subtype, a local slash command that failed...);
@@ -62,6 +63,7 @@ __all__ = [
     "ConfigError",
     "IdleTimeoutError",
     "MaxTurnsError",
+    "MergeConflictError",
     "OverloadedError",
     "PermissionDeniedError",
     "ProcessCrashedError",
@@ -303,3 +305,19 @@ class StructuredOutputError(TaskFailedError):
         super().__init__(message)
         self.raw = raw
         self.validation_errors = validation_errors
+
+
+class MergeConflictError(TaskFailedError):
+    """The work of isolated steps (``isolation="worktree"`` or ``"copy"``) does not merge.
+
+    On a step: the branches of the steps it depends on conflict, so it did not run (its
+    result has no session and costs nothing) and the steps depending on it are skipped.
+    On a list: its final state could not be merged into the starting branch (it moved
+    during the run, or a local change is in the way); the state is left on a branch.
+    `files` names the files in conflict (relative to the repository; may be empty when
+    git refused for another reason, given in the message). Nothing is left half-merged.
+    """
+
+    def __init__(self, message: str, *, files: list[str]) -> None:
+        super().__init__(message)
+        self.files = files

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from . import _otel
 from ._api import run_sync
 from ._display import ListView, chain_hooks, with_live_view
+from ._isolation import ListIsolation, MergeConflict, conflict_result
 from ._log import logger
 from ._models import (
     StepEvent,
@@ -131,8 +132,11 @@ async def cc_execute_list(
         on_step = chain_hooks(ListView(base).on_step, on_step)
     journal = await _open_journal(base)
     lock: RunLock | None = None
+    isolation: ListIsolation | None = None
     try:
         lock = await _lock_run(base, journal, run_id, float(wait_for_lease))
+        # After the lock: opening removes what a crash of this run left (worktrees).
+        isolation = await ListIsolation.open(base, run_id)
         run = _ListRun(
             items,
             base,
@@ -141,6 +145,7 @@ async def cc_execute_list(
             on_step=on_step,
             stop_on_failure=stop_on_failure,
             sequential=sequential,
+            isolation=isolation,
         )
         try:
             with _otel.list_span(run_id, base, len(items)):
@@ -152,13 +157,20 @@ async def cc_execute_list(
         except StateStoreError as exc:
             exc.list_result = run.outcome()
             raise
-        return run.outcome()
+        outcome = run.outcome()
+        if isolation is not None:
+            outcome = await isolation.finish(outcome, run.finals())
+        return outcome
     finally:
         try:
-            await journal.close()
+            if isolation is not None:
+                await isolation.close()
         finally:
-            if lock is not None:
-                lock.release()
+            try:
+                await journal.close()
+            finally:
+                if lock is not None:
+                    lock.release()
 
 
 def cc_execute_list_sync(
@@ -205,6 +217,7 @@ class _ListRun:
         on_step: Callable[[StepEvent], Any] | None,
         stop_on_failure: bool,
         sequential: bool,
+        isolation: ListIsolation | None = None,
     ) -> None:
         self.items = items
         self.config = config
@@ -224,6 +237,11 @@ class _ListRun:
         self.budget_message: str | None = None
         """Set when a budget of the list stopped it (the error is built in `outcome`)."""
         self.raised: Exception | None = None
+        self.isolation = isolation
+        if isolation is not None:
+            for i, item in enumerate(items):
+                if isinstance(item, TaskSpec):
+                    isolation.check(i, item, config)
 
     async def load(self) -> None:
         self.records = await self.journal.load(self.run_id)
@@ -307,6 +325,8 @@ class _ListRun:
                 field="tasks",
             )
         check_continue(i, made.continue_session, sequential=self.sequential)
+        if self.isolation is not None:
+            self.isolation.check(i, made, self.config)
         self.labels[i] = step_label(made)
         self.specs[i] = made
         return made
@@ -329,6 +349,13 @@ class _ListRun:
             )
             return False
         result = record.result
+        if self.isolation is not None and not await self.isolation.can_restore(result):
+            logger.info(
+                "task list {}: the work of step {} is gone (branch or copy); running it",
+                self.run_id,
+                i + 1,
+            )
+            return False
         self.results[i] = result
         self.restored.append(i)
         self.spent += result.total_cost_usd or 0.0
@@ -358,7 +385,7 @@ class _ListRun:
         return dict(spec.overrides_over(self.config).get("metadata", self.config.metadata))
 
     async def _step_config(
-        self, i: int, spec: TaskSpec
+        self, i: int, spec: TaskSpec, place: dict[str, Any] | None = None
     ) -> tuple[CCExecutorConfig, TimeoutPrediction, bool]:
         """The step's config and its timeout (resolved once, before its first attempt),
         with its `--max-budget-usd` and timeout capped at what the list has left. The bool
@@ -378,6 +405,11 @@ class _ListRun:
                 i + 1,
                 i,
             )
+        if place:  # an isolated step: its folder, the list's records
+            overrides.update(place)
+            overrides["state_dir"] = self.config.state_dir
+            if self.config.given_transcript_dir() is None:
+                overrides["transcript_dir"] = self.config.resolved_transcript_dir()
         config = self.config.with_overrides(**overrides)
         timeout = await resolve_timeout(spec.prompt, config)
         limits = step_limits(
@@ -395,14 +427,27 @@ class _ListRun:
         return config, timeout, limits.timeout_capped
 
     async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
-        config, timeout, timeout_capped = await self._step_config(i, spec)
-        prompt_hash = _prompt_hash(spec.prompt)
-        await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
-        await self._emit(i, "started")
-        with _otel.step_span(i, spec.name, config) as span:
-            # stream_output: the step's live view subscribes here, as cc_run's does.
-            result = await run_task(spec.prompt, with_live_view(config), timeout=timeout)
-            _otel.step_result(span, result)
+        place: dict[str, Any] | None = None
+        if self.isolation is not None:
+            try:
+                place = await self.isolation.enter(i, spec, self.labels[i], self._bases(i))
+            except MergeConflict as conflict:
+                return await self._not_run(i, spec, conflict, drop_later=drop_later)
+        try:
+            config, timeout, timeout_capped = await self._step_config(i, spec, place)
+            prompt_hash = _prompt_hash(spec.prompt)
+            await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
+            await self._emit(i, "started")
+            with _otel.step_span(i, spec.name, config) as span:
+                # stream_output: the step's live view subscribes here, as cc_run's does.
+                result = await run_task(spec.prompt, with_live_view(config), timeout=timeout)
+                _otel.step_result(span, result)
+            if self.isolation is not None:
+                result = await self.isolation.leave(i, result, self.labels[i], self.run_id)
+        except BaseException:
+            if self.isolation is not None:
+                await self.isolation.abandon(i)
+            raise
         # Kept before the journal write: a failing store still hands the result back.
         self.results[i] = result
         self.spent += result.total_cost_usd or 0.0
@@ -420,6 +465,36 @@ class _ListRun:
                 self.stop = True
         await self._emit(i, "success" if result.success else "failed", result)
         return result
+
+    async def _not_run(
+        self, i: int, spec: TaskSpec, conflict: MergeConflict, *, drop_later: bool
+    ) -> TaskResult:
+        """Step i failed before it started: the work it builds on does not merge."""
+        logger.error("task list {}: {}", self.run_id, conflict)
+        result = conflict_result(spec.prompt, conflict, self._step_metadata(spec))
+        self.results[i] = result
+        await self.journal.start(
+            self.run_id, i, spec.name, _prompt_hash(spec.prompt), drop_later=drop_later
+        )
+        await self.journal.finish(self.run_id, i, result, find_secrets(self.config))
+        if self.stop_on_failure:
+            self.stop = True
+        await self._emit(i, "failed", result)
+        return result
+
+    def _bases(self, i: int) -> list[TaskResult]:
+        """The results step i builds on under isolation: in a sequential list the last
+        step before it that succeeded (none: the start), in a concurrent list none."""
+        if not self.sequential:
+            return []
+        done = [j for j in self.results if j < i and self.results[j].success]
+        return [self.results[max(done)]] if done else []
+
+    def finals(self) -> list[TaskResult]:
+        """The results whose merge is the list's final state under isolation."""
+        if self.sequential:
+            return self._bases(len(self.items))
+        return [self.results[j] for j in sorted(self.results) if self.results[j].success]
 
     async def _emit(self, i: int, status: StepStatus, result: TaskResult | None = None) -> None:
         if self.on_step is None:
