@@ -26,6 +26,7 @@ from .errors import (
     CLIArgumentError,
     CLINotFoundError,
     ConfigError,
+    DependencyFailedError,
     IdleTimeoutError,
     MaxTurnsError,
     MergeConflictError,
@@ -35,6 +36,7 @@ from .errors import (
     RateLimitError,
     RunLockedError,
     StateStoreError,
+    StepSkippedError,
     StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
@@ -61,7 +63,12 @@ if TYPE_CHECKING:
         suggest_execution_strategy,
     )
     from ._run import TaskStream
-    from .pipeline import cc_execute_list, cc_execute_list_sync
+    from .pipeline import (
+        cc_execute_list,
+        cc_execute_list_sync,
+        cc_execute_plan,
+        cc_execute_plan_sync,
+    )
 
 __all__ = [
     "APIError",
@@ -75,6 +82,7 @@ __all__ = [
     "CLIArgumentError",
     "CLINotFoundError",
     "ConfigError",
+    "DependencyFailedError",
     "Event",
     "ExecutionStrategy",
     "HistoryRecord",
@@ -90,6 +98,7 @@ __all__ = [
     "RunLockedError",
     "StateStoreError",
     "StepEvent",
+    "StepSkippedError",
     "StructuredOutputError",
     "TaskComplexity",
     "TaskFailedError",
@@ -106,6 +115,8 @@ __all__ = [
     "cc_execute",
     "cc_execute_list",
     "cc_execute_list_sync",
+    "cc_execute_plan",
+    "cc_execute_plan_sync",
     "cc_execute_sync",
     "cc_run",
     "cc_run_sync",
@@ -140,6 +151,8 @@ _LAZY = {
     "TaskStream": "._run",
     "cc_execute_list": ".pipeline",
     "cc_execute_list_sync": ".pipeline",
+    "cc_execute_plan": ".pipeline",
+    "cc_execute_plan_sync": ".pipeline",
 }
 
 

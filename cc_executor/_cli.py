@@ -40,6 +40,7 @@ from .errors import (
     CLIArgumentError,
     CLINotFoundError,
     ConfigError,
+    DependencyFailedError,
     IdleTimeoutError,
     MaxTurnsError,
     MergeConflictError,
@@ -49,6 +50,7 @@ from .errors import (
     RateLimitError,
     RunLockedError,
     StateStoreError,
+    StepSkippedError,
     StructuredOutputError,
     TaskFailedError,
     TaskTimeoutError,
@@ -81,7 +83,9 @@ EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
     (17, BillingError, "the account cannot pay for the request"),
     (18, StateStoreError, "state.db cannot be read or written (corrupt, disk full, ...)"),
     (19, RunLockedError, "the run id is being run by another call"),
-    (20, MergeConflictError, "isolated steps' work conflicts; nothing was merged"),
+    (20, StepSkippedError, "a step of a task graph never started (the list stopped)"),
+    (21, DependencyFailedError, "a step of a task graph was skipped: a dependency failed"),
+    (22, MergeConflictError, "isolated steps' work conflicts; nothing was merged"),
     (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
 )
 _CODE_OF: dict[type[BaseException], int] = {

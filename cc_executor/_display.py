@@ -179,6 +179,11 @@ class ListView:
             )
         if event.status == "started":
             self._print(f"\n━━ step {event.index + 1}/{event.total} · {event.label}")
+        elif event.status == "skipped" and event.result is not None:
+            self._print(
+                f"\n⊘ step {event.index + 1}/{event.total} · {event.label} · skipped: "
+                f"{event.result.error_message}"
+            )
 
     def _print(self, line: str) -> None:
         self._out.write(line + "\n")

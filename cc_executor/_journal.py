@@ -2,7 +2,9 @@
 
 A step's row is written when it starts (status ``started``) and again when it
 ends (``success`` / ``failed``, with the serialised `TaskResult`), each write
-committed before the list moves on. The database runs in WAL mode with
+committed before the list moves on. A step of a task graph that is skipped (a step
+it depends on failed, or the list stopped first) gets one row ``skipped`` with its
+result. The database runs in WAL mode with
 ``synchronous=FULL``: a committed boundary survives a SIGKILL of the
 orchestrator and a power cut (measured: ~0.3 ms per commit on the project's
 machine). A row left at ``started`` is a step that never ended; resume runs it
@@ -222,6 +224,24 @@ class Journal:
         )
         raise error from first
 
+    async def skip(
+        self, run_id: str, index: int, name: str | None, prompt_hash: str, result: TaskResult
+    ) -> None:
+        """Record that step `index` of a task graph was skipped (it never started), with
+        its result saying why; a resume runs it."""
+        row = (
+            run_id,
+            index,
+            name,
+            prompt_hash,
+            result.model_dump_json(),
+            error_json(result),
+            result.ended_at.isoformat(),
+            result.ended_at.isoformat(),
+        )
+        doing = f"recording that step {index + 1} of run {run_id!r} was skipped"
+        await run_sync(self._write_or_raise, doing, (_SKIP, row))
+
     def claim(self, run_id: str) -> None:
         """Name this process as the holder of `run_id` (the flock is already held)."""
         row = (run_id, os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat())
@@ -251,6 +271,15 @@ ON CONFLICT (run_id, step) DO UPDATE SET
     attempts = attempts + 1, result_json = NULL, error_json = NULL, cost_usd = NULL,
     transcript_path = NULL, started_at = excluded.started_at, ended_at = NULL
 """
+_SKIP = """
+INSERT INTO steps (run_id, step, name, prompt_hash, status, attempts, result_json, error_json,
+    started_at, ended_at)
+VALUES (?, ?, ?, ?, 'skipped', 0, ?, ?, ?, ?)
+ON CONFLICT (run_id, step) DO UPDATE SET
+    name = excluded.name, prompt_hash = excluded.prompt_hash, status = 'skipped',
+    result_json = excluded.result_json, error_json = excluded.error_json, cost_usd = NULL,
+    transcript_path = NULL, started_at = excluded.started_at, ended_at = excluded.ended_at
+"""
 _CLAIM = """
 INSERT INTO holders (run_id, pid, host, since) VALUES (?, ?, ?, ?)
 ON CONFLICT (run_id) DO UPDATE SET pid = excluded.pid, host = excluded.host, since = excluded.since
@@ -276,6 +305,11 @@ class NullJournal:
 
     async def finish(
         self, run_id: str, index: int, result: TaskResult, secrets: Secrets = _NO_SECRETS
+    ) -> None:
+        return None
+
+    async def skip(
+        self, run_id: str, index: int, name: str | None, prompt_hash: str, result: TaskResult
     ) -> None:
         return None
 

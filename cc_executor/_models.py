@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .config import CCExecutorConfig, check_prompt, config_error, unknown_option_error
 from .errors import CCExecutorError, ConfigError
 from .result import TaskResult
+
+if TYPE_CHECKING:
+    from ._predict import TaskPlan
 
 __all__ = [
     "StepEvent",
@@ -40,7 +43,7 @@ _LIST_FIELDS = frozenset(
 )
 # What a step accepts: its own fields and every config field a step may override.
 _STEP_OPTIONS = (
-    frozenset({"prompt", "name", "continue_session"})
+    frozenset({"prompt", "name", "continue_session", "depends_on"})
     | (frozenset(CCExecutorConfig.model_fields) | {"stream"}) - _LIST_FIELDS
 )
 
@@ -55,6 +58,10 @@ class TaskSpec(BaseModel):
     previous step's session (``--resume <its session_id>``) instead of starting
     a fresh one. ``TaskSpec("prompt", timeout=600)`` is short for
     ``TaskSpec(prompt="prompt", timeout=600)``.
+
+    `depends_on` names the steps (by `name`) this one waits for: a list in which any
+    step has one runs as a task graph (docs/graphs.md). In a graph, `continue_session`
+    continues the session of the step's one dependency.
     """
 
     model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
@@ -62,6 +69,8 @@ class TaskSpec(BaseModel):
     prompt: str
     name: str | None = None
     continue_session: bool = False
+    depends_on: tuple[str, ...] = ()
+    """Names of the steps this one waits for (a list or tuple of str)."""
 
     def __init__(self, prompt: str | None = None, /, **data: Any) -> None:
         if prompt is not None:
@@ -71,6 +80,13 @@ class TaskSpec(BaseModel):
         except ValidationError as exc:
             raise config_error(exc) from None
         check_prompt(self.prompt, "prompt")
+        if self.name is not None and not self.name.strip():
+            raise ConfigError("name must be a non-empty str or None", field="name")
+        for need in self.depends_on:
+            if not need.strip():
+                raise ConfigError(
+                    "depends_on holds step names; an empty name names no step", field="depends_on"
+                )
         overrides = self.overrides
         for name in overrides:
             if name not in _STEP_OPTIONS and name not in _LIST_FIELDS:
@@ -107,13 +123,17 @@ class TaskSpec(BaseModel):
 TaskFactory = Callable[[list[TaskResult]], "str | TaskSpec | Awaitable[str | TaskSpec]"]
 """A step built at run time from the results so far (in step order)."""
 
-Task = str | TaskSpec | TaskFactory
-StepStatus = Literal["started", "success", "failed", "restored"]
+Task = Union[str, TaskSpec, TaskFactory, "TaskPlan"]
+"""A step: a prompt, a `TaskSpec`, a callable building one, or a task of a plan from
+`suggest_execution_strategy` (named ``"task N"``, with its depends_on and timeout)."""
+StepStatus = Literal["started", "success", "failed", "restored", "skipped"]
+""""skipped": a step of a task graph that will not run (its result says why)."""
 
 
 @dataclass(frozen=True)
 class StepEvent:
-    """What `on_step` receives when a step starts, ends, or is restored from the journal."""
+    """What `on_step` receives when a step starts, ends, is restored from the journal, or
+    (in a task graph) is skipped."""
 
     run_id: str
     index: int
@@ -126,7 +146,7 @@ class StepEvent:
     total_cost_usd: float
     """Spent by the list so far, restored steps included."""
     result: TaskResult | None = None
-    """Set when the step ended or was restored."""
+    """Set when the step ended, was restored or skipped."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """The step's `metadata`: the list's, with the step's own labels over it."""
 
@@ -136,10 +156,15 @@ class TaskListResult:
     """The record of a task list. Iterates, indexes and measures like `results`.
 
     `results[i]` is step i: the steps that ran or were restored always form the
-    start of the list (later ones are `skipped`). `error` says why the list did
-    not succeed: a `BudgetExceededError` when `max_total_cost_usd` /
-    `max_total_duration` stopped it, else the first failed step's error; None on
-    success.
+    start of the list (later ones are `skipped`). In a task graph (steps with
+    `depends_on`) `results` holds every step: a skipped one has a result with
+    `success=False` and a `StepSkippedError` / `DependencyFailedError` saying why,
+    and its index is in `skipped`. `error` says why the list did not succeed: a
+    `BudgetExceededError` when `max_total_cost_usd` / `max_total_duration` stopped
+    it, else the first failed step's error; None on success.
+
+    `result["build"]` (or `result.by_name("build")`) is the step named ``build``;
+    `result[i]` step i.
     """
 
     results: list[TaskResult]
@@ -158,6 +183,8 @@ class TaskListResult:
     """Indices of the steps taken from the journal instead of being run."""
     labels: list[str] = field(default_factory=list)
     """A short label per step (its name, or its prompt's first line), skipped ones included."""
+    names: list[str | None] = field(default_factory=list)
+    """Each step's `name` (None when it has none), skipped ones included."""
     merged_into: str | None = None
     """isolation="worktree", isolation_merge="auto": the branch the final state was merged
     into (the one checked out at the start; ``"HEAD"`` for a detached HEAD); else None."""
@@ -176,11 +203,28 @@ class TaskListResult:
         return len(self.results)
 
     @overload
-    def __getitem__(self, index: int) -> TaskResult: ...
+    def __getitem__(self, index: int | str) -> TaskResult: ...
     @overload
     def __getitem__(self, index: slice) -> list[TaskResult]: ...
-    def __getitem__(self, index: int | slice) -> TaskResult | list[TaskResult]:
+    def __getitem__(self, index: int | str | slice) -> TaskResult | list[TaskResult]:
+        if isinstance(index, str):
+            return self.by_name(index)
         return self.results[index]
+
+    def by_name(self, name: str) -> TaskResult:
+        """The result of the step named `name`. Raises `KeyError` naming the closest
+        names when no step has it, or saying it did not run (a list stopped before it)."""
+        if name not in self.names:
+            import difflib
+
+            known = [n for n in self.names if n is not None]
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            raise KeyError(f"no step is named {name!r}{hint}")
+        i = self.names.index(name)
+        if i >= len(self.results):
+            raise KeyError(f"step {i + 1} ({name!r}) did not run: the list stopped before it")
+        return self.results[i]
 
     def raise_for_error(self) -> TaskListResult:
         """Raise `error` if the list did not succeed; return self otherwise."""
@@ -191,9 +235,13 @@ class TaskListResult:
     def summary(self) -> str:
         """One table: a row per step (status, cost, time, label), then the totals."""
         rows = [("step", "status", "cost", "time", "task")]
-        restored = set(self.restored)
+        restored, skipped = set(self.restored), set(self.skipped)
         for i, label in enumerate(self.labels):
-            if i < len(self.results):
+            if i < len(self.results) and i in skipped:  # a task graph's skipped step
+                r = self.results[i]
+                status, cost, took = "skipped", "-", "-"
+                label = f"{label} — {first_line(str(r.error_message), 80)}"
+            elif i < len(self.results):
                 r = self.results[i]
                 status = "restored" if i in restored else ("success" if r.success else "failed")
                 if r.error is not None:

@@ -13,7 +13,11 @@ same questions; the answers live here, as pure functions of what they are given:
   which prompt (`resume_prompt`); how long it waits for a limit reset (`limit_wait`,
   `limit_too_far`);
 - how a list's outcome is built from its steps (`list_outcome`; the workflow's
-  progress query uses `list_verdict`, which needs only whether each step succeeded).
+  progress query uses `list_verdict`, which needs only whether each step succeeded);
+- task graphs (steps with `depends_on`): whether the list is one (`is_graph`), its
+  checks and edges (`check_graph`), the order it is restored in (`topological_order`),
+  which steps start or are skipped next (`graph_next`), why a step is skipped
+  (`skip_reason`), and its outcome (`graph_outcome`).
 
 No I/O and no clock: the caller passes the time (`elapsed`, `now`) and anything read
 from disk (`is_saved`), so the Temporal workflow can call these during replay and get
@@ -22,8 +26,9 @@ the same answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, TypedDict
 
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
     from .result import TaskResult
 
 __all__ = [
+    "DEFAULT_GRAPH_CONCURRENCY",
+    "GraphNext",
     "ListVerdict",
     "MIN_STEP_TIMEOUT_S",
     "OutcomeFields",
@@ -42,8 +49,12 @@ __all__ = [
     "budget_cut",
     "budget_stop",
     "check_continue",
+    "check_graph",
     "check_list_options",
     "continued_session",
+    "graph_next",
+    "graph_outcome",
+    "is_graph",
     "limit_too_far",
     "limit_wait",
     "list_error",
@@ -51,7 +62,10 @@ __all__ = [
     "list_verdict",
     "resume_prompt",
     "resume_session",
+    "skip_reason",
     "step_limits",
+    "stop_reason",
+    "topological_order",
 ]
 
 RESET_MARGIN_S = 1.0
@@ -237,6 +251,240 @@ def list_error(
     if failed_step is not None:
         return results[failed_step].error
     return None
+
+
+# -- task graphs -------------------------------------------------------------------------
+
+DEFAULT_GRAPH_CONCURRENCY = 3
+"""How many steps of a task graph run at once unless `max_concurrency` says otherwise:
+the same default as a concurrent list's."""
+
+GraphStatus = str
+"""A graph step's state: "running", "success", "failed" or "skipped" (absent: pending)."""
+
+
+def is_graph(depends_on: Sequence[Sequence[str]]) -> bool:
+    """A list runs as a graph when any of its steps has a `depends_on`."""
+    return any(depends_on)
+
+
+def check_graph(
+    names: Sequence[str | None],
+    depends_on: Sequence[Sequence[str]],
+    continue_session: Sequence[bool],
+) -> list[tuple[int, ...]]:
+    """Check a task graph; return each step's direct dependencies as step indices (in
+    the order given). Raises `ConfigError` (messages count steps from 1) for a duplicate
+    name, a step depending on itself or twice on one step, an unknown name (with the
+    closest names), a cycle (its members in order), and a `continue_session` step that
+    does not have exactly one dependency, or whose dependency another step continues too
+    (two CLIs would write one session at once)."""
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name is None:
+            continue
+        if name in index:
+            raise ConfigError(
+                f"steps {index[name] + 1} and {i + 1} are both named {name!r}: names in a task "
+                "graph must be unique",
+                field="name",
+            )
+        index[name] = i
+    edges: list[tuple[int, ...]] = []
+    for i, needs in enumerate(depends_on):
+        own = f"step {i + 1}" + (f" ({names[i]!r})" if names[i] is not None else "")
+        found: list[int] = []
+        for need in needs:
+            if need == names[i]:
+                raise ConfigError(f"{own} depends on itself", field="depends_on")
+            j = index.get(need)
+            if j is None:
+                close = difflib.get_close_matches(need, list(index), n=3, cutoff=0.5)
+                hint = (
+                    f"; did you mean {' or '.join(repr(c) for c in close)}?"
+                    if close
+                    else f"; the named steps are {', '.join(repr(n) for n in index) or 'none'}"
+                )
+                raise ConfigError(
+                    f"{own} depends on {need!r}, which no step is named{hint}",
+                    field="depends_on",
+                )
+            if j in found:
+                raise ConfigError(f"{own} lists {need!r} twice in depends_on", field="depends_on")
+            found.append(j)
+        edges.append(tuple(found))
+    cycle = _find_cycle(edges)
+    if cycle is not None:
+        members = " -> ".join(repr(names[k]) for k in [*cycle, cycle[0]])
+        raise ConfigError(
+            f"the task graph has a cycle: {members} (each waits for the next); remove one "
+            "of these dependencies",
+            field="depends_on",
+        )
+    continued: dict[int, int] = {}
+    for i, wants in enumerate(continue_session):
+        if not wants:
+            continue
+        if len(edges[i]) != 1:
+            raise ConfigError(
+                f"step {i + 1} has continue_session=True, which in a task graph continues the "
+                f"session of its one dependency; it has {len(edges[i])}",
+                field="continue_session",
+            )
+        (j,) = edges[i]
+        if j in continued:
+            raise ConfigError(
+                f"steps {continued[j] + 1} and {i + 1} both continue the session of step "
+                f"{j + 1} ({names[j]!r}); two CLIs cannot continue one session at once: "
+                "let one of them start a fresh session",
+                field="continue_session",
+            )
+        continued[j] = i
+    return edges
+
+
+def _find_cycle(edges: Sequence[Sequence[int]]) -> list[int] | None:
+    """One cycle of the graph (each member depends on the next... in the order found),
+    or None. Iterative depth-first search: no recursion limit on long chains."""
+    state = [0] * len(edges)  # 0 new, 1 on the path, 2 done
+    for root in range(len(edges)):
+        if state[root]:
+            continue
+        path: list[int] = []
+        stack: list[tuple[int, int]] = [(root, 0)]
+        while stack:
+            node, k = stack.pop()
+            if k == 0:
+                state[node] = 1
+                path.append(node)
+            if k < len(edges[node]):
+                stack.append((node, k + 1))
+                nxt = edges[node][k]
+                if state[nxt] == 1:
+                    return path[path.index(nxt) :]
+                if state[nxt] == 0:
+                    stack.append((nxt, 0))
+            else:
+                state[node] = 2
+                path.pop()
+    return None
+
+
+def topological_order(edges: Sequence[Sequence[int]]) -> list[int]:
+    """Every step after its dependencies; among steps free at once, the lower index
+    first. `edges` must be acyclic (`check_graph`)."""
+    import heapq
+
+    waiting = [len(set(e)) for e in edges]
+    dependents: list[list[int]] = [[] for _ in edges]
+    for i, needs in enumerate(edges):
+        for j in set(needs):
+            dependents[j].append(i)
+    free = [i for i, n in enumerate(waiting) if n == 0]
+    heapq.heapify(free)
+    order: list[int] = []
+    while free:
+        i = heapq.heappop(free)
+        order.append(i)
+        for k in dependents[i]:
+            waiting[k] -= 1
+            if waiting[k] == 0:
+                heapq.heappush(free, k)
+    return order
+
+
+@dataclass(frozen=True)
+class GraphNext:
+    """What a graph runner does next (`graph_next`)."""
+
+    start: list[int] = field(default_factory=list)
+    """Steps to start now, in index order (at most the free slots)."""
+    skip: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Steps to skip now, in dependency order: step -> (its dependency that failed or was
+    skipped, the failed step that is the cause)."""
+
+
+def graph_next(
+    edges: Sequence[Sequence[int]],
+    status: Mapping[int, GraphStatus],
+    causes: Mapping[int, int],
+    *,
+    free: int,
+    stop: bool,
+) -> GraphNext:
+    """Given each step's `status` (absent: not started) and, for each skipped step, the
+    failed step it was skipped for (`causes`): the pending steps to skip now (a
+    dependency failed or was skipped), and the pending steps whose dependencies all
+    succeeded, to start in index order, at most `free` (none when `stop`: the list
+    starts nothing new)."""
+    skip: dict[int, tuple[int, int]] = {}
+    start: list[int] = []
+    for i in topological_order(edges):
+        if i in status:
+            continue
+        for j in edges[i]:
+            if j in skip:
+                skip[i] = (j, skip[j][1])
+            elif status.get(j) == "failed":
+                skip[i] = (j, j)
+            elif status.get(j) == "skipped":
+                skip[i] = (j, causes.get(j, j))
+            if i in skip:
+                break
+        else:
+            if all(status.get(j) == "success" for j in edges[i]):
+                start.append(i)
+    start = [] if stop else sorted(start)[: max(free, 0)]
+    return GraphNext(start=start, skip=skip)
+
+
+def skip_reason(
+    i: int, via: int, cause: int, labels: Sequence[str], names: Sequence[str | None]
+) -> tuple[str, str]:
+    """Why step i is skipped: its dependency `via` failed (`via == cause`), or was skipped
+    because step `cause` failed. Returns (message, name of the failed step: its name, or
+    its label when it has none)."""
+    failed = names[cause] or labels[cause]
+    dependency = names[via] or labels[via]
+    message = f"step {i + 1} ({labels[i]}) was skipped: its dependency {dependency!r}"
+    if via == cause:
+        message += f" (step {via + 1}) failed"
+    else:
+        message += f" was skipped because {failed!r} (step {cause + 1}) failed"
+    return message, failed
+
+
+def stop_reason(budget_message: str | None, stop_on_failure: bool) -> str:
+    """Why a graph step was never started although no dependency of it failed."""
+    if budget_message is not None:
+        return budget_message
+    if stop_on_failure:
+        return "a step failed and stop_on_failure=True starts nothing new"
+    return "the list stopped"
+
+
+def graph_outcome(
+    results: Sequence[TaskResult], skipped: Sequence[int], budget_message: str | None
+) -> OutcomeFields:
+    """How a task graph ended: `results` holds every step (index order), the `skipped`
+    ones included (their results are `StepSkippedError`s). The failed step is the lowest
+    index that ran and failed; the list succeeded when every step did."""
+    skipped_set = set(skipped)
+    failed_step = next(
+        (i for i, r in enumerate(results) if not r.success and i not in skipped_set), None
+    )
+    success = budget_message is None and failed_step is None and not skipped_set
+    error: CCExecutorError | None
+    if budget_message is not None:
+        ran = [r for i, r in enumerate(results) if i not in skipped_set]
+        error = BudgetExceededError(budget_message, result=ran[-1] if ran else None)
+    elif failed_step is not None:
+        error = results[failed_step].error
+    else:
+        error = next((results[i].error for i in sorted(skipped_set)), None)
+    return OutcomeFields(
+        success=success, failed_step=failed_step, skipped=sorted(skipped_set), error=error
+    )
 
 
 # -- the next attempt of a task ------------------------------------------------------------

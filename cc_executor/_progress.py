@@ -188,7 +188,8 @@ class ListProgress:
                 self._line(Text(f"▶ {k} {event.label}", style="bold"))
             self._refresh_now()
             return
-        self.current = None
+        if event.status != "skipped":  # a skipped graph step never was the current one
+            self.current = None
         self.finished.append(event)
         result = event.result
         if result is not None:
@@ -245,6 +246,9 @@ class ListProgress:
             cost = _cost(result)
             return Text(f"↺ {k} {event.label} · restored from the journal · {cost}", style="cyan")
         assert result is not None
+        if event.status == "skipped":
+            reason = _one_line(result.error_message or "", 120)
+            return Text(f"⊘ {k} {event.label} · {result.error_type}: {reason}", style="yellow")
         tin, tout = token_counts(result.usage)
         facts = (
             f"{result.num_turns or 0} turn(s) · {result.duration_s:.1f}s · "

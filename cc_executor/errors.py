@@ -23,7 +23,9 @@
         ├── BudgetExceededError
         ├── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
         ├── StructuredOutputError   answer missing or not valid   .raw .validation_errors
-        └── MergeConflictError      isolated steps' work does not merge  .files
+        ├── StepSkippedError        a step of a task graph that never started  .reason
+        │   └── DependencyFailedError   a step it depends on failed         .dependency
+        └── MergeConflictError      isolated steps' work does not merge    .files
 
 A `TaskFailedError` that is none of the subclasses is a failure the CLI reported
 without saying more (an unknown subtype, a local slash command that failed...);
@@ -61,6 +63,7 @@ __all__ = [
     "CLIArgumentError",
     "CLINotFoundError",
     "ConfigError",
+    "DependencyFailedError",
     "IdleTimeoutError",
     "MaxTurnsError",
     "MergeConflictError",
@@ -70,6 +73,7 @@ __all__ = [
     "RateLimitError",
     "RunLockedError",
     "StateStoreError",
+    "StepSkippedError",
     "StructuredOutputError",
     "TaskFailedError",
     "TaskTimeoutError",
@@ -305,6 +309,25 @@ class StructuredOutputError(TaskFailedError):
         super().__init__(message)
         self.raw = raw
         self.validation_errors = validation_errors
+
+
+class StepSkippedError(TaskFailedError):
+    """A step of a task graph that was never started: the list stopped first
+    (`stop_on_failure=True` after another step failed, or a spent budget). `reason`
+    says which; its `TaskResult` has `success=False`, no CLI ran. Never retried."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class DependencyFailedError(StepSkippedError):
+    """A step of a task graph skipped because a step it depends on (directly or through
+    other steps) failed: `dependency` is the failed step's name. Never retried."""
+
+    def __init__(self, message: str, *, dependency: str, reason: str = "") -> None:
+        super().__init__(message, reason=reason)
+        self.dependency = dependency
 
 
 class MergeConflictError(TaskFailedError):

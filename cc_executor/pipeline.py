@@ -9,7 +9,15 @@ finished successfully with the same prompt (compared by SHA-256) without
 running it, and runs the rest: in a sequential list, from the first step that
 did not finish successfully (failed, or started and never ended) or whose
 prompt changed, to the end; in a concurrent list, exactly the steps that did
-not finish successfully, since its steps are independent.
+not finish successfully, since its steps are independent; in a task graph, the
+steps that did not finish successfully and every step that depends on one whose
+prompt or dependencies changed.
+
+Task graphs: a list in which any step has `depends_on` runs as a graph
+(`_ListRun.run_graph`): a step starts once every step it depends on succeeded, at
+most `max_concurrency` at once; the steps downstream of a failed one are skipped.
+The rules (checks, order, what starts or is skipped next, the outcome) are
+`_policy`'s, shared with the Temporal workflow.
 """
 
 from __future__ import annotations
@@ -40,21 +48,28 @@ from ._models import (
 from ._models import default_config as _default_config
 from ._models import first_line as _first_line
 from ._policy import (
+    GraphStatus,
     budget_cut,
     budget_stop,
     check_continue,
+    check_graph,
     check_list_options,
     continued_session,
+    graph_next,
+    graph_outcome,
     list_outcome,
+    skip_reason,
     step_limits,
+    stop_reason,
+    topological_order,
 )
-from ._predict import TimeoutPrediction
+from ._predict import ExecutionStrategy, TaskPlan, TimeoutPrediction
 from ._retry import call_hook, resolve_timeout, run_task
 from ._runtime import require_asyncio
 from ._secrets import find_secrets
 from ._tasklist import load_task_list
 from .config import CCExecutorConfig
-from .errors import ConfigError, StateStoreError
+from .errors import ConfigError, DependencyFailedError, StateStoreError, StepSkippedError
 from .result import TaskResult
 
 if TYPE_CHECKING:
@@ -67,6 +82,8 @@ __all__ = [
     "TaskSpec",
     "cc_execute_list",
     "cc_execute_list_sync",
+    "cc_execute_plan",
+    "cc_execute_plan_sync",
     "load_task_list",
 ]
 
@@ -92,6 +109,17 @@ async def cc_execute_list(
     step. `sequential=False` runs at most `max_concurrency` steps at a time,
     started in list order.
 
+    Task graph: when any step is a `TaskSpec` with `depends_on` (names of other
+    steps), the list runs as a graph whatever `sequential` says: a step starts
+    as soon as every step it depends on succeeded, at most `max_concurrency`
+    (default 3) at once, steps ready together in list order. When a step fails,
+    every step depending on it (transitively) is skipped, its result a
+    `DependencyFailedError` naming the failed step; independent branches go on
+    unless `stop_on_failure=True` (the default), which starts nothing new after a
+    failure (the steps not started get a `StepSkippedError`). A duplicate name,
+    an unknown name, a step depending on itself and a cycle are `ConfigError`s
+    raised before anything starts; see docs/graphs.md.
+
     Every step boundary is committed to the journal in `state_dir`; calling
     again with the same `run_id` restores the steps that finished and runs the
     rest (see the module docstring). A `run_id` is generated when not given:
@@ -116,6 +144,7 @@ async def cc_execute_list(
     require_asyncio("cc_execute_list")
     base = (config or _default_config()).with_overrides(**overrides)
     items = check_tasks(tasks, base, sequential=sequential)
+    edges = graph_of(items)
     check_list_options(max_concurrency=max_concurrency, run_id=run_id)
     if (
         not isinstance(wait_for_lease, (int, float))
@@ -146,11 +175,14 @@ async def cc_execute_list(
             stop_on_failure=stop_on_failure,
             sequential=sequential,
             isolation=isolation,
+            edges=edges,
         )
         try:
             with _otel.list_span(run_id, base, len(items)):
                 await run.load()
-                if sequential:
+                if edges is not None:
+                    await run.run_graph(max_concurrency)
+                elif sequential:
                     await run.run_sequential()
                 else:
                     await run.run_concurrent(max_concurrency)
@@ -201,6 +233,67 @@ def cc_execute_list_sync(
     )
 
 
+async def cc_execute_plan(
+    plan: ExecutionStrategy | dict[str, Any],
+    config: CCExecutorConfig | None = None,
+    **kwargs: Any,
+) -> TaskListResult:
+    """Run the plan `suggest_execution_strategy` returned, as it is: each of its tasks a
+    step named ``"task N"`` (N counts from 1), waiting for the tasks its `depends_on`
+    names, with the plan's predicted `timeout_s`; tasks without dependencies start at
+    once (at most `max_concurrency`, default 3, at a time). `plan` may be the
+    `ExecutionStrategy` or its JSON form (a dict, as the MCP tool returns it).
+
+    `kwargs` are `cc_execute_list`'s (`run_id`, `max_concurrency`, `stop_on_failure`,
+    config overrides, ...). Passing `plan.tasks` to `cc_execute_list` runs the same
+    graph. Raises what `cc_execute_list` raises; `ConfigError` for a plan that is not one.
+    """
+    if isinstance(plan, dict):
+        from pydantic import ValidationError
+
+        try:
+            plan = ExecutionStrategy.model_validate(plan)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"plan is not an ExecutionStrategy: {exc.errors()[0]['msg']} at "
+                f"{'.'.join(map(str, exc.errors()[0]['loc']))}",
+                field="plan",
+            ) from None
+    if not isinstance(plan, ExecutionStrategy):
+        raise ConfigError(
+            f"plan must be what suggest_execution_strategy returned, got {type(plan).__name__}",
+            field="plan",
+        )
+    # A plan's independent tasks may run at once: that is what the plan says.
+    kwargs.setdefault("sequential", False)
+    return await cc_execute_list(plan.tasks, config, **kwargs)
+
+
+def cc_execute_plan_sync(
+    plan: ExecutionStrategy | dict[str, Any],
+    config: CCExecutorConfig | None = None,
+    **kwargs: Any,
+) -> TaskListResult:
+    """`cc_execute_plan` for scripts without an event loop."""
+    return run_sync(cc_execute_plan(plan, config, **kwargs))
+
+
+def plan_step_name(index: int) -> str:
+    """The name a planned task (0-based `index`) runs under: ``"task 1"``, ``"task 2"``…"""
+    return f"task {index + 1}"
+
+
+def spec_of_plan(task: TaskPlan) -> TaskSpec:
+    """A planned task as a step: named `plan_step_name`, depending on the tasks its
+    `depends_on` indices name, with the plan's predicted timeout."""
+    return TaskSpec(
+        prompt=task.task,
+        name=plan_step_name(task.index),
+        depends_on=[plan_step_name(j) for j in task.depends_on],
+        timeout=task.timeout_s,
+    )
+
+
 # ---------------------------------------------------------------------------- internals
 
 
@@ -218,8 +311,11 @@ class _ListRun:
         stop_on_failure: bool,
         sequential: bool,
         isolation: ListIsolation | None = None,
+        edges: list[tuple[int, ...]] | None = None,
     ) -> None:
         self.items = items
+        self.edges = edges
+        """A task graph's direct dependencies per step (None: a plain list)."""
         self.config = config
         self.run_id = run_id
         self.journal = journal
@@ -237,6 +333,9 @@ class _ListRun:
         self.budget_message: str | None = None
         """Set when a budget of the list stopped it (the error is built in `outcome`)."""
         self.raised: Exception | None = None
+        self.skipped: dict[int, int] = {}
+        """A task graph's skipped steps: step -> the failed step it was skipped for
+        (itself when the list stopped before it)."""
         self.isolation = isolation
         if isolation is not None:
             for i, item in enumerate(items):
@@ -307,6 +406,115 @@ class _ListRun:
         if self.raised is not None:
             raise self.raised
 
+    async def run_graph(self, max_concurrency: int) -> None:
+        """Run a task graph: restore what the journal holds (in dependency order: a step
+        whose dependency runs again runs again too), then start each step once its
+        dependencies succeeded, at most `max_concurrency` at a time."""
+        import math
+
+        import anyio
+
+        edges = self.edges
+        assert edges is not None
+        status: dict[int, GraphStatus] = {}
+        for i in topological_order(edges):
+            spec = await self._spec(i)
+            if self.records and all(status.get(j) == "success" for j in edges[i]):
+                if await self._restore(i, spec):
+                    status[i] = "success"
+        send, receive = anyio.create_memory_object_stream[tuple[int, bool]](math.inf)
+        running = 0
+
+        async def run_one(i: int) -> None:
+            ok = False
+            try:
+                ok = (await self.run_node(i, self.specs[i], self._needs(i))).success
+            except Exception as exc:  # re-raised once the running steps ended
+                self.raised = self.raised or exc
+                self.stop = True
+            finally:
+                send.send_nowait((i, ok))
+
+        async with anyio.create_task_group() as tg:
+            while True:
+                step = graph_next(
+                    edges, status, self.skipped, free=max_concurrency - running, stop=self.stop
+                )
+                for i, (via, cause) in step.skip.items():
+                    status[i] = "skipped"
+                    self.skipped[i] = cause
+                    await self._skip(i, via, cause)
+                for i in step.start:
+                    if self._check_budget(i):
+                        self.stop = True
+                        break
+                    status[i] = "running"
+                    running += 1
+                    tg.start_soon(run_one, i)
+                if running == 0:
+                    break
+                i, ok = await receive.receive()
+                running -= 1
+                status[i] = "success" if ok else "failed"
+        if self.raised is not None:
+            raise self.raised  # `outcome` gives the steps that never started a result
+        for i in range(len(self.items)):  # the list stopped before these
+            if i not in status:
+                self.skipped[i] = i
+                await self._skip(i, i, i)
+
+    async def run_node(self, i: int, spec: TaskSpec, needs: dict[int, TaskResult]) -> TaskResult:
+        """Run step i of a task graph, whose dependencies ended with `needs` (step index ->
+        result, all successful); return its result. The one place a graph step runs."""
+        return await self._run(i, spec, drop_later=False)
+
+    def _needs(self, i: int) -> dict[int, TaskResult]:
+        assert self.edges is not None
+        return {j: self.results[j] for j in self.edges[i]}
+
+    async def _skip(self, i: int, via: int, cause: int) -> None:
+        """Record step i of a graph as skipped: its dependency `via` failed or was skipped
+        for `cause`'s failure; or (all three equal) the list stopped before it."""
+        spec = self.specs[i]
+        result = self._skipped_result(i, via, cause)
+        self.results[i] = result
+        await self.journal.skip(self.run_id, i, spec.name, self._hash(i, spec), result)
+        logger.info("task list {}: {}", self.run_id, result.error_message)
+        await self._emit(i, "skipped", result)
+
+    def _skipped_result(self, i: int, via: int, cause: int) -> TaskResult:
+        spec = self.specs.get(i)
+        error: StepSkippedError
+        if cause == i:
+            why = stop_reason(self.budget_message, self.stop_on_failure)
+            error = StepSkippedError(
+                f"step {i + 1} ({self.labels[i]}) was not started: {why}", reason=why
+            )
+        else:
+            names = [self._name(k) for k in range(len(self.items))]
+            message, failed = skip_reason(i, via, cause, self.labels, names)
+            error = DependencyFailedError(message, dependency=failed, reason=message)
+        now = datetime.now(timezone.utc)
+        return TaskResult(
+            task=spec.prompt if spec is not None else self.labels[i],
+            success=False,
+            error_type=type(error).__name__,
+            error_message=str(error),
+            error_fields=error.fields,
+            execution_uuid="",
+            started_at=now,
+            ended_at=now,
+            metadata=self._step_metadata(spec),
+        )
+
+    def _hash(self, i: int, spec: TaskSpec) -> str:
+        """What the journal compares on resume: the prompt; in a graph also the step's
+        name and its dependencies' names (a changed graph runs the changed steps again)."""
+        if self.edges is None:
+            return _prompt_hash(spec.prompt)
+        needs = ",".join(sorted(spec.depends_on))
+        return _prompt_hash(f"{spec.prompt}\0{spec.name or ''}\0{needs}")
+
     async def _spec(self, i: int) -> TaskSpec:
         item = self.items[i]
         if isinstance(item, TaskSpec):
@@ -339,13 +547,15 @@ class _ListRun:
             how = "never ended" if record.status == "started" else record.status
             logger.info("task list {}: step {} {} last time; running it", self.run_id, i + 1, how)
             return False
-        if record.prompt_hash != _prompt_hash(spec.prompt):
+        if record.prompt_hash != self._hash(i, spec):
             logger.warning(
                 "task list {}: the prompt of step {} ({}) changed since it ran; running it{}",
                 self.run_id,
                 i + 1,
                 self.labels[i],
-                " and every step after it again" if self.sequential else " again",
+                " and every step after it again"
+                if self.sequential or self.edges is not None
+                else " again",
             )
             return False
         result = record.result
@@ -391,7 +601,8 @@ class _ListRun:
         with its `--max-budget-usd` and timeout capped at what the list has left. The bool
         says whether the list's duration cut the timeout."""
         overrides = spec.overrides_over(self.config)
-        previous = self.results.get(i - 1)
+        # The session continued: the previous step's, in a graph the one dependency's.
+        previous = self.results.get(self.edges[i][0] if self.edges and self.edges[i] else i - 1)
         session = continued_session(
             spec.continue_session, previous.session_id if previous is not None else None
         )
@@ -435,7 +646,7 @@ class _ListRun:
                 return await self._not_run(i, spec, conflict, drop_later=drop_later)
         try:
             config, timeout, timeout_capped = await self._step_config(i, spec, place)
-            prompt_hash = _prompt_hash(spec.prompt)
+            prompt_hash = self._hash(i, spec)
             await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
             await self._emit(i, "started")
             with _otel.step_span(i, spec.name, config) as span:
@@ -474,7 +685,7 @@ class _ListRun:
         result = conflict_result(spec.prompt, conflict, self._step_metadata(spec))
         self.results[i] = result
         await self.journal.start(
-            self.run_id, i, spec.name, _prompt_hash(spec.prompt), drop_later=drop_later
+            self.run_id, i, spec.name, self._hash(i, spec), drop_later=drop_later
         )
         await self.journal.finish(self.run_id, i, result, find_secrets(self.config))
         if self.stop_on_failure:
@@ -483,15 +694,27 @@ class _ListRun:
         return result
 
     def _bases(self, i: int) -> list[TaskResult]:
-        """The results step i builds on under isolation: in a sequential list the last
-        step before it that succeeded (none: the start), in a concurrent list none."""
+        """The results step i builds on under isolation: in a task graph its dependencies,
+        in a sequential list the last step before it that succeeded (none: the start), in
+        a concurrent list none."""
+        if self.edges is not None:
+            return [self.results[j] for j in self.edges[i] if j in self.results]
         if not self.sequential:
             return []
         done = [j for j in self.results if j < i and self.results[j].success]
         return [self.results[max(done)]] if done else []
 
     def finals(self) -> list[TaskResult]:
-        """The results whose merge is the list's final state under isolation."""
+        """The results whose merge is the list's final state under isolation: a task
+        graph's steps no other step depends on, a sequential list's last, a concurrent
+        list's every successful step."""
+        if self.edges is not None:
+            needed = {j for deps in self.edges for j in deps}
+            return [
+                self.results[j]
+                for j in range(len(self.items))
+                if j not in needed and j in self.results and self.results[j].success
+            ]
         if self.sequential:
             return self._bases(len(self.items))
         return [self.results[j] for j in sorted(self.results) if self.results[j].success]
@@ -513,10 +736,31 @@ class _ListRun:
         )
         await call_hook(self.on_step, event, f"task list {self.run_id}: on_step at step {i + 1}")
 
+    def _name(self, i: int) -> str | None:
+        spec = self.specs.get(i)
+        return spec.name if spec is not None else None
+
     def _elapsed(self) -> float:
         return time.monotonic() - self.t0
 
     def outcome(self) -> TaskListResult:
+        names = [self._name(i) for i in range(len(self.items))]
+        if self.edges is not None:
+            for i in range(len(self.items)):  # an error stopped the list before these
+                if i not in self.results:
+                    self.skipped[i] = i
+                    self.results[i] = self._skipped_result(i, i, i)
+            every = [self.results[i] for i in range(len(self.items))]
+            return TaskListResult(
+                results=every,
+                **graph_outcome(every, sorted(self.skipped), self.budget_message),
+                total_cost_usd=self.spent,
+                duration_s=self._elapsed(),
+                run_id=self.run_id,
+                restored=sorted(self.restored),
+                labels=list(self.labels),
+                names=names,
+            )
         ran = sorted(self.results)
         assert ran == list(range(len(ran))), ran  # the steps that ran are a prefix
         results = [self.results[i] for i in ran]
@@ -528,6 +772,7 @@ class _ListRun:
             run_id=self.run_id,
             restored=sorted(self.restored),
             labels=list(self.labels),
+            names=names,
         )
 
 
@@ -541,6 +786,8 @@ def check_tasks(
             + (": wrap a single prompt in a list, [prompt]" if isinstance(tasks, str) else ""),
             field="tasks",
         )
+    tasks = [spec_of_plan(t) if isinstance(t, TaskPlan) else t for t in tasks]
+    graph = any(isinstance(t, TaskSpec) and t.depends_on for t in tasks)
     items: list[TaskSpec | TaskFactory] = []
     for i, task in enumerate(tasks):
         if isinstance(task, (str, TaskSpec)):
@@ -549,7 +796,8 @@ def check_tasks(
                 config.with_overrides(**task.overrides)
             except ConfigError as exc:
                 raise ConfigError(f"step {i + 1}: {exc}", field=exc.field) from None
-            check_continue(i, task.continue_session, sequential=sequential)
+            if not graph:  # a graph's steps continue their dependency's session
+                check_continue(i, task.continue_session, sequential=sequential)
         elif not callable(task):
             raise ConfigError(
                 f"step {i + 1}: a task is a str, a TaskSpec or a callable returning one, "
@@ -558,6 +806,25 @@ def check_tasks(
             )
         items.append(task)
     return items
+
+
+def graph_of(items: list[TaskSpec | TaskFactory]) -> list[tuple[int, ...]] | None:
+    """The direct dependencies (step indices) of each step when `items` is a task graph
+    (a step has `depends_on`), checked (`_policy.check_graph`); None for a plain list."""
+    specs = [item for item in items if isinstance(item, TaskSpec)]
+    if not any(spec.depends_on for spec in specs):
+        return None
+    for i, item in enumerate(items):
+        if not isinstance(item, TaskSpec):
+            raise ConfigError(
+                f"step {i + 1} is a callable ({step_label(item)}), but the list is a task graph "
+                "(a step has depends_on): build that step as a TaskSpec with a name, and let "
+                "the steps that need it depend on it",
+                field="tasks",
+            )
+    return check_graph(
+        [s.name for s in specs], [s.depends_on for s in specs], [s.continue_session for s in specs]
+    )
 
 
 async def _open_journal(config: CCExecutorConfig) -> Journal | NullJournal:
