@@ -239,6 +239,13 @@ class WorktreeRun:
     home: Path
     merge: str = "auto"
     trees: dict[int, StepTree] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def _git(self, *args: str, cwd: Path, check: bool = True) -> tuple[int, str, str]:
+        """`git`, one command at a time: concurrent `git worktree add`s (and ref updates)
+        in one repository race on its administrative files."""
+        async with self._lock:
+            return await git(*args, cwd=cwd, check=check)
 
     @property
     def prefix(self) -> str:
@@ -250,7 +257,7 @@ class WorktreeRun:
 
     async def cleanup(self) -> None:
         """Remove every worktree of this run (left by a crash, or still open) and prune."""
-        _, listing, _ = await git("worktree", "list", "--porcelain", cwd=self.repo)
+        _, listing, _ = await self._git("worktree", "list", "--porcelain", cwd=self.repo)
         for block in listing.split("\n\n"):
             lines = dict(
                 (line.split(" ", 1) + [""])[:2] for line in block.splitlines() if line.strip()
@@ -261,18 +268,20 @@ class WorktreeRun:
             ours = branch.startswith("refs/heads/" + self.prefix)
             if ours or _inside(Path(path), self.home):
                 logger.info("isolation: removing the worktree {} ({})", path, branch or "detached")
-                await git(
+                await self._git(
                     "worktree", "remove", "--force", "--force", path, cwd=self.repo, check=False
                 )
         if self.home.exists():
             await asyncio.to_thread(shutil.rmtree, self.home, True)
-        await git("worktree", "prune", cwd=self.repo, check=False)
+        await self._git("worktree", "prune", cwd=self.repo, check=False)
         self.trees.clear()
 
     async def has_commit(self, commit: str | None) -> bool:
         if not commit:
             return False
-        code, _, _ = await git("cat-file", "-e", f"{commit}^{{commit}}", cwd=self.repo, check=False)
+        code, _, _ = await self._git(
+            "cat-file", "-e", f"{commit}^{{commit}}", cwd=self.repo, check=False
+        )
         return code == 0
 
     async def start_step(
@@ -284,34 +293,34 @@ class WorktreeRun:
         branch = self.prefix + slug
         path = self.home / slug
         if path.exists():  # a leftover of a crash that `cleanup` could not see
-            await git(
+            await self._git(
                 "worktree", "remove", "--force", "--force", str(path), cwd=self.repo, check=False
             )
             await asyncio.to_thread(shutil.rmtree, path, True)
         path.parent.mkdir(parents=True, exist_ok=True)
         first = bases[0] if bases else self.start_commit
-        await git("worktree", "add", "--quiet", "-B", branch, str(path), first, cwd=self.repo)
+        await self._git("worktree", "add", "--quiet", "-B", branch, str(path), first, cwd=self.repo)
         tree = StepTree(path=path, cwd=path / self.subdir, branch=branch)
         self.trees[index] = tree
         try:
             for other in bases[1:]:
-                code, _, err = await git(
+                code, _, err = await self._git(
                     "merge", "--no-ff", "--no-edit", "-m",
                     f"cc_executor: merge {other[:12]} for step {index + 1} ({label})",
                     other, cwd=path, check=False,
                 )  # fmt: skip
                 if code != 0:
-                    _, out, _ = await git(
+                    _, out, _ = await self._git(
                         "diff", "--name-only", "--diff-filter=U", "-z", cwd=path, check=False
                     )
                     files = sorted(f for f in out.split("\0") if f)
-                    await git("merge", "--abort", cwd=path, check=False)
+                    await self._git("merge", "--abort", cwd=path, check=False)
                     raise MergeConflict(
                         f"step {index + 1} ({label}) did not run: merging the work of the steps "
                         f"it depends on conflicts in {_listed(files) or err.strip()}",
                         files,
                     )
-            _, head, _ = await git("rev-parse", "HEAD", cwd=path)
+            _, head, _ = await self._git("rev-parse", "HEAD", cwd=path)
             tree.base = head.strip()
             tree.cwd.mkdir(parents=True, exist_ok=True)
         except BaseException:
@@ -324,11 +333,11 @@ class WorktreeRun:
         remove the worktree; the branch's commit (None if it could not be read)."""
         tree = self.trees[index]
         try:
-            await git("add", "-A", cwd=tree.path)
-            code, _, _ = await git("diff", "--cached", "--quiet", cwd=tree.path, check=False)
+            await self._git("add", "-A", cwd=tree.path)
+            code, _, _ = await self._git("diff", "--cached", "--quiet", cwd=tree.path, check=False)
             if code != 0:
-                await git("commit", "--quiet", "--no-verify", "-m", message, cwd=tree.path)
-            _, head, _ = await git("rev-parse", "HEAD", cwd=tree.path)
+                await self._git("commit", "--quiet", "--no-verify", "-m", message, cwd=tree.path)
+            _, head, _ = await self._git("rev-parse", "HEAD", cwd=tree.path)
             return head.strip()
         except GitError as exc:
             logger.error("isolation: committing step {} failed: {}", index + 1, exc)
@@ -341,14 +350,14 @@ class WorktreeRun:
         tree = self.trees.pop(index, None)
         if tree is None:
             return
-        await git(
+        await self._git(
             "worktree", "remove", "--force", "--force", str(tree.path), cwd=self.repo, check=False
         )
         if tree.path.exists():
             await asyncio.to_thread(shutil.rmtree, tree.path, True)
-            await git("worktree", "prune", cwd=self.repo, check=False)
+            await self._git("worktree", "prune", cwd=self.repo, check=False)
         if delete_branch and tree.branch is not None:
-            await git("branch", "-D", tree.branch, cwd=self.repo, check=False)
+            await self._git("branch", "-D", tree.branch, cwd=self.repo, check=False)
 
     async def final_commit(self, commits: Sequence[str], label: str) -> str:
         """The merge of `commits` (their common result), made in a temporary worktree.
@@ -371,17 +380,17 @@ class WorktreeRun:
         commit); when that cannot be done cleanly it is left on the result branch with a
         `MergeConflict` saying why. ``"branch"``: left on the result branch."""
         if self.merge == "branch":
-            await git("branch", "-f", self.result_branch, final, cwd=self.repo)
+            await self._git("branch", "-f", self.result_branch, final, cwd=self.repo)
             return None, self.result_branch, None
         problem = await self._merge_into_start(final)
         if problem is None:
             return self.start_branch or "HEAD", None, None
-        await git("branch", "-f", self.result_branch, final, cwd=self.repo)
+        await self._git("branch", "-f", self.result_branch, final, cwd=self.repo)
         problem.args = (f"{problem.args[0]}; the result is on branch {self.result_branch}",)
         return None, self.result_branch, problem
 
     async def _merge_into_start(self, final: str) -> MergeConflict | None:
-        code, branch, _ = await git(
+        code, branch, _ = await self._git(
             "symbolic-ref", "-q", "--short", "HEAD", cwd=self.repo, check=False
         )
         now = branch.strip() if code == 0 else None
@@ -391,10 +400,10 @@ class WorktreeRun:
                 f"start, {now or 'a detached HEAD'} is now",
                 [],
             )
-        _, head, _ = await git("rev-parse", "HEAD", cwd=self.repo)
+        _, head, _ = await self._git("rev-parse", "HEAD", cwd=self.repo)
         head = head.strip()
         target = final
-        code, _, _ = await git(
+        code, _, _ = await self._git(
             "merge-base", "--is-ancestor", head, final, cwd=self.repo, check=False
         )
         if code != 0:  # the branch moved during the run: a real merge, done aside first
@@ -409,7 +418,7 @@ class WorktreeRun:
                     f"run, in {_listed(exc.files)}",
                     exc.files,
                 )
-        code, _, err = await git(
+        code, _, err = await self._git(
             "merge", "--ff-only", "--quiet", target, cwd=self.repo, check=False
         )
         if code != 0:
@@ -427,7 +436,7 @@ class WorktreeRun:
 
     async def delete_branches(self, branches: Sequence[str]) -> None:
         for branch in branches:
-            await git("branch", "-D", branch, cwd=self.repo, check=False)
+            await self._git("branch", "-D", branch, cwd=self.repo, check=False)
 
 
 async def open_worktrees(
@@ -750,7 +759,7 @@ class ListIsolation:
         with anyio.CancelScope(shield=True):
             for i in list(self.worktrees.trees):
                 await self.worktrees.drop_step(i, delete_branch=False)
-            await git("worktree", "prune", cwd=self.worktrees.repo, check=False)
+            await self.worktrees._git("worktree", "prune", cwd=self.worktrees.repo, check=False)
 
 
 def conflict_result(prompt: str, conflict: MergeConflict, metadata: dict[str, Any]) -> TaskResult:

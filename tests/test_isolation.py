@@ -1,0 +1,430 @@
+"""Isolated steps (isolation="worktree" / "copy"): the real CLI and scripted models in a
+real git repository. Each step has its own scripted model (a TaskSpec's `env`), so
+concurrent steps get their own script; the Bash tool writes and lists files in the
+step's cwd, and what the tool results carried shows what a step saw."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cc_executor import (
+    CCExecutorConfig,
+    ConfigError,
+    DependencyFailedError,
+    MergeConflictError,
+    TaskFailedError,
+    TaskSpec,
+    cc_execute_list,
+)
+from cc_executor._cli import exit_code_for
+from cc_executor.testing import ScriptedModel, http_error, text, tool_use
+
+from .conftest import ROOT
+
+# --------------------------------------------------------------------------- helpers
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` as a user would (their identity given here); its stdout."""
+    return subprocess.run(
+        ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.invalid", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository on branch main with one commit: README.md and shared.txt."""
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("# project\n")
+    (path / "shared.txt").write_text("one line\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "start")
+    return path
+
+
+@pytest.fixture
+def models() -> Iterator[dict[str, ScriptedModel]]:
+    """One scripted model per step name, created on first use, closed at the end."""
+    made: dict[str, ScriptedModel] = {}
+
+    class Models(dict[str, ScriptedModel]):
+        def __missing__(self, key: str) -> ScriptedModel:
+            made[key] = self[key] = ScriptedModel().start()
+            return made[key]
+
+    yield Models()
+    for model in made.values():
+        model.close()
+
+
+def bash(command: str) -> Any:
+    return tool_use("Bash", {"command": command, "description": "run"})
+
+
+def step(models: dict[str, ScriptedModel], name: str, *turns: Any, **options: Any) -> TaskSpec:
+    """Step `name`, answered by its own scripted model playing `turns`."""
+    model = models[name]
+    model.add(*turns)
+    return TaskSpec(f"do {name}", name=name, env=model.env(), **options)
+
+
+def tool_output(model: ScriptedModel) -> str:
+    """Every tool result the CLI sent back to `model`, joined."""
+    out: list[str] = []
+    for request in model.main_requests:
+        for message in request.body.get("messages", []):
+            content = message.get("content")
+            if not isinstance(content, list):
+                continue
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    inner = block.get("content")
+                    if isinstance(inner, list):
+                        out.extend(str(b.get("text", "")) for b in inner if isinstance(b, dict))
+                    else:
+                        out.append(str(inner))
+    return "\n".join(out)
+
+
+def head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def worktrees(repo: Path) -> list[str]:
+    return [
+        line.split(" ", 1)[1]
+        for line in git(repo, "worktree", "list", "--porcelain").splitlines()
+        if line.startswith("worktree ")
+    ]
+
+
+def our_branches(repo: Path) -> list[str]:
+    return git(repo, "branch", "--list", "cc-executor/*", "--format=%(refname:short)").split()
+
+
+def assert_untouched(repo: Path, start: str) -> None:
+    """The starting branch as it was: same commit, clean, no merge in progress, no
+    worktree but the main one."""
+    assert head(repo) == start
+    assert git(repo, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert not (repo / ".git" / "MERGE_HEAD").exists()
+    assert worktrees(repo) == [str(repo)]
+
+
+def config_for(repo: Path, tmp_path: Path, **options: Any) -> CCExecutorConfig:
+    return CCExecutorConfig(
+        cwd=repo,
+        timeout=120,
+        allowed_tools=["Bash"],
+        state_dir=tmp_path / "state",
+        transcript_dir=tmp_path / "transcripts",
+        **options,
+    )
+
+
+# Each of B and C marks that it started, then waits for the other's mark: "met" in its
+# tool result proves the two ran at the same time (it gives up after 60 s: "alone").
+RENDEZVOUS = (
+    "printf '{me}\\n' > {me}.txt && touch {marks}/{me} && "
+    "for i in $(seq 1 1200); do if [ -e {marks}/{other} ]; then echo met; break; fi; "
+    "sleep 0.05; done; [ -e {marks}/{other} ] || echo alone"
+)
+
+
+# --------------------------------------------------------------------------- worktrees
+
+
+async def test_diamond_steps_run_in_worktrees_and_the_result_is_merged(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    start = head(repo)
+    tasks = [
+        step(models, "a", bash("printf 'a\\n' > a.txt"), text("A done")),
+        step(
+            models,
+            "b",
+            bash(RENDEZVOUS.format(me="b", other="c", marks=marks)),
+            text("B done"),
+            depends_on=["a"],
+        ),
+        step(
+            models,
+            "c",
+            bash(RENDEZVOUS.format(me="c", other="b", marks=marks)),
+            text("C done"),
+            depends_on=["a"],
+        ),
+        step(models, "d", bash("ls; pwd"), text("D done"), depends_on=["b", "c"]),
+    ]
+    out = await cc_execute_list(
+        tasks, config_for(repo, tmp_path), isolation="worktree", run_id="diamond"
+    )
+    assert out.success, out.summary()
+    # B and C overlapped; D's worktree held A's, B's and C's files.
+    assert "met" in tool_output(models["b"]) and "met" in tool_output(models["c"])
+    seen = tool_output(models["d"])
+    assert all(f"{n}.txt" in seen for n in "abc"), seen
+    # D ran in its own worktree, outside the repository.
+    pwd = Path(seen.strip().splitlines()[-1])
+    assert repo not in pwd.parents and pwd != repo
+    for name in "abcd":  # each step ran once, as scripted
+        assert len(models[name].main_requests) == 2 and not models[name].exhausted
+    # The final state merged into main in cwd: a fast-forward, clean, nothing left over.
+    assert out.merged_into == "main" and out.branch is None and out.branches == []
+    assert sorted(p.name for p in repo.glob("*.txt")) == ["a.txt", "b.txt", "c.txt", "shared.txt"]
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert worktrees(repo) == [str(repo)] and our_branches(repo) == []
+    assert git(repo, "merge-base", "--is-ancestor", start, "HEAD") == ""
+    # Every step's work was committed by the library, named and with its execution uuid.
+    log = git(repo, "log", "--format=%an <%ae>|%s|%b", f"{start}..HEAD")
+    for i, name in enumerate("abc"):
+        r = out[name]
+        assert r.branch == f"cc-executor/diamond/{i + 1}-{name}" and r.commit
+        assert f"cc_executor: step {i + 1} ({name}) of run diamond" in log
+        assert f"execution_uuid: {r.execution_uuid}" in log
+        assert r.files_created == [f"{name}.txt"]
+    assert {line.split("|")[0] for line in log.splitlines() if "|" in line} == {
+        "cc_executor <cc_executor@localhost>"
+    }
+    # D (the one step nothing depends on) changed nothing: main fast-forwarded to it.
+    assert head(repo) == out["d"].commit
+
+
+async def test_steps_editing_the_same_line_conflict_and_nothing_is_merged(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    start = head(repo)
+    tasks = [
+        step(models, "b", bash("printf 'from B\\n' > shared.txt"), text("B done")),
+        step(models, "c", bash("printf 'from C\\n' > shared.txt"), text("C done")),
+        step(models, "d", text("D done"), depends_on=["b", "c"]),
+    ]
+    out = await cc_execute_list(
+        tasks, config_for(repo, tmp_path), isolation="worktree", run_id="clash"
+    )
+    assert not out.success
+    d = out["d"]
+    assert d.error_type == "MergeConflictError" and d.error_fields == {"files": ["shared.txt"]}
+    error = d.error
+    assert isinstance(error, MergeConflictError) and isinstance(error, TaskFailedError)
+    assert error.files == ["shared.txt"] and "shared.txt" in str(error)
+    assert exit_code_for(error) == 22
+    assert isinstance(out.error, MergeConflictError)
+    assert models["d"].main_requests == []  # D never ran
+    assert_untouched(repo, start)
+    assert (repo / "shared.txt").read_text() == "one line\n"
+    # B's and C's work is kept on their branches, named; D's branch is gone.
+    assert out.branches == ["cc-executor/clash/1-b", "cc-executor/clash/2-c"]
+    assert our_branches(repo) == out.branches
+    assert git(repo, "show", "cc-executor/clash/2-c:shared.txt") == "from C\n"
+
+
+async def test_a_failing_step_skips_its_dependents_and_nothing_is_merged(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    start = head(repo)
+    tasks = [
+        step(models, "a", bash("printf 'a\\n' > a.txt"), text("A done")),
+        step(models, "b", http_error(400, "bad request", times=None), depends_on=["a"]),
+        step(models, "c", bash("printf 'c\\n' > c.txt"), text("C done"), depends_on=["a"]),
+        step(models, "d", text("D done"), depends_on=["b", "c"]),
+    ]
+    out = await cc_execute_list(
+        tasks,
+        config_for(repo, tmp_path),
+        isolation="worktree",
+        run_id="broken",
+        stop_on_failure=False,
+    )
+    assert not out.success
+    assert out["a"].success and out["c"].success and not out["b"].success
+    assert isinstance(out["d"].error, DependencyFailedError) and models["d"].main_requests == []
+    assert_untouched(repo, start)
+    assert not (repo / "a.txt").exists()
+    assert out.merged_into is None
+    assert out.branches == [f"cc-executor/broken/{n}" for n in ("1-a", "2-b", "3-c")]
+    assert git(repo, "show", "cc-executor/broken/3-c:c.txt") == "c\n"
+    assert git(repo, "show", "cc-executor/broken/3-c:a.txt") == "a\n"
+
+
+async def test_a_sequential_list_chains_and_branch_mode_leaves_the_result_on_a_branch(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    start = head(repo)
+    tasks = [
+        step(models, "one", bash("printf '1\\n' > n.txt"), text("ok")),
+        step(models, "two", bash("cat n.txt && printf '2\\n' >> n.txt"), text("ok")),
+    ]
+    out = await cc_execute_list(
+        tasks,
+        config_for(repo, tmp_path),
+        isolation="worktree",
+        isolation_merge="branch",
+        run_id="chain",
+    )
+    assert out.success, out.summary()
+    assert "1" in tool_output(models["two"])  # step two started from step one's work
+    assert out.branch == "cc-executor/chain/result" and out.merged_into is None
+    assert git(repo, "show", "cc-executor/chain/result:n.txt") == "1\n2\n"
+    assert our_branches(repo) == ["cc-executor/chain/result"]
+    assert_untouched(repo, start)
+
+
+async def test_worktree_outside_git_is_a_config_error_naming_copy(
+    tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(ConfigError, match='isolation="copy"') as caught:
+        await cc_execute_list(
+            [step(models, "a", text("A"))], config_for(plain, tmp_path), isolation="worktree"
+        )
+    assert caught.value.field == "isolation"
+    assert models["a"].requests == []
+
+
+async def test_a_dirty_work_tree_is_a_config_error_naming_the_files(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    (repo / "shared.txt").write_text("edited\n")
+    (repo / "notes.txt").write_text("new\n")
+    with pytest.raises(ConfigError, match="notes.txt, shared.txt"):
+        await cc_execute_list(
+            [step(models, "a", text("A"))], config_for(repo, tmp_path), isolation="worktree"
+        )
+    assert models["a"].requests == []
+
+
+def test_isolation_is_a_list_option_not_a_step_option() -> None:
+    with pytest.raises(ConfigError, match="applies to a whole task list"):
+        TaskSpec("x", isolation="worktree")
+    with pytest.raises(ConfigError):
+        CCExecutorConfig(isolation="folder")
+
+
+# --------------------------------------------------------------------------- copies
+
+
+async def test_copy_isolation_outside_git_runs_each_step_in_a_copy(
+    tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "input.txt").write_text("data\n")
+    (plain / "node_modules").mkdir()
+    (plain / "node_modules" / "big.js").write_text("x")
+    tasks = [
+        step(models, "one", bash("printf 'made\\n' > made.txt && ls -a"), text("ok")),
+        step(models, "two", bash("cat made.txt input.txt && rm input.txt"), text("ok")),
+    ]
+    out = await cc_execute_list(tasks, config_for(plain, tmp_path), isolation="copy")
+    assert out.success, out.summary()
+    one, two = out
+    assert "node_modules" not in tool_output(models["one"])  # the ignore list applies
+    assert "made" in tool_output(models["two"]) and "data" in tool_output(models["two"])
+    assert one.files_created == ["made.txt"] and two.files_deleted == ["input.txt"]
+    # Nothing came back into cwd; each copy is kept, outside it, holding the step's work.
+    assert sorted(p.name for p in plain.iterdir()) == ["input.txt", "node_modules"]
+    assert one.workdir is not None and two.workdir is not None
+    assert plain not in one.workdir.parents
+    assert (one.workdir / "made.txt").exists() and (one.workdir / "input.txt").exists()
+    assert (two.workdir / "made.txt").exists() and not (two.workdir / "input.txt").exists()
+    assert one.branch is None and out.merged_into is None
+
+
+# --------------------------------------------------------------------------- resume
+
+_ORCHESTRATOR = """
+import asyncio, json, os
+from cc_executor import CCExecutorConfig, TaskSpec, cc_execute_list
+
+config = CCExecutorConfig(**json.loads(os.environ["LIST_CONFIG"]))
+tasks = [TaskSpec(**t) for t in json.loads(os.environ["LIST_TASKS"])]
+asyncio.run(cc_execute_list(tasks, config, run_id="crash", isolation="worktree"))
+"""
+
+
+def _journal_rows(state_dir: Path, run_id: str) -> dict[int, str]:
+    if not (state_dir / "state.db").exists():
+        return {}
+    with sqlite3.connect(state_dir / "state.db") as db:
+        return dict(
+            db.execute("SELECT step, status FROM steps WHERE run_id = ?", (run_id,)).fetchall()
+        )
+
+
+async def test_sigkill_mid_step_then_resume_leaves_no_worktree_behind(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    from cc_executor.testing import hang
+
+    start = head(repo)
+    config = config_for(repo, tmp_path)
+    first = [
+        step(models, "a", bash("printf 'a\\n' > a.txt"), text("A done")),
+        step(models, "b", bash("printf 'b\\n' > b.txt"), text("B done"), depends_on=["a"]),
+        step(models, "c", bash("printf 'c\\n' > c.txt"), hang(), depends_on=["a"]),
+        step(models, "d", text("D done"), depends_on=["b", "c"]),
+    ]
+    script = tmp_path / "orchestrator.py"
+    script.write_text(_ORCHESTRATOR)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LIST_CONFIG": config.model_dump_json(exclude_unset=True),
+        "LIST_TASKS": json.dumps([t.model_dump(mode="json", exclude_defaults=True) for t in first]),
+    }
+    orchestrator = await asyncio.create_subprocess_exec(sys.executable, str(script), env=env)
+    try:
+        deadline = time.monotonic() + 60
+        # C is in its hanging model call and B has finished.
+        while (
+            len(models["c"].main_requests) < 2
+            or _journal_rows(config.state_dir, "crash").get(1) != "success"
+        ):
+            assert orchestrator.returncode is None, "the orchestrator exited early"
+            assert time.monotonic() < deadline, "B never finished or C never hung"
+            await asyncio.sleep(0.05)
+    finally:
+        orchestrator.send_signal(signal.SIGKILL)
+        await orchestrator.wait()
+    assert len(worktrees(repo)) == 2  # C's worktree, left by the crash
+    assert head(repo) == start
+
+    models.pop("c").close()
+    models.pop("d").close()
+    again = [
+        first[0],
+        first[1],
+        step(models, "c", bash("printf 'c\\n' > c.txt"), text("C done"), depends_on=["a"]),
+        step(models, "d", bash("ls"), text("D done"), depends_on=["b", "c"]),
+    ]
+    out = await cc_execute_list(again, config, run_id="crash", isolation="worktree")
+    assert out.success, out.summary()
+    assert out.restored == [0, 1]
+    assert len(models["a"].main_requests) == 2 and len(models["b"].main_requests) == 2
+    assert all(f"{n}.txt" in tool_output(models["d"]) for n in "abc")
+    assert sorted(p.name for p in repo.glob("*.txt")) == ["a.txt", "b.txt", "c.txt", "shared.txt"]
+    assert worktrees(repo) == [str(repo)] and our_branches(repo) == []
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
