@@ -30,6 +30,7 @@ from cc_executor import (
     BudgetExceededError,
     CCExecutorConfig,
     ConfigError,
+    DependencyFailedError,
     TaskListResult,
     TaskSpec,
     cc_execute_list,
@@ -487,6 +488,63 @@ async def test_steps_that_cannot_travel_to_a_worker_are_refused(
     assert info.value.field == "json_schema"
 
 
+def _bash(command: str) -> Any:
+    return tool_use("Bash", {"command": command, "description": "run"})
+
+
+# Each of B and C registers in met/ and waits until both have: run one after the other,
+# the first would wait until its timeout.
+_MEET = (
+    "mkdir -p ../met && touch ../met/$$ && "
+    "while [ $(ls ../met | wc -l) -lt 2 ]; do sleep 0.05; done; echo met"
+)
+
+
+async def test_a_task_graph_runs_as_a_workflow_with_b_and_c_at_once(
+    client: Client, model: ScriptedModel, workers: Workers, task_queue: str, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    both = {"allowed_tools": ["Bash"], "timeout": 120}
+    tasks = [
+        TaskSpec("make the base", name="A"),
+        TaskSpec("left branch", name="B", depends_on=["A"], **both),
+        TaskSpec("right branch", name="C", depends_on=["A"], **both),
+        TaskSpec("join", name="D", depends_on=["B", "C"]),
+    ]
+    model.add(text("a"), _bash(_MEET), _bash(_MEET), text("bc"), text("bc"), text("d"))
+    workers(1)
+    handle = await submit_task_list(
+        client, tasks, run_id=f"graph-{task_queue}", task_queue=task_queue, cwd=str(work)
+    )
+    outcome = await result(handle)
+    assert outcome.success, outcome.summary()
+    assert outcome["A"].output == "a" and outcome["D"].output == "d"
+    assert outcome.names == ["A", "B", "C", "D"]
+    # Each step ran once; B and C met (both were running at once).
+    assert sorted(model.prompts) == sorted(
+        ["make the base", "left branch", "left branch", "right branch", "right branch", "join"]
+    )
+    assert len(list((tmp_path / "met").iterdir())) == 2
+    # In the history: B and C scheduled after A ended, D after both ended.
+    order: list[str] = []
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            order.append(event.activity_task_scheduled_event_attributes.activity_id)
+        elif event.HasField("activity_task_completed_event_attributes"):
+            order.append("completed")
+    assert order == [
+        "step-0",
+        "completed",
+        "step-1",
+        "step-2",
+        "completed",
+        "completed",
+        "step-3",
+        "completed",
+    ]
+
+
 # -- the same lists on both engines -------------------------------------------------------
 # The list's rules live once (`cc_executor._policy`) and both engines call them: each
 # scenario runs locally against one scripted model and on Temporal against another
@@ -499,6 +557,7 @@ class Scenario:
     tasks: list[str | TaskSpec]
     options: dict[str, Any] = field(default_factory=dict)
     stop_on_failure: bool = True
+    max_concurrency: int = 3
 
 
 SCENARIOS = {
@@ -535,6 +594,20 @@ SCENARIOS = {
         ["write a.txt, then report"],
         {"num_retries": 1, "cli_max_retries": 0, "retry_backoff": (0, 0, 0)},
     ),
+    # A task graph: B fails (max_turns), so D, which needs B and C, is skipped; C continues
+    # A's session; E, independent, runs. One step at a time: the turns go in index order.
+    "graph": Scenario(
+        lambda _: [text("a"), tool_use("Bash", {"command": "true"}), text("c"), text("e")],
+        [
+            TaskSpec("first", name="A"),
+            TaskSpec("fails", name="B", depends_on=["A"], max_turns=1, allowed_tools=["Bash"]),
+            TaskSpec("continues A", name="C", depends_on=["A"], continue_session=True),
+            TaskSpec("needs B and C", name="D", depends_on=["B", "C"]),
+            TaskSpec("free", name="E"),
+        ],
+        stop_on_failure=False,
+        max_concurrency=1,
+    ),
 }
 
 
@@ -553,9 +626,12 @@ def _facts(out: TaskListResult) -> dict[str, Any]:
                 "resumed": bool(r.attempts) and r.attempts[-1].resumed_session is not None,
                 "last_attempt": r.attempts[-1].number if r.attempts else None,
                 "continues_previous": i > 0 and r.session_id == out[i - 1].session_id,
+                "skipped_because": r.error_message if i in out.skipped else None,
+                "error_fields": r.error_fields if i in out.skipped else None,
             }
         )
     return {
+        "names": out.names,
         "success": out.success,
         "failed_step": out.failed_step,
         "skipped": out.skipped,
@@ -588,6 +664,7 @@ async def test_both_engines_give_the_same_task_list_result(
             scenario.tasks,
             local_model.config(**scenario.options),
             stop_on_failure=scenario.stop_on_failure,
+            max_concurrency=scenario.max_concurrency,
             run_id=f"local-{name}",
         )
     (tmp_path / "a.txt").unlink(missing_ok=True)
@@ -601,6 +678,7 @@ async def test_both_engines_give_the_same_task_list_result(
         run_id=f"{name}-{task_queue}",
         task_queue=task_queue,
         stop_on_failure=scenario.stop_on_failure,
+        max_concurrency=scenario.max_concurrency,
     )
     remote = await result(handle)
 
@@ -616,6 +694,13 @@ async def test_both_engines_give_the_same_task_list_result(
         assert "during step 1," in str(local.error)  # messages count steps from 1
     if name == "continue_session":
         assert local.success and local[1].session_id == local[0].session_id
+    if name == "graph":
+        assert local.failed_step == 1 and local.skipped == [3]
+        assert isinstance(local["D"].error, DependencyFailedError)
+        assert local["D"].error.dependency == "B" and remote["D"].error_fields["dependency"] == "B"
+        assert local["C"].session_id == local["A"].session_id
+        assert remote["C"].session_id == remote["A"].session_id
+        assert local["E"].success and remote["E"].success
     if name == "resume_after_transient_failure":
         assert local.success and local[0].output == "recovered"
         assert (tmp_path / "a.txt").read_text() == "attempt one"

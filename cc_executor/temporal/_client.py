@@ -14,11 +14,19 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from .._journal import restore_result
 from .._log import logger
-from .._policy import check_list_options, list_outcome
+from .._policy import check_list_options, graph_outcome, list_outcome
 from .._secrets import ALWAYS_SECRET, SECRET_NAME
 from ..config import CCExecutorConfig
 from ..errors import ConfigError
-from ..pipeline import Task, TaskListResult, TaskSpec, check_tasks, generate_run_id, step_label
+from ..pipeline import (
+    Task,
+    TaskListResult,
+    TaskSpec,
+    check_tasks,
+    generate_run_id,
+    graph_of,
+    step_label,
+)
 from ..result import TaskResult
 from ._models import ListInput, ListOutcome, StepOutcome, StepPlan
 from ._workflow import TaskListWorkflow
@@ -56,8 +64,9 @@ async def submit_task_list(
 ) -> TaskListHandle:
     """Start `tasks` as a Temporal workflow whose id is `run_id`; return its handle.
 
-    The same tasks and options as `cc_execute_list` (prompts or `TaskSpec`s;
-    callables cannot cross to a worker and raise `ConfigError`). Every step
+    The same tasks and options as `cc_execute_list` (prompts or `TaskSpec`s, task
+    graphs with `depends_on` too; callables cannot cross to a worker and raise
+    `ConfigError`). Every step
     runs on a worker polling `task_queue` (`python -m cc_executor.temporal
     worker`), as an activity. Submitting a `run_id` that was submitted before
     starts nothing and returns the handle of that run, running or finished.
@@ -73,6 +82,7 @@ async def submit_task_list(
     """
     base = (config or CCExecutorConfig()).with_overrides(**overrides)
     items = check_tasks(tasks, base, sequential=sequential)
+    edges = graph_of(items)
     check_list_options(max_concurrency=max_concurrency, run_id=run_id)
     if heartbeat_timeout is not None and not heartbeat_timeout > 0:
         raise ConfigError(
@@ -98,6 +108,7 @@ async def submit_task_list(
         max_total_cost_usd=base.max_total_cost_usd,
         max_total_duration=base.max_total_duration,
         heartbeat_timeout_s=heartbeat_timeout,
+        edges=[list(e) for e in edges] if edges is not None else None,
     )
     client = _with_pydantic(client)
     try:
@@ -131,6 +142,16 @@ async def result(handle: WorkflowHandle[Any, Any]) -> TaskListResult:
 
 def to_task_list_result(outcome: ListOutcome) -> TaskListResult:
     results = [_step_result(step, outcome.prompts[step.index]) for step in outcome.steps]
+    if outcome.graph:
+        return TaskListResult(
+            results=results,
+            **graph_outcome(results, outcome.skipped, outcome.budget_error),
+            total_cost_usd=outcome.total_cost_usd,
+            duration_s=outcome.duration_s,
+            run_id=outcome.run_id,
+            labels=list(outcome.labels),
+            names=list(outcome.names),
+        )
     return TaskListResult(
         results=results,
         **list_outcome(results, len(outcome.labels), outcome.budget_error),
@@ -138,6 +159,7 @@ def to_task_list_result(outcome: ListOutcome) -> TaskListResult:
         duration_s=outcome.duration_s,
         run_id=outcome.run_id,
         labels=list(outcome.labels),
+        names=list(outcome.names),
     )
 
 
@@ -191,6 +213,7 @@ def _plan(i: int, spec: TaskSpec, base: CCExecutorConfig) -> StepPlan:
         name=spec.name,
         label=step_label(spec),
         continue_session=spec.continue_session,
+        depends_on=list(spec.depends_on),
         config=fields,
         timeout=config.timeout,
         idle_timeout=config.idle_timeout,

@@ -28,6 +28,8 @@ class StepPlan(_Model):
     name: str | None = None
     label: str
     continue_session: bool = False
+    depends_on: list[str] = []
+    """Names of the steps this one waits for (a task graph)."""
     config: dict[str, Any]
     """JSON of the list's config fields merged with the step's overrides (no callables)."""
     timeout: float | Literal["auto"]
@@ -52,6 +54,9 @@ class ListInput(_Model):
     max_total_cost_usd: float | None = None
     max_total_duration: float | None = None
     heartbeat_timeout_s: float | None = None
+    edges: list[list[int]] | None = None
+    """A task graph's direct dependencies per step (indices, checked by the client with
+    `_policy.check_graph`); None for a plain list."""
 
 
 class StepInput(_Model):
@@ -102,9 +107,13 @@ class ListOutcome(_Model):
 
     run_id: str
     steps: list[StepOutcome]
-    """The steps that ran, in step order (always the first len(steps) steps)."""
+    """The steps that ran, in step order (always the first len(steps) steps); in a task
+    graph every step, skipped ones included (see `skipped`)."""
     prompts: list[str]
     labels: list[str]
+    names: list[str | None] = []
+    graph: bool = False
+    """A task graph: `steps` holds every step, `skipped` the ones that never ran."""
     failed_step: int | None = None
     skipped: list[int]
     total_cost_usd: float = 0.0

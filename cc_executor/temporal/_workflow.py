@@ -1,7 +1,8 @@
 """The task-list workflow: deterministic orchestration only, every step an activity.
 
 It runs the steps strictly one after another (or at most `max_concurrency` at a
-time, started in list order), checks the list's budgets before each step, and
+time, started in list order; or, for a task graph, each step once its dependencies
+succeeded, skipping what depends on a failed step), checks the list's budgets before each step, and
 records each step's `StepOutcome`. No I/O here: predicting an "auto" timeout
 and running the CLI are activities (`_activities.py`). The list's rules (budgets,
 caps, `continue_session`, the outcome) are `cc_executor._policy`'s, the same
@@ -25,7 +26,17 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from .._policy import budget_cut, budget_stop, continued_session, list_verdict, step_limits
+    from .._policy import (
+        GraphStatus,
+        budget_cut,
+        budget_stop,
+        continued_session,
+        graph_next,
+        list_verdict,
+        skip_reason,
+        step_limits,
+        stop_reason,
+    )
     from ._models import (
         PREDICT_TIMEOUT,
         RUN_STEP,
@@ -56,11 +67,15 @@ class TaskListWorkflow:
         self._spent = 0.0
         self._budget_error: str | None = None
         self._stop = False
+        self._skipped: dict[int, int] = {}
+        """A task graph's skipped steps: step -> the failed step it was skipped for."""
 
     @workflow.run
     async def run(self, job: ListInput) -> ListOutcome:
         self._job = job
-        if job.sequential:
+        if job.edges is not None:
+            await self._run_graph(job, [tuple(e) for e in job.edges])
+        elif job.sequential:
             await self._run_sequential(job)
         else:
             await self._run_concurrent(job)
@@ -71,6 +86,19 @@ class TaskListWorkflow:
         """The outcome so far (the final one once the workflow ended)."""
         job = self._job
         assert job is not None
+        if job.edges is not None:
+            return ListOutcome(
+                run_id=job.run_id,
+                steps=[self._outcomes[i] for i in sorted(self._outcomes)],
+                prompts=[s.prompt for s in job.steps],
+                labels=[s.label for s in job.steps],
+                names=[s.name for s in job.steps],
+                graph=True,
+                skipped=sorted(self._skipped),
+                total_cost_usd=self._spent,
+                duration_s=(workflow.now() - workflow.info().start_time).total_seconds(),
+                budget_error=self._budget_error,
+            )
         ran = sorted(self._outcomes)
         # Running steps are not in the outcome yet; the finished ones form a prefix
         # once the list ended, which is what the result reports.
@@ -119,6 +147,77 @@ class TaskListWorkflow:
             running.append(asyncio.create_task(run_one(i, step)))
         if running:
             await asyncio.gather(*running)
+
+    async def _run_graph(self, job: ListInput, edges: list[tuple[int, ...]]) -> None:
+        """Each step once its dependencies succeeded, at most `max_concurrency` at once;
+        what `graph_next` (the rule the local runner follows too) says to skip, skipped."""
+        status: dict[int, GraphStatus] = {}
+        done: list[int] = []
+        running: list[asyncio.Task[None]] = []
+
+        async def run_one(i: int) -> None:
+            try:
+                step = job.steps[i]
+                parent = self._outcomes.get(edges[i][0]) if step.continue_session else None
+                await self._run(job, i, step, parent.session_id if parent else None)
+            finally:
+                done.append(i)
+
+        busy = 0
+        while True:
+            step = graph_next(
+                edges, status, self._skipped, free=job.max_concurrency - busy, stop=self._stop
+            )
+            for i, (via, cause) in step.skip.items():
+                status[i] = "skipped"
+                self._skip(job, i, via, cause)
+            for i in step.start:
+                if self._out_of_budget(job, i):
+                    self._stop = True
+                    break
+                status[i] = "running"
+                busy += 1
+                running.append(asyncio.create_task(run_one(i)))
+            if busy == 0:
+                break
+            await workflow.wait_condition(lambda: bool(done))
+            while done:
+                i = done.pop(0)
+                busy -= 1
+                outcome = self._outcomes.get(i)
+                status[i] = "success" if outcome is not None and outcome.success else "failed"
+        await asyncio.gather(*running)
+        for i in range(len(job.steps)):  # the list stopped before these
+            if i not in status:
+                self._skip(job, i, i, i)
+
+    def _skip(self, job: ListInput, i: int, via: int, cause: int) -> None:
+        """Step i of a graph is skipped: its dependency `via` failed or was skipped for
+        `cause`'s failure; or (all equal) the list stopped before it."""
+        self._skipped[i] = cause
+        if cause == i:
+            why = stop_reason(self._budget_error, job.stop_on_failure)
+            message = f"step {i + 1} ({job.steps[i].label}) was not started: {why}"
+            outcome = StepOutcome(
+                index=i,
+                success=False,
+                error_type="StepSkippedError",
+                error_message=message,
+                error_state={"reason": why},
+            )
+        else:
+            labels = [s.label for s in job.steps]
+            names = [s.name for s in job.steps]
+            message, failed = skip_reason(i, via, cause, labels, names)
+            outcome = StepOutcome(
+                index=i,
+                success=False,
+                error_type="DependencyFailedError",
+                error_message=message,
+                error_state={"dependency": failed, "reason": message},
+            )
+        self._outcomes[i] = outcome
+        workflow.logger.info("task list %s: %s", job.run_id, message)
 
     def _elapsed(self) -> float:
         return (workflow.now() - workflow.info().start_time).total_seconds()
