@@ -428,3 +428,47 @@ async def test_sigkill_mid_step_then_resume_leaves_no_worktree_behind(
     assert sorted(p.name for p in repo.glob("*.txt")) == ["a.txt", "b.txt", "c.txt", "shared.txt"]
     assert worktrees(repo) == [str(repo)] and our_branches(repo) == []
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+async def test_isolation_on_temporal_is_a_config_error_before_anything_is_submitted() -> None:
+    from cc_executor.temporal import submit_task_list
+
+    with pytest.raises(ConfigError, match="not available on Temporal") as caught:
+        await submit_task_list(None, ["a"], isolation="worktree")  # type: ignore[arg-type]
+    assert caught.value.field == "isolation"
+
+
+async def test_the_users_hooks_and_signing_do_not_apply_and_a_moved_branch_gets_a_merge(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    """A failing pre-commit hook and commit.gpgSign=true in the repository's config do not
+    stop the library's commits; main moving during the run gives a merge commit, as
+    `git merge` would, its first parent the user's commit."""
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho hook ran >&2\nexit 1\n")
+    hook.chmod(0o755)
+    git(repo, "config", "commit.gpgSign", "true")
+    git(repo, "config", "user.signingkey", "nonexistent")
+
+    def user_commits(event: Any) -> None:
+        if event.status == "started":  # the user works on main meanwhile
+            (repo / "user.txt").write_text("mine\n")
+            git(repo, "add", "user.txt")
+            git(repo, "-c", "commit.gpgSign=false", "commit", "-q", "--no-verify", "-m", "user")
+
+    out = await cc_execute_list(
+        [step(models, "work", bash("printf 'w\\n' > work.txt"), text("ok"))],
+        config_for(repo, tmp_path),
+        isolation="worktree",
+        run_id="moved",
+        on_step=user_commits,
+    )
+    assert out.success, out.summary()
+    assert out.merged_into == "main"
+    assert (repo / "user.txt").read_text() == "mine\n" and (repo / "work.txt").exists()
+    parents = git(repo, "log", "-1", "--format=%P").split()
+    assert len(parents) == 2
+    assert git(repo, "log", "-1", "--format=%s", parents[0]).strip() == "user"
+    assert parents[1] == out["work"].commit
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert worktrees(repo) == [str(repo)] and our_branches(repo) == []

@@ -81,6 +81,14 @@ async def submit_task_list(
     `env` must not hold credentials (`ConfigError`); give them to the workers.
     """
     base = (config or CCExecutorConfig()).with_overrides(**overrides)
+    if base.isolation != "none":
+        raise ConfigError(
+            f"isolation={base.isolation!r} is not available on Temporal yet: a step's "
+            "worktree or copy lives on the worker that runs it, and the steps of one list may "
+            "run on different workers. Run the list locally with cc_execute_list, or without "
+            "isolation (see docs/graphs.md)",
+            field="isolation",
+        )
     items = check_tasks(tasks, base, sequential=sequential)
     edges = graph_of(items)
     check_list_options(max_concurrency=max_concurrency, run_id=run_id)
