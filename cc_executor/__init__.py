@@ -53,6 +53,12 @@ if TYPE_CHECKING:
         cc_stream,
         predict_timeout,
     )
+    from ._best_of import (
+        BestOfAttempt,
+        BestOfResult,
+        cc_execute_best_of,
+        cc_execute_best_of_sync,
+    )
     from ._history import HistoryRecord, get_execution_history
     from ._predict import (
         ExecutionStrategy,
@@ -75,6 +81,8 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
+    "BestOfAttempt",
+    "BestOfResult",
     "BillingError",
     "BudgetExceededError",
     "CCExecutorConfig",
@@ -113,6 +121,8 @@ __all__ = [
     "UnknownEvent",
     "__version__",
     "cc_execute",
+    "cc_execute_best_of",
+    "cc_execute_best_of_sync",
     "cc_execute_list",
     "cc_execute_list_sync",
     "cc_execute_plan",
@@ -134,6 +144,10 @@ __all__ = [
 
 # Imported on first use: the runner and what only it needs.
 _LAZY = {
+    "BestOfAttempt": "._best_of",
+    "BestOfResult": "._best_of",
+    "cc_execute_best_of": "._best_of",
+    "cc_execute_best_of_sync": "._best_of",
     "cc_execute": "._api",
     "cc_execute_sync": "._api",
     "cc_run": "._api",

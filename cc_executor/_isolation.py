@@ -328,9 +328,10 @@ class WorktreeRun:
             raise
         return tree
 
-    async def finish_step(self, index: int, message: str) -> str | None:
+    async def finish_step(self, index: int, message: str, *, keep: bool = False) -> str | None:
         """Commit every change in step `index`'s worktree on its branch (none: no commit),
-        remove the worktree; the branch's commit (None if it could not be read)."""
+        remove the worktree (unless `keep`: `drop_step` later); the branch's commit (None
+        if committing failed, logged)."""
         tree = self.trees[index]
         try:
             await self._git("add", "-A", cwd=tree.path)
@@ -343,7 +344,8 @@ class WorktreeRun:
             logger.error("isolation: committing step {} failed: {}", index + 1, exc)
             return None
         finally:
-            await self.drop_step(index, delete_branch=False)
+            if not keep:
+                await self.drop_step(index, delete_branch=False)
 
     async def drop_step(self, index: int, *, delete_branch: bool) -> None:
         """Remove step `index`'s worktree (and its branch), whatever state it is in."""
@@ -707,9 +709,16 @@ class ListIsolation:
                 f"status: {status}\nexecution_uuid: {result.execution_uuid}\n"
             )
             commit = await self.worktrees.finish_step(i, message)
-            return result.model_copy(
-                update={"branch": tree.branch, "commit": commit, "workdir": tree.path}
-            )
+            update: dict[str, Any] = {"branch": tree.branch, "commit": commit, "workdir": tree.path}
+            if commit is None and result.success:  # its work is not on its branch: lost
+                update.update(
+                    success=False,
+                    error_type="TaskFailedError",
+                    error_message=f"step {i + 1} ({label}): committing its work on "
+                    f"{tree.branch} failed (see the log)",
+                    error_fields={},
+                )
+            return result.model_copy(update=update)
         assert self.copies is not None
         workdir = await self.copies.finish_step(i)
         return result.model_copy(update={"workdir": workdir})

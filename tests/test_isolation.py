@@ -472,3 +472,75 @@ async def test_the_users_hooks_and_signing_do_not_apply_and_a_moved_branch_gets_
     assert parents[1] == out["work"].commit
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
     assert worktrees(repo) == [str(repo)] and our_branches(repo) == []
+
+
+# --------------------------------------------------------------------------- best of N
+
+FIB_CHECK = (
+    "import sys; sys.setrecursionlimit(200); from fib import fib; "
+    "assert [fib(i) for i in range(8)] == [0, 1, 1, 2, 3, 5, 8, 13], 'wrong'; "
+    "assert fib(300) > 0; print('passed')"
+)
+LOOP = (
+    "def fib(n):\n    a, b = 0, 1\n    for _ in range({}):\n        a, b = b, a + b\n    return a\n"
+)
+FIB = {
+    "naive": "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
+    "loop": LOOP.format("n"),
+    "off": LOOP.format("n - 1"),
+}
+
+
+def write_fib(kind: str) -> Any:
+    escaped = FIB[kind].replace("\n", "\\n")  # printf %b turns \n back into newlines
+    return bash(f"printf '%b' '{escaped}' > fib.py")
+
+
+async def test_best_of_tests_each_attempt_in_its_worktree_and_merges_the_passing_one(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    from cc_executor import cc_execute_best_of
+
+    start = head(repo)
+    attempts = [step(models, kind, write_fib(kind), text("wrote fib.py")) for kind in FIB]
+    out = await cc_execute_best_of(
+        attempts, [sys.executable, "-c", FIB_CHECK], config_for(repo, tmp_path), run_id="fib"
+    )
+    naive, loop, off = out.attempts
+    assert loop.passed and loop.test_exit_code == 0 and "passed" in loop.test_output
+    assert not naive.passed and "RecursionError" in naive.test_output
+    assert not off.passed and "wrong" in off.test_output
+    assert out.success and out.winner == 1 and out.best is loop
+    # The winner's fib.py is merged into main; the others' branches and every worktree gone.
+    assert out.merged_into == "main" and out.branches == []
+    assert (repo / "fib.py").read_text() == FIB["loop"]
+    assert head(repo) == loop.result.commit and git(repo, "rev-parse", "HEAD^").strip() == start
+    assert worktrees(repo) == [str(repo)] and our_branches(repo) == []
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+async def test_best_of_with_no_passing_attempt_merges_nothing_and_keeps_the_branches(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    from cc_executor import cc_execute_best_of
+
+    start = head(repo)
+    attempts = [step(models, kind, write_fib(kind), text("ok")) for kind in ("naive", "off")]
+    out = await cc_execute_best_of(
+        attempts, [sys.executable, "-c", FIB_CHECK], config_for(repo, tmp_path), run_id="none"
+    )
+    assert not out.success and out.winner is None and out.best is None
+    assert out.branches == ["cc-executor/none/1-naive", "cc-executor/none/2-off"]
+    assert git(repo, "show", "cc-executor/none/2-off:fib.py") == FIB["off"]
+    assert_untouched(repo, start)
+
+
+async def test_best_of_checks_its_arguments_before_anything_starts(tmp_path: Path) -> None:
+    from cc_executor import cc_execute_best_of
+
+    with pytest.raises(ConfigError, match="list of arguments"):
+        await cc_execute_best_of("x", "pytest -q", cwd=tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="n must be"):
+        await cc_execute_best_of("x", ["true"], cwd=tmp_path, n=0)
+    with pytest.raises(ConfigError, match='isolation="copy"'):  # not a git work tree
+        await cc_execute_best_of("x", ["true"], cwd=tmp_path)
