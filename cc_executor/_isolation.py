@@ -46,7 +46,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -168,6 +168,17 @@ async def git(*args: str, cwd: Path, check: bool = True) -> tuple[int, str, str]
     if check and code != 0:
         raise GitError(args, code, stderr)
     return code, stdout, stderr
+
+
+async def _to_the_end(awaitable: Awaitable[None]) -> None:
+    """Await `awaitable` to its end, shielded from anyio's and asyncio's cancellation
+    alike (cleanup must finish); a cancellation that arrived meanwhile is re-raised."""
+    import anyio
+
+    from ._run import uncancellable
+
+    with anyio.CancelScope(shield=True):
+        await uncancellable(awaitable)
 
 
 def branch_prefix(run_id: str) -> str:
@@ -348,8 +359,12 @@ class WorktreeRun:
                 await self.drop_step(index, delete_branch=False)
 
     async def drop_step(self, index: int, *, delete_branch: bool) -> None:
-        """Remove step `index`'s worktree (and its branch), whatever state it is in."""
-        tree = self.trees.pop(index, None)
+        """Remove step `index`'s worktree (and its branch), whatever state it is in; runs
+        to the end when the caller is cancelled (then re-raises the cancellation)."""
+        await _to_the_end(self._drop_step(index, delete_branch=delete_branch))
+
+    async def _drop_step(self, index: int, *, delete_branch: bool) -> None:
+        tree = self.trees.get(index)
         if tree is None:
             return
         await self._git(
@@ -360,6 +375,7 @@ class WorktreeRun:
             await self._git("worktree", "prune", cwd=self.repo, check=False)
         if delete_branch and tree.branch is not None:
             await self._git("branch", "-D", tree.branch, cwd=self.repo, check=False)
+        self.trees.pop(index, None)
 
     async def final_commit(self, commits: Sequence[str], label: str) -> str:
         """The merge of `commits` (their common result), made in a temporary worktree.

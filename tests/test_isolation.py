@@ -544,3 +544,27 @@ async def test_best_of_checks_its_arguments_before_anything_starts(tmp_path: Pat
         await cc_execute_best_of("x", ["true"], cwd=tmp_path, n=0)
     with pytest.raises(ConfigError, match='isolation="copy"'):  # not a git work tree
         await cc_execute_best_of("x", ["true"], cwd=tmp_path)
+
+
+async def test_cancelling_an_isolated_list_removes_every_worktree(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    from cc_executor.testing import hang
+
+    start = head(repo)
+    tasks = [step(models, "a", hang()), step(models, "b", hang())]
+    running = asyncio.create_task(
+        cc_execute_list(
+            tasks, config_for(repo, tmp_path), isolation="worktree", sequential=False, run_id="cut"
+        )
+    )
+    deadline = time.monotonic() + 60
+    while not (models["a"].main_requests and models["b"].main_requests):
+        assert not running.done(), running
+        assert time.monotonic() < deadline, "the steps never reached their models"
+        await asyncio.sleep(0.05)
+    assert len(worktrees(repo)) == 3  # both steps in their worktrees
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert_untouched(repo, start)
