@@ -459,6 +459,15 @@ def list_command(
             metavar="DIR", help="Folder of the journal (default: this project's records folder)."
         ),
     ] = None,
+    isolation: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODE",
+            help="worktree: each step in its own git worktree and branch, the result merged "
+            "into the checked-out branch; copy: each step in a copy of the directory "
+            "(docs/graphs.md). Default: none.",
+        ),
+    ] = None,
 ) -> None:
     """Run a task list, one step after another, with a live progress view.
 
@@ -468,7 +477,13 @@ def list_command(
 
     try:
         specs = load_task_list(file)
-        config = _config(cwd=cwd, model=model, state_dir=state_dir, max_total_cost_usd=max_cost)
+        config = _config(
+            cwd=cwd,
+            model=model,
+            state_dir=state_dir,
+            max_total_cost_usd=max_cost,
+            isolation=isolation,
+        )
         _check_run_id(config.state_dir, resume=run_id, new=new_run_id)
     except CCExecutorError as exc:
         _fail(exc)

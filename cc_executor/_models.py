@@ -254,6 +254,12 @@ class TaskListResult:
         verdict = f"{ok}/{len(self.labels)} ok · run {self.run_id}"
         if self.error is not None and self.error is not self._step_error():
             verdict += f" · {type(self.error).__name__}: {first_line(str(self.error), 100)}"
+        if self.merged_into is not None:
+            verdict += f" · merged into {self.merged_into}"
+        elif self.branch is not None:
+            verdict += f" · result on branch {self.branch}"
+        if self.branches:
+            verdict += f" · branches kept: {', '.join(self.branches)}"
         rows.append(
             ("total", "", f"${self.total_cost_usd:.4f}", f"{self.duration_s:.1f}s", verdict)
         )

@@ -192,6 +192,7 @@ async def test_diamond_steps_run_in_worktrees_and_the_result_is_merged(
         assert len(models[name].main_requests) == 2 and not models[name].exhausted
     # The final state merged into main in cwd: a fast-forward, clean, nothing left over.
     assert out.merged_into == "main" and out.branch is None and out.branches == []
+    assert "4/4 ok · run diamond · merged into main" in out.summary()
     assert sorted(p.name for p in repo.glob("*.txt")) == ["a.txt", "b.txt", "c.txt", "shared.txt"]
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
     assert worktrees(repo) == [str(repo)] and our_branches(repo) == []
@@ -237,6 +238,7 @@ async def test_steps_editing_the_same_line_conflict_and_nothing_is_merged(
     # B's and C's work is kept on their branches, named; D's branch is gone.
     assert out.branches == ["cc-executor/clash/1-b", "cc-executor/clash/2-c"]
     assert our_branches(repo) == out.branches
+    assert "branches kept: cc-executor/clash/1-b, cc-executor/clash/2-c" in out.summary()
     assert git(repo, "show", "cc-executor/clash/2-c:shared.txt") == "from C\n"
 
 
@@ -568,3 +570,22 @@ async def test_cancelling_an_isolated_list_removes_every_worktree(
     with pytest.raises(asyncio.CancelledError):
         await running
     assert_untouched(repo, start)
+
+
+def test_the_command_line_list_takes_isolation(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (tmp_path / "plan.md").write_text("1. Do it\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC")}
+    for mode, message in (("worktree", 'isolation="copy"'), ("folder", "isolation")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "cc_executor._cli", "list", "plan.md", "--cwd", str(plain)]
+            + ["--isolation", mode],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert message in proc.stderr
