@@ -471,7 +471,9 @@ def list_command(
 ) -> None:
     """Run a task list, one step after another, with a live progress view.
 
-    Ctrl-C stops it cleanly; `--run-id` resumes it where it stopped.
+    Steps with `depends_on` (YAML) or a `Depends on: Task N` line (Markdown) make it a
+    task graph: each step starts once those finished, up to 3 at once. Ctrl-C stops it
+    cleanly; `--run-id` resumes it where it stopped.
     """
     from .pipeline import generate_run_id, load_task_list
 

@@ -25,6 +25,11 @@ _TASK = re.compile(
 # "1. title" / "1) title" at the left margin (indented ones are sub-items of a body).
 _NUMBERED = re.compile(r"^ ?(?P<num>\d+)[.)]\s+(?P<title>\S.*?)\s*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+# "Depends on: Task 1, Task 3" in a task's body (outside fences).
+_DEPENDS = re.compile(
+    r"^\s*[*_]*depends[ _-]on[*_]*\s*:\s*[*_]*\s*(?P<list>.*?)\s*$", re.IGNORECASE
+)
+_TASK_REF = re.compile(r"^(?:task\s+)?(?P<num>\d+)$", re.IGNORECASE)
 
 
 def load_task_list(path: str | Path) -> list[TaskSpec]:
@@ -36,11 +41,16 @@ def load_task_list(path: str | Path) -> list[TaskSpec]:
     ``1. title`` is a task, with the indented lines under it. Text before the
     first task is ignored. The step's `name` is the marker line
     (``"Task 1: Create project structure"``); the prompt is the title and body.
+    A body line ``Depends on: Task 1, Task 3`` (also ``depends_on:``) makes the
+    list a task graph: the task waits for those tasks (``Task N`` or ``N`` names
+    the task with that number, anything else a step name); the line is not part
+    of the prompt. In a numbered list that uses it, each item is named ``Task N``.
 
     YAML (``.yaml``, ``.yml``; ``.json`` too): a list, or a mapping with a
     ``tasks`` list. Each item is a prompt string or a mapping with ``prompt``
-    and any `TaskSpec` option (``name``, ``continue_session``, ``timeout``,
-    ``model``, ``cwd``, …). A bad option raises `ConfigError` naming the item.
+    and any `TaskSpec` option (``name``, ``depends_on``, ``continue_session``,
+    ``timeout``, ``model``, ``cwd``, …). A bad option raises `ConfigError` naming
+    the item.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -79,13 +89,21 @@ def _from_markdown(path: Path, content: str) -> list[TaskSpec]:
             for i, line in enumerate(lines)
             if i not in fenced and (m := _NUMBERED.match(line))
         ]
-    specs = []
+    items = []
     for k, (start, m) in enumerate(markers):
         end = markers[k + 1][0] if k + 1 < len(markers) else len(lines)
         body_lines = lines[start + 1 : end]
         if numbered:
             body_lines = _indented_block(body_lines)
-        body = "\n".join(body_lines).strip("\n")
+        needs: list[str] = []
+        kept = []
+        for n, line in enumerate(body_lines, start=start + 1):
+            d = _DEPENDS.match(line)
+            if d and n not in fenced:
+                needs += [part.strip() for part in d["list"].split(",") if part.strip()]
+            else:
+                kept.append(line)
+        body = "\n".join(kept).strip("\n")
         title = m["title"].strip()
         prompt = "\n\n".join(part for part in (title, _dedent(body)) if part.strip())
         if not prompt:
@@ -94,7 +112,24 @@ def _from_markdown(path: Path, content: str) -> list[TaskSpec]:
                 field="prompt",
             )
         name = None if numbered else (f"Task {m['num']}: {title}" if title else f"Task {m['num']}")
-        specs.append(TaskSpec(prompt=prompt, name=name))
+        items.append((start, m["num"], name, prompt, needs))
+    graph = any(needs for *_, needs in items)
+    if graph and numbered:
+        items = [(at, num, f"Task {num}", text, needs) for at, num, _, text, needs in items]
+    by_number = {str(int(num)): name for _, num, name, _, _ in items}
+    specs = []
+    for start, _, name, prompt, needs in items:
+        resolved = []
+        for need in needs:
+            ref = _TASK_REF.match(need)
+            if ref and str(int(ref["num"])) not in by_number:
+                raise ConfigError(
+                    f"{path}:{start + 1}: depends on {need!r}, but there is no task "
+                    f"{int(ref['num'])}",
+                    field="depends_on",
+                )
+            resolved.append(by_number[str(int(ref["num"]))] if ref else need)
+        specs.append(TaskSpec(prompt=prompt, name=name, depends_on=resolved))
     return specs
 
 

@@ -57,6 +57,7 @@ from ._policy import (
     continued_session,
     graph_next,
     graph_outcome,
+    is_graph,
     list_outcome,
     skip_reason,
     step_limits,
@@ -435,27 +436,28 @@ class _ListRun:
             finally:
                 send.send_nowait((i, ok))
 
-        async with anyio.create_task_group() as tg:
-            while True:
-                step = graph_next(
-                    edges, status, self.skipped, free=max_concurrency - running, stop=self.stop
-                )
-                for i, (via, cause) in step.skip.items():
-                    status[i] = "skipped"
-                    self.skipped[i] = cause
-                    await self._skip(i, via, cause)
-                for i in step.start:
-                    if self._check_budget(i):
-                        self.stop = True
+        with send, receive:
+            async with anyio.create_task_group() as tg:
+                while True:
+                    step = graph_next(
+                        edges, status, self.skipped, free=max_concurrency - running, stop=self.stop
+                    )
+                    for i, (via, cause) in step.skip.items():
+                        status[i] = "skipped"
+                        self.skipped[i] = cause
+                        await self._skip(i, via, cause)
+                    for i in step.start:
+                        if self._check_budget(i):
+                            self.stop = True
+                            break
+                        status[i] = "running"
+                        running += 1
+                        tg.start_soon(run_one, i)
+                    if running == 0:
                         break
-                    status[i] = "running"
-                    running += 1
-                    tg.start_soon(run_one, i)
-                if running == 0:
-                    break
-                i, ok = await receive.receive()
-                running -= 1
-                status[i] = "success" if ok else "failed"
+                    i, ok = await receive.receive()
+                    running -= 1
+                    status[i] = "success" if ok else "failed"
         if self.raised is not None:
             raise self.raised  # `outcome` gives the steps that never started a result
         for i in range(len(self.items)):  # the list stopped before these
@@ -812,7 +814,7 @@ def graph_of(items: list[TaskSpec | TaskFactory]) -> list[tuple[int, ...]] | Non
     """The direct dependencies (step indices) of each step when `items` is a task graph
     (a step has `depends_on`), checked (`_policy.check_graph`); None for a plain list."""
     specs = [item for item in items if isinstance(item, TaskSpec)]
-    if not any(spec.depends_on for spec in specs):
+    if not is_graph([spec.depends_on for spec in specs]):
         return None
     for i, item in enumerate(items):
         if not isinstance(item, TaskSpec):

@@ -367,6 +367,27 @@ def test_list_without_a_terminal_prints_a_line_per_event_then_resumes_by_run_id(
     assert model.prompts[-1] == "Check a.txt"  # step 1 was not asked again
 
 
+def test_list_runs_a_yaml_task_graph_and_shows_the_skipped_step(
+    model: ScriptedModel, work: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "graph.yaml").write_text(
+        "tasks:\n"
+        "  - {name: build, prompt: Build it, max_turns: 1, allowed_tools: [Bash]}\n"
+        "  - {name: ship, prompt: Ship it, depends_on: [build]}\n"
+    )
+    model.add(tool_use("Bash", {"command": "true"}))  # then max_turns=1 ends step 1
+    proc = cc("list", "graph.yaml", "--cwd", str(work), cwd=tmp_path, env=cli_env(**model.env()))
+    assert proc.returncode == 12, proc.stderr  # MaxTurnsError, the failed step's
+    assert re.search(
+        r"^⊘ 2/2 ship · DependencyFailedError: step 2 \(ship\) was skipped: its dependency "
+        r"'build' \(step 1\) failed",
+        proc.stdout,
+        re.MULTILINE,
+    ), proc.stdout
+    assert re.search(r"^\s*2\s+skipped", proc.stdout, re.MULTILINE)  # the summary table
+    assert model.prompts == ["Build it"]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_list_ctrl_c_ends_every_process_and_prints_how_to_resume(
     model: ScriptedModel, work: Path, tmp_path: Path, sig: signal.Signals

@@ -354,3 +354,31 @@ async def test_a_yaml_task_file_with_depends_on_runs_as_a_graph(
     out = await cc_execute_list(specs, config)
     assert out.success and model.prompts[0] == "design the schema"
     assert sorted(model.prompts[1:]) == ["write the api", "write the docs"]
+
+
+def test_a_markdown_task_list_takes_depends_on_lines(tmp_path: Path) -> None:
+    listing = tmp_path / "plan.md"
+    listing.write_text(
+        "# Plan\n\n"
+        "Task 1: Create the schema\nWrite schema.sql.\n\n"
+        "Task 2: Write the API\nDepends on: Task 1\nUse the schema.\n\n"
+        "Task 3: Write the docs\n**Depends on:** 1, Task 2\n"
+        "```\nDepends on: Task 9 (inside a fence: part of the prompt)\n```\n"
+    )
+    specs = load_task_list(listing)
+    assert [s.depends_on for s in specs] == [
+        (),
+        ("Task 1: Create the schema",),
+        ("Task 1: Create the schema", "Task 2: Write the API"),
+    ]
+    assert specs[1].prompt == "Write the API\n\nUse the schema."
+    assert "Task 9 (inside a fence" in specs[2].prompt
+    numbered = tmp_path / "numbered.md"
+    numbered.write_text("1. Make a\n2. Make b\n   depends on: 1\n")
+    assert [(s.name, s.depends_on) for s in load_task_list(numbered)] == [
+        ("Task 1", ()),
+        ("Task 2", ("Task 1",)),
+    ]
+    numbered.write_text("1. Make a\n2. Make b\n   depends on: 3\n")
+    with pytest.raises(ConfigError, match="no task 3"):
+        load_task_list(numbered)

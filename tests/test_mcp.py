@@ -599,3 +599,28 @@ async def test_closing_the_server_mid_task_leaves_no_process(
     assert {p: process_state(p) for p in pids} == {p: "gone" for p in pids}
     check = await verify_execution(uuid, CCExecutorConfig(cwd=workdir))  # the default dir
     assert (check.found, check.status) == (True, "cancelled")
+
+
+async def test_execute_task_list_runs_a_task_graph_and_reports_skipped_steps(
+    tmp_path: Path, workdir: Path, model: ScriptedModel
+) -> None:
+    model.add(tool_use("Bash", {"command": "true", "description": "x"}))
+    steps: list[Any] = [
+        {"prompt": "fails", "name": "A", "max_turns": 1},
+        {"prompt": "needs A", "name": "B", "depends_on": ["A"]},
+    ]
+    async with mcp_server(tmp_path, workdir, model.env()) as session:
+        out = await session.call_tool(
+            "execute_task_list", {"tasks": steps, "stop_on_failure": False}
+        )
+        cycle = await session.call_tool(
+            "execute_task_list",
+            {"tasks": [{"prompt": "x", "name": "X", "depends_on": ["X"]}]},
+        )
+    assert out.is_error
+    report = _report(out)
+    assert [s["status"] for s in report["steps"]] == ["failed", "skipped"]
+    assert report["steps"][1]["error_type"] == "DependencyFailedError"
+    assert report["skipped"] == [1]
+    assert model.prompts == ["fails"]
+    assert cycle.is_error and _text(cycle).startswith("ConfigError: step 1 ('X') depends on itself")

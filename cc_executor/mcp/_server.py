@@ -96,6 +96,12 @@ class ListTask(BaseModel):
     continue_session: bool = Field(
         False, description="Continue the previous step's Claude Code session instead of a new one."
     )
+    depends_on: list[str] = Field(
+        default_factory=list,
+        description="Names of the steps this one waits for. Any step with depends_on makes the "
+        "list a task graph: each step starts once those steps succeeded, independent steps "
+        "at once; a step whose dependency failed is skipped.",
+    )
     max_turns: int | None = Field(None, ge=1)
     max_budget_usd: float | None = Field(None, gt=0)
 
@@ -323,9 +329,9 @@ class _Tools:
             list[str | ListTask],
             Field(
                 description="The steps, in order: each a complete prompt, or an object with "
-                "`prompt` and options (name, timeout, model, cwd, continue_session, max_turns, "
-                "max_budget_usd). Each step runs in a fresh Claude Code instance after the "
-                "previous one has ended."
+                "`prompt` and options (name, depends_on, timeout, model, cwd, continue_session, "
+                "max_turns, max_budget_usd). Each step runs in a fresh Claude Code instance "
+                "after the previous one has ended (with depends_on: after the steps it names)."
             ),
         ],
         run_id: Annotated[
@@ -508,7 +514,7 @@ def _tool_result(report: dict[str, Any], result: TaskResult) -> CallToolResult:
 
 
 def _list_result(outcome: TaskListResult) -> CallToolResult:
-    restored = set(outcome.restored)
+    restored, skipped = set(outcome.restored), set(outcome.skipped)
     steps: list[dict[str, Any]] = []
     for index, label in enumerate(outcome.labels):
         if index >= len(outcome.results):
@@ -516,6 +522,8 @@ def _list_result(outcome: TaskListResult) -> CallToolResult:
             continue
         result = outcome.results[index]
         status = "restored" if index in restored else ("success" if result.success else "failed")
+        if index in skipped:  # a task graph's step that never ran: its result says why
+            status = "skipped"
         steps.append(
             {"index": index, "label": label, "status": status}
             | _task_report(result, MAX_STEP_OUTPUT_CHARS)
