@@ -46,6 +46,7 @@ import re
 import shutil
 import tempfile
 import uuid
+import weakref
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -170,6 +171,21 @@ async def git(*args: str, cwd: Path, check: bool = True) -> tuple[int, str, str]
     return code, stdout, stderr
 
 
+# A lock lives while someone holds or awaits it; then it goes (loops come and go).
+_REPO_LOCKS: weakref.WeakValueDictionary[tuple[int, Path], asyncio.Lock] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _repo_lock(repo: Path) -> asyncio.Lock:
+    """The lock of `repo` in the running event loop (a lock belongs to one loop)."""
+    key = (id(asyncio.get_running_loop()), repo)
+    lock = _REPO_LOCKS.get(key)
+    if lock is None:
+        lock = _REPO_LOCKS[key] = asyncio.Lock()
+    return lock
+
+
 async def _to_the_end(awaitable: Awaitable[None]) -> None:
     """Await `awaitable` to its end, shielded from anyio's and asyncio's cancellation
     alike (cleanup must finish); a cancellation that arrived meanwhile is re-raised."""
@@ -250,12 +266,12 @@ class WorktreeRun:
     home: Path
     merge: str = "auto"
     trees: dict[int, StepTree] = field(default_factory=dict)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def _git(self, *args: str, cwd: Path, check: bool = True) -> tuple[int, str, str]:
-        """`git`, one command at a time: concurrent `git worktree add`s (and ref updates)
-        in one repository race on its administrative files."""
-        async with self._lock:
+        """`git`, one command at a time per repository in this process: concurrent
+        `git worktree add`s (and ref updates) in one repository race on its
+        administrative files (two lists in one repository included)."""
+        async with _repo_lock(self.repo):
             return await git(*args, cwd=cwd, check=check)
 
     @property

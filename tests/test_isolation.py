@@ -589,3 +589,30 @@ def test_the_command_line_list_takes_isolation(tmp_path: Path) -> None:
         )
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert message in proc.stderr
+
+
+async def test_copy_isolation_lays_several_bases_over_cwd_or_names_the_conflict(
+    tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "shared.txt").write_text("one line\n")
+    tasks = [
+        step(models, "b", bash("printf 'b\\n' > b.txt"), text("ok")),
+        step(models, "c", bash("printf 'c\\n' > c.txt && rm shared.txt"), text("ok")),
+        step(models, "d", bash("ls"), text("ok"), depends_on=["b", "c"]),
+        step(models, "e", bash("printf 'e\\n' > b.txt"), text("ok")),
+        step(models, "f", text("never"), depends_on=["b", "e"]),
+    ]
+    out = await cc_execute_list(
+        tasks, config_for(plain, tmp_path), isolation="copy", stop_on_failure=False
+    )
+    seen = tool_output(models["d"])
+    assert "b.txt" in seen and "c.txt" in seen and "shared.txt" not in seen
+    d = out["d"]
+    assert d.success and d.workdir is not None
+    assert sorted(p.name for p in d.workdir.iterdir()) == ["b.txt", "c.txt"]
+    f = out["f"]
+    assert f.error_type == "MergeConflictError" and f.error_fields == {"files": ["b.txt"]}
+    assert models["f"].main_requests == []
+    assert sorted(p.name for p in plain.iterdir()) == ["shared.txt"]  # cwd untouched
