@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BRANCH_PREFIX",
     "CopyRun",
+    "Delivery",
     "GitError",
     "ListIsolation",
     "MergeConflict",
@@ -654,6 +655,16 @@ def open_copies(
 # ------------------------------------------------------------------------- the list's side
 
 
+@dataclass
+class Delivery:
+    """Where a list's final state went (`ListIsolation.deliver`)."""
+
+    merged_into: str | None = None
+    branch: str | None = None
+    branches: list[str] = field(default_factory=list)
+    error: MergeConflict | None = None
+
+
 class ListIsolation:
     """What a task list runner calls to isolate its steps (either mode): `check` each
     step before it runs, `enter` a step (its folder, from its bases' results), `leave` it
@@ -683,6 +694,59 @@ class ListIsolation:
             cwd, run_id=run_id, state_dir=config.state_dir, ignore=config.snapshot_ignore
         )
         return cls("copy", None, copies, copies.source)
+
+    def state(self) -> dict[str, Any]:
+        """This isolation as JSON data, for `attach` in another process (a Temporal
+        worker): where the repository or directory is, the starting commit and branch."""
+        if self.worktrees is not None:
+            w = self.worktrees
+            return {
+                "mode": "worktree",
+                "repo": str(w.repo),
+                "subdir": str(w.subdir),
+                "start_commit": w.start_commit,
+                "start_branch": w.start_branch,
+                "run_id": w.run_id,
+                "home": str(w.home),
+                "merge": w.merge,
+            }
+        assert self.copies is not None
+        c = self.copies
+        return {
+            "mode": "copy",
+            "source": str(c.source),
+            "run_id": c.run_id,
+            "home": str(c.home),
+            "ignore": list(c.ignore),
+        }
+
+    @classmethod
+    def attach(cls, state: dict[str, Any]) -> ListIsolation:
+        """The isolation `state` describes, already opened (checked, cleaned) elsewhere."""
+        if state["mode"] == "worktree":
+            run = WorktreeRun(
+                repo=Path(state["repo"]),
+                subdir=Path(state["subdir"]),
+                start_commit=state["start_commit"],
+                start_branch=state["start_branch"],
+                run_id=state["run_id"],
+                home=Path(state["home"]),
+                merge=state["merge"],
+            )
+            return cls("worktree", run, None, run.repo)
+        copies = CopyRun(
+            source=Path(state["source"]),
+            run_id=state["run_id"],
+            home=Path(state["home"]),
+            ignore=tuple(state["ignore"]),
+        )
+        return cls("copy", None, copies, copies.source)
+
+    def ref(self, result: TaskResult) -> str | None:
+        """Where a step's work is, for the steps built on it: its commit, or its copy."""
+        if self.worktrees is not None:
+            return result.commit
+        return str(result.workdir) if result.workdir is not None else None
 
     def check(self, i: int, spec: TaskSpec, base: CCExecutorConfig) -> None:
         """ConfigError when step i cannot run isolated."""
@@ -719,14 +783,18 @@ class ListIsolation:
     ) -> dict[str, Any]:
         """Step i's folder made from `bases` (the results it builds on; none: the start);
         the config overrides that run it there. Raises `MergeConflict`."""
+        refs = [ref for ref in map(self.ref, bases) if ref is not None]
+        return await self.enter_refs(i, spec.name, spec.overrides.get("cwd"), label, refs)
+
+    async def enter_refs(
+        self, i: int, name: str | None, cwd: Any, label: str, refs: Sequence[str]
+    ) -> dict[str, Any]:
+        """`enter` given the bases' `ref`s; `cwd` is the step's own cwd option (or None)."""
         if self.worktrees is not None:
-            commits = [r.commit for r in bases if r.commit]
-            tree = await self.worktrees.start_step(i, spec.name, commits, label=label)
+            tree = await self.worktrees.start_step(i, name, refs, label=label)
         else:
             assert self.copies is not None
-            dirs = [r.workdir for r in bases if r.workdir is not None]
-            tree = await self.copies.start_step(i, spec.name, dirs, label=label)
-        cwd = spec.overrides.get("cwd")
+            tree = await self.copies.start_step(i, name, [Path(r) for r in refs], label=label)
         return {"cwd": self._mapped(i, Path(cwd), tree.path) if cwd is not None else tree.cwd}
 
     async def leave(self, i: int, result: TaskResult, label: str, run_id: str) -> TaskResult:
@@ -767,29 +835,46 @@ class ListIsolation:
         the branches of its steps named (deleted once merged)."""
         if self.worktrees is None:
             return outcome
-        run = self.worktrees
+        refs = [ref for ref in map(self.ref, finals) if ref is not None]
         branches = [r.branch for r in outcome.results if r.branch]
-        if not outcome.success:
-            return dataclasses.replace(outcome, branches=branches)
+        delivery = await self.deliver(outcome.success, refs, branches)
+        if delivery.error is None:
+            return dataclasses.replace(
+                outcome,
+                merged_into=delivery.merged_into,
+                branch=delivery.branch,
+                branches=delivery.branches,
+            )
+        failure = MergeConflictError(str(delivery.error), files=delivery.error.files)
+        if outcome.results:
+            failure.result = outcome.results[-1]
+        return dataclasses.replace(
+            outcome,
+            success=False,
+            error=failure,
+            branch=delivery.branch,
+            branches=delivery.branches,
+        )
+
+    async def deliver(self, success: bool, finals: Sequence[str], branches: list[str]) -> Delivery:
+        """Worktree mode, the list ended: when it succeeded, the merge of the commits
+        `finals` merged into the starting branch or left on the result branch, and the
+        step `branches` deleted; else (or when that merge fails) the branches kept."""
+        run = self.worktrees
+        if run is None or not success:
+            return Delivery(branches=branches)
         merged_into = branch = None
         error: MergeConflict | None = None
         try:
-            final = await run.final_commit(
-                [r.commit for r in finals if r.commit], f"final state of run {run.run_id}"
-            )
+            final = await run.final_commit(finals, f"final state of run {run.run_id}")
             merged_into, branch, error = await run.deliver(final)
         except MergeConflict as exc:
             error = exc
         if error is None:
             await run.delete_branches(branches)
-            return dataclasses.replace(outcome, merged_into=merged_into, branch=branch, branches=[])
+            return Delivery(merged_into=merged_into, branch=branch)
         logger.error("task list {}: {}", run.run_id, error)
-        failure = MergeConflictError(str(error), files=error.files)
-        if outcome.results:
-            failure.result = outcome.results[-1]
-        return dataclasses.replace(
-            outcome, success=False, error=failure, branch=branch, branches=branches
-        )
+        return Delivery(branch=branch, branches=branches, error=error)
 
     async def close(self) -> None:
         """Remove every worktree still open (shielded from cancellation)."""

@@ -58,6 +58,8 @@ from ._policy import (
     graph_next,
     graph_outcome,
     is_graph,
+    isolation_bases,
+    isolation_finals,
     list_outcome,
     skip_reason,
     step_limits,
@@ -696,30 +698,23 @@ class _ListRun:
         return result
 
     def _bases(self, i: int) -> list[TaskResult]:
-        """The results step i builds on under isolation: in a task graph its dependencies,
-        in a sequential list the last step before it that succeeded (none: the start), in
-        a concurrent list none."""
-        if self.edges is not None:
-            return [self.results[j] for j in self.edges[i] if j in self.results]
-        if not self.sequential:
-            return []
-        done = [j for j in self.results if j < i and self.results[j].success]
-        return [self.results[max(done)]] if done else []
+        """The results step i builds on under isolation (`_policy.isolation_bases`)."""
+        bases = isolation_bases(
+            i, edges=self.edges, sequential=self.sequential, succeeded=self._succeeded()
+        )
+        return [self.results[j] for j in bases]
 
     def finals(self) -> list[TaskResult]:
-        """The results whose merge is the list's final state under isolation: a task
-        graph's steps no other step depends on, a sequential list's last, a concurrent
-        list's every successful step."""
-        if self.edges is not None:
-            needed = {j for deps in self.edges for j in deps}
-            return [
-                self.results[j]
-                for j in range(len(self.items))
-                if j not in needed and j in self.results and self.results[j].success
-            ]
-        if self.sequential:
-            return self._bases(len(self.items))
-        return [self.results[j] for j in sorted(self.results) if self.results[j].success]
+        """The results whose merge is the list's final state under isolation
+        (`_policy.isolation_finals`)."""
+        total, succeeded = len(self.items), self._succeeded()
+        finals = isolation_finals(
+            total, edges=self.edges, sequential=self.sequential, succeeded=succeeded
+        )
+        return [self.results[j] for j in finals]
+
+    def _succeeded(self) -> dict[int, bool]:
+        return {j: r.success for j, r in self.results.items()}
 
     async def _emit(self, i: int, status: StepStatus, result: TaskResult | None = None) -> None:
         if self.on_step is None:
