@@ -72,6 +72,7 @@ __all__ = [
     "StepTree",
     "WorktreeRun",
     "branch_prefix",
+    "check_isolated_step",
     "conflict_result",
     "git",
     "open_copies",
@@ -750,13 +751,7 @@ class ListIsolation:
 
     def check(self, i: int, spec: TaskSpec, base: CCExecutorConfig) -> None:
         """ConfigError when step i cannot run isolated."""
-        if spec.continue_session:
-            raise ConfigError(
-                f"step {i + 1} has continue_session=True, which isolation={self.mode!r} cannot "
-                "honour (each step runs in its own folder, and a session belongs to its "
-                "folder): drop continue_session, or isolation",
-                field="continue_session",
-            )
+        check_isolated_step(i, spec, self.mode)
         cwd = spec.overrides.get("cwd")
         if cwd is not None:
             self._mapped(i, Path(cwd), Path(self.root))
@@ -886,6 +881,17 @@ class ListIsolation:
             for i in list(self.worktrees.trees):
                 await self.worktrees.drop_step(i, delete_branch=False)
             await self.worktrees._git("worktree", "prune", cwd=self.worktrees.repo, check=False)
+
+
+def check_isolated_step(i: int, spec: TaskSpec, mode: str) -> None:
+    """ConfigError when step i asks for what an isolated step cannot have."""
+    if spec.continue_session:
+        raise ConfigError(
+            f"step {i + 1} has continue_session=True, which isolation={mode!r} cannot "
+            "honour (each step runs in its own folder, and a session belongs to its "
+            "folder): drop continue_session, or isolation",
+            field="continue_session",
+        )
 
 
 def conflict_result(prompt: str, conflict: MergeConflict, metadata: dict[str, Any]) -> TaskResult:

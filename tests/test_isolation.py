@@ -432,14 +432,6 @@ async def test_sigkill_mid_step_then_resume_leaves_no_worktree_behind(
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
 
 
-async def test_isolation_on_temporal_is_a_config_error_before_anything_is_submitted() -> None:
-    from cc_executor.temporal import submit_task_list
-
-    with pytest.raises(ConfigError, match="not available on Temporal") as caught:
-        await submit_task_list(None, ["a"], isolation="worktree")  # type: ignore[arg-type]
-    assert caught.value.field == "isolation"
-
-
 async def test_the_users_hooks_and_signing_do_not_apply_and_a_moved_branch_gets_a_merge(
     repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
 ) -> None:
