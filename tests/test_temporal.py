@@ -805,3 +805,31 @@ async def test_an_isolated_conflict_on_temporal_is_a_merge_conflict_error(
     assert _git(repo, "rev-parse", "HEAD") == start
     assert _worktrees(repo) == [str(repo)]
     assert _git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+async def test_isolation_outside_git_fails_the_workflow_with_the_config_error(
+    client: Client, model: ScriptedModel, workers: Workers, task_queue: str, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(ConfigError, match="continue_session"):  # checked before submitting
+        await submit_task_list(
+            client,
+            ["a", TaskSpec("b", continue_session=True)],
+            task_queue=task_queue,
+            cwd=str(plain),
+            isolation="worktree",
+        )
+    workers(1)
+    handle = await submit_task_list(
+        client, ["a"], run_id=f"plain-{task_queue}", task_queue=task_queue, cwd=str(plain),
+        isolation="worktree",
+    )  # fmt: skip
+    with pytest.raises(WorkflowFailureError) as caught:
+        await result(handle)
+    chain, cause = [], caught.value.cause
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__
+    assert any('isolation="copy"' in text for text in chain), chain
+    assert model.main_requests == []  # no step started
