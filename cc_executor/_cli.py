@@ -14,19 +14,21 @@ neither Typer nor Rich.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from ._help import placeholders_in_words
 from ._log import log_to_stderr
 from ._version import __version__
 from .config import CCExecutorConfig
@@ -112,31 +114,7 @@ _EXIT_HELP = "\n".join(
 )
 
 
-def _placeholders_in_words() -> None:
-    """Help shows each value's placeholder in words (TASK, SECONDS, TOOL, N: the metavars
-    given below), never a Python type (`<str>`, `<list[str]>`, `<bool>` after a flag).
-    Recent Typer prints a type column beside every parameter; this hides it where a
-    metavar says more or nothing is to be typed. Older Typer has no such column."""
-    from typer import core
-
-    option, argument = getattr(core, "TyperOption", None), getattr(core, "TyperArgument", None)
-    if option is None or argument is None or not hasattr(option, "display_type_rich"):
-        return
-    shown = option.display_type_rich
-
-    def option_type(self: Any, ctx: Any) -> str | None:
-        if self.is_flag or getattr(self, "count", False):  # nothing to type after it
-            return None
-        return cast("str | None", shown(self, ctx))
-
-    def argument_type(self: Any, ctx: Any) -> str | None:
-        return None  # the argument's name (its metavar) is the placeholder
-
-    option.display_type_rich = option_type
-    argument.display_type_rich = argument_type
-
-
-_placeholders_in_words()
+placeholders_in_words()
 
 
 def _set_log_level(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> None:
@@ -1021,18 +999,23 @@ def scripted_model_command(
 
 # ----------------------------------------------------------------------------- orchestrators
 
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+def _mcp_serve(*args: Any, **kwargs: Any) -> None:
+    from .mcp._main import serve
+
+    serve(*args, **kwargs)
 
 
-@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
-def mcp(ctx: typer.Context) -> None:
-    """The MCP server for orchestrators, over stdio (`cc-execute mcp --help` lists its options).
+def _register_mcp() -> None:
+    """`cc-execute mcp`: the server's own command (`cc_executor.mcp._main.serve`), its
+    options and help as `python -m cc_executor.mcp` has them."""
+    from .mcp._main import serve
 
-    Needs the extra: pip install 'cc_executor\\[mcp]'.
-    """
-    from .mcp import main as mcp_main
+    functools.update_wrapper(_mcp_serve, serve)
+    app.command(name="mcp")(_mcp_serve)
 
-    mcp_main(ctx.args)
+
+_register_mcp()
 
 
 @app.command()

@@ -16,8 +16,9 @@ same questions; the answers live here, as pure functions of what they are given:
   progress query uses `list_verdict`, which needs only whether each step succeeded);
 - task graphs (steps with `depends_on`): whether the list is one (`is_graph`), its
   checks and edges (`check_graph`), the order it is restored in (`topological_order`),
-  which steps start or are skipped next (`graph_next`), why a step is skipped
-  (`skip_reason`), and its outcome (`graph_outcome`);
+  which steps start or are skipped as steps end (`GraphRun`: deterministic state, no
+  I/O), why a step is skipped (`skip_reason`, `stop_reason`), and its outcome
+  (`graph_outcome`);
 - isolated steps (`isolation="worktree"`/`"copy"`): which steps' work a step starts from
   (`isolation_bases`) and which steps' work is the list's final state (`isolation_finals`).
 
@@ -29,8 +30,9 @@ the same answers.
 from __future__ import annotations
 
 import difflib
+import heapq
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypedDict
 
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_GRAPH_CONCURRENCY",
-    "GraphNext",
+    "GraphRun",
     "ListVerdict",
     "MIN_STEP_TIMEOUT_S",
     "OutcomeFields",
@@ -54,7 +56,6 @@ __all__ = [
     "check_graph",
     "check_list_options",
     "continued_session",
-    "graph_next",
     "graph_outcome",
     "is_graph",
     "isolation_bases",
@@ -377,8 +378,6 @@ def _find_cycle(edges: Sequence[Sequence[int]]) -> list[int] | None:
 def topological_order(edges: Sequence[Sequence[int]]) -> list[int]:
     """Every step after its dependencies; among steps free at once, the lower index
     first. `edges` must be acyclic (`check_graph`)."""
-    import heapq
-
     waiting = [len(set(e)) for e in edges]
     dependents: list[list[int]] = [[] for _ in edges]
     for i, needs in enumerate(edges):
@@ -397,49 +396,75 @@ def topological_order(edges: Sequence[Sequence[int]]) -> list[int]:
     return order
 
 
-@dataclass(frozen=True)
-class GraphNext:
-    """What a graph runner does next (`graph_next`)."""
+class GraphRun:
+    """Where a task graph's run stands: which steps wait, which may start, which are
+    skipped. Deterministic and free of I/O, so the local runner and the Temporal workflow
+    (also during replay) each hold one and follow the same rules.
 
-    start: list[int] = field(default_factory=list)
-    """Steps to start now, in index order (at most the free slots)."""
-    skip: dict[int, tuple[int, int]] = field(default_factory=dict)
-    """Steps to skip now, in dependency order: step -> (its dependency that failed or was
-    skipped, the failed step that is the cause)."""
+    A step may start once every step it depends on succeeded (`succeeded`); `start`
+    hands out such steps in index order. When a step fails (`failed`), every step that
+    depends on it, directly or through others, is skipped at once, each with the
+    dependency that made it so and the failed step at the root. O(edges) over a whole
+    run: a 10,000-step graph costs milliseconds, not a scan per finished step.
+    """
 
+    def __init__(self, edges: Sequence[Sequence[int]]) -> None:
+        self.edges = [tuple(e) for e in edges]
+        self.dependents: list[list[int]] = [[] for _ in self.edges]
+        for i, needs in enumerate(self.edges):
+            for j in sorted(set(needs)):
+                self.dependents[j].append(i)
+        self._waiting = [len(set(e)) for e in self.edges]
+        self._ready = [i for i, n in enumerate(self._waiting) if n == 0]
+        heapq.heapify(self._ready)
+        self.status: dict[int, GraphStatus] = {}
+        """Each step's state once it has one: "running", "success", "failed", "skipped"."""
+        self.causes: dict[int, int] = {}
+        """Each skipped step's failed step (itself when the list stopped before it)."""
 
-def graph_next(
-    edges: Sequence[Sequence[int]],
-    status: Mapping[int, GraphStatus],
-    causes: Mapping[int, int],
-    *,
-    free: int,
-    stop: bool,
-) -> GraphNext:
-    """Given each step's `status` (absent: not started) and, for each skipped step, the
-    failed step it was skipped for (`causes`): the pending steps to skip now (a
-    dependency failed or was skipped), and the pending steps whose dependencies all
-    succeeded, to start in index order, at most `free` (none when `stop`: the list
-    starts nothing new)."""
-    skip: dict[int, tuple[int, int]] = {}
-    start: list[int] = []
-    for i in topological_order(edges):
-        if i in status:
-            continue
-        for j in edges[i]:
-            if j in skip:
-                skip[i] = (j, skip[j][1])
-            elif status.get(j) == "failed":
-                skip[i] = (j, j)
-            elif status.get(j) == "skipped":
-                skip[i] = (j, causes.get(j, j))
-            if i in skip:
-                break
-        else:
-            if all(status.get(j) == "success" for j in edges[i]):
-                start.append(i)
-    start = [] if stop else sorted(start)[: max(free, 0)]
-    return GraphNext(start=start, skip=skip)
+    def start(self, free: int) -> list[int]:
+        """Up to `free` steps that may start now, in index order, marked running."""
+        out: list[int] = []
+        while self._ready and len(out) < free:
+            i = heapq.heappop(self._ready)
+            if i not in self.status:  # a restored step leaves its entry behind
+                self.status[i] = "running"
+                out.append(i)
+        return out
+
+    def succeeded(self, i: int) -> None:
+        """Step i succeeded (or was restored): what waited only for it may start."""
+        self.status[i] = "success"
+        for k in self.dependents[i]:
+            self._waiting[k] -= 1
+            if self._waiting[k] == 0 and k not in self.status:
+                heapq.heappush(self._ready, k)
+
+    def failed(self, i: int) -> dict[int, tuple[int, int]]:
+        """Step i failed: the steps skipped because of it, in the order found (each after
+        the step it was skipped through): step -> (its dependency that failed or was
+        skipped, i)."""
+        self.status[i] = "failed"
+        skipped: dict[int, tuple[int, int]] = {}
+        todo = [i]
+        while todo:
+            via = todo.pop(0)
+            for k in self.dependents[via]:
+                if k not in self.status:
+                    self.status[k] = "skipped"
+                    self.causes[k] = i
+                    skipped[k] = (via, i)
+                    todo.append(k)
+        return skipped
+
+    def not_started(self) -> list[int]:
+        """The steps that never started and were not skipped (the list stopped first),
+        now marked skipped for themselves."""
+        left = [i for i in range(len(self.edges)) if i not in self.status]
+        for i in left:
+            self.status[i] = "skipped"
+            self.causes[i] = i
+        return left
 
 
 def skip_reason(

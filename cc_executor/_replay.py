@@ -85,8 +85,11 @@ def replay(path: Path) -> Iterator[Text]:
         elif isinstance(event, ResultEvent):
             tin, tout = token_counts(event.usage)
             status = "error" if result_failed(event) else "success"
+            # The CLI's subtype only where it says more than the status (error_max_turns);
+            # an is_error result can carry subtype "success", which would contradict it.
+            detail = f" ({event.subtype})" if event.subtype not in (None, "success") else ""
             yield Text(
-                f"■ {status} ({event.subtype}) · {event.num_turns} turn(s) · "
+                f"■ {status}{detail} · {event.num_turns} turn(s) · "
                 f"{(event.duration_ms or 0) / 1000:.1f}s · {tin:,} in / {tout:,} out tokens · "
                 f"${event.total_cost_usd or 0:.4f}",
                 style="green" if status == "success" else "red",

@@ -48,14 +48,13 @@ from ._models import (
 from ._models import default_config as _default_config
 from ._models import first_line as _first_line
 from ._policy import (
-    GraphStatus,
+    GraphRun,
     budget_cut,
     budget_stop,
     check_continue,
     check_graph,
     check_list_options,
     continued_session,
-    graph_next,
     graph_outcome,
     is_graph,
     isolation_bases,
@@ -412,19 +411,19 @@ class _ListRun:
     async def run_graph(self, max_concurrency: int) -> None:
         """Run a task graph: restore what the journal holds (in dependency order: a step
         whose dependency runs again runs again too), then start each step once its
-        dependencies succeeded, at most `max_concurrency` at a time."""
+        dependencies succeeded, at most `max_concurrency` at a time (`GraphRun` decides
+        what starts and what is skipped)."""
         import math
 
         import anyio
 
-        edges = self.edges
-        assert edges is not None
-        status: dict[int, GraphStatus] = {}
-        for i in topological_order(edges):
+        assert self.edges is not None
+        graph = GraphRun(self.edges)
+        for i in topological_order(self.edges):
             spec = await self._spec(i)
-            if self.records and all(status.get(j) == "success" for j in edges[i]):
-                if await self._restore(i, spec):
-                    status[i] = "success"
+            restorable = all(graph.status.get(j) == "success" for j in self.edges[i])
+            if self.records and restorable and await self._restore(i, spec):
+                graph.succeeded(i)
         send, receive = anyio.create_memory_object_stream[tuple[int, bool]](math.inf)
         running = 0
 
@@ -441,31 +440,30 @@ class _ListRun:
         with send, receive:
             async with anyio.create_task_group() as tg:
                 while True:
-                    step = graph_next(
-                        edges, status, self.skipped, free=max_concurrency - running, stop=self.stop
-                    )
-                    for i, (via, cause) in step.skip.items():
-                        status[i] = "skipped"
-                        self.skipped[i] = cause
-                        await self._skip(i, via, cause)
-                    for i in step.start:
+                    ready = [] if self.stop else graph.start(max_concurrency - running)
+                    for n, i in enumerate(ready):
                         if self._check_budget(i):
                             self.stop = True
+                            for k in ready[n:]:  # handed out, never started
+                                del graph.status[k]
                             break
-                        status[i] = "running"
                         running += 1
                         tg.start_soon(run_one, i)
                     if running == 0:
                         break
                     i, ok = await receive.receive()
                     running -= 1
-                    status[i] = "success" if ok else "failed"
+                    if ok:
+                        graph.succeeded(i)
+                    else:
+                        for k, (via, cause) in graph.failed(i).items():
+                            self.skipped[k] = cause
+                            await self._skip(k, via, cause)
         if self.raised is not None:
             raise self.raised  # `outcome` gives the steps that never started a result
-        for i in range(len(self.items)):  # the list stopped before these
-            if i not in status:
-                self.skipped[i] = i
-                await self._skip(i, i, i)
+        for i in graph.not_started():  # the list stopped before these
+            self.skipped[i] = i
+            await self._skip(i, i, i)
 
     async def run_node(self, i: int, spec: TaskSpec, needs: dict[int, TaskResult]) -> TaskResult:
         """Run step i of a task graph, whose dependencies ended with `needs` (step index ->

@@ -103,7 +103,7 @@ def test_docs_and_help_document_every_exit_code(tmp_path: Path) -> None:
 
 def test_help_placeholders_are_words_not_python_types(tmp_path: Path) -> None:
     commands = ["run", "list", "doctor", "history", "show", "demo", "scripted-model", "worker"]
-    for command in commands:
+    for command in [*commands, "mcp"]:
         proc = cc(command, "--help", cwd=tmp_path, env=cli_env(COLUMNS="120"))
         assert proc.returncode == 0, proc.stderr
         assert re.findall(r"<[a-z][\w\[\] ]*>", proc.stdout) == [], (command, proc.stdout)
@@ -112,6 +112,39 @@ def test_help_placeholders_are_words_not_python_types(tmp_path: Path) -> None:
     for placeholder in ("TASK", "SECONDS", "TOOL", "N", "USD", "DIR"):
         assert re.search(rf"\s{placeholder}\s", run_help), placeholder
     assert cc("history", "--limit", "0", cwd=tmp_path).returncode == 2
+
+
+def test_module_entry_points_share_the_commands_help_style(tmp_path: Path) -> None:
+    """`cc-execute mcp --help` and `python -m cc_executor.mcp --help` print one help, in
+    the style of every other subcommand (Rich panels, placeholders in words), each with
+    its own program name; a typo is a usage error (exit 2) suggesting the option."""
+    env = cli_env(COLUMNS="120")
+    run_help = cc("run", "--help", cwd=tmp_path, env=env).stdout
+    mcp_help = cc("mcp", "--help", cwd=tmp_path, env=env)
+    module = subprocess.run(
+        [sys.executable, "-m", "cc_executor.mcp", "--help"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert mcp_help.returncode == 0 and module.returncode == 0, (mcp_help.stderr, module.stderr)
+    assert "Usage: cc-execute mcp [OPTIONS]" in mcp_help.stdout
+    assert "Usage: python -m cc_executor.mcp [OPTIONS]" in module.stdout
+    assert "usage:" not in mcp_help.stdout + module.stdout  # argparse's style
+
+    def body(text: str) -> list[str]:
+        return [line.rstrip() for line in text.split("[OPTIONS]", 1)[1].strip().splitlines()]
+
+    assert body(mcp_help.stdout) == body(module.stdout)
+    assert "╭─ Options ─" in run_help and "╭─ Options ─" in mcp_help.stdout
+    for placeholder in ("FILE", "DIR", "MODE", "SECONDS", "LEVEL"):
+        assert re.search(rf"\s{placeholder}\s", mcp_help.stdout), placeholder
+    temporal = subprocess.run(
+        [sys.executable, "-m", "cc_executor.temporal", "worker", "--help"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "Usage: python -m cc_executor.temporal worker [OPTIONS]" in temporal.stdout
+    assert "╭─ Options ─" in temporal.stdout and "HOST:PORT" in temporal.stdout
+    typo = cc("mcp", "--timout", "5", cwd=tmp_path, env=env)
+    assert typo.returncode == 2 and "--timeout" in typo.stderr
 
 
 def test_the_console_script_is_cc_executor_cli_main() -> None:
@@ -179,9 +212,7 @@ def test_run_prints_the_answer_and_history_and_show_read_it_back(
     assert any(line.startswith("task       Create hello.py for issue 42") for line in lines)
     expected = ["── turn 1 ──", "⏺ Write hello.py", "── turn 2 ──", "assistant  Created hello.py"]
     assert [line for line in lines if line in expected] == expected
-    assert any(
-        re.match(r"■ success \(success\) · 2 turn\(s\) · .* · \$0\.\d{4}$", x) for x in lines
-    )
+    assert any(re.match(r"■ success · 2 turn\(s\) · .* · \$0\.\d{4}$", x) for x in lines)
     assert lines[-1] == "ended      success · exit code 0"
     newest = cc("show", cwd=work).stdout.splitlines()  # default: the project's newest
     assert newest[1:] == lines[1:]

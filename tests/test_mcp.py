@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import CallToolResult, TextContent
 
-from cc_executor import CCExecutorConfig, cc_run, get_task_complexity
+from cc_executor import CCExecutorConfig, ConfigError, cc_run, get_task_complexity
 from cc_executor._command import MARKER_VAR, TESTED_CLI_VERSIONS
 from cc_executor._process import find_marked_processes
 from cc_executor.mcp import server_config
@@ -528,6 +529,10 @@ def test_server_options_come_from_flags_over_a_config_file(tmp_path: Path) -> No
     )
     defaults = server_config([])
     assert defaults.permission_mode == "acceptEdits" and defaults.allowed_tools is None
+    with pytest.raises(ConfigError, match="--timeout"):
+        server_config(["--timout", "5"])
+    with pytest.raises(ConfigError, match="'nope' is not one of"):
+        server_config(["--permission-mode", "nope"])
 
 
 def test_bad_server_options_exit_2_with_the_problem(tmp_path: Path) -> None:

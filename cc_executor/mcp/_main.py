@@ -4,13 +4,15 @@ come from."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Optional, get_args
 
+import typer
+
+from .._help import placeholders_in_words
 from .._secrets import Secrets, find_secrets
 from ..config import CCExecutorConfig, PermissionMode
 from ..errors import ConfigError
@@ -18,7 +20,7 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
-__all__ = ["client_config", "create_server", "main", "server_config"]
+__all__ = ["client_config", "create_server", "main", "serve", "server_config"]
 
 _MISSING_SDK = "The MCP server needs the `mcp` package: pip install 'cc_executor[mcp]'"
 
@@ -34,75 +36,166 @@ def create_server(config: CCExecutorConfig | None = None) -> MCPServer[Any]:
     return build(config)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m cc_executor.mcp",
-        description=(
-            "cc_executor's MCP server over stdio: run Claude Code tasks in fresh instances "
-            "for an orchestrating agent. Options not given here keep the library's defaults."
+_HELP = (
+    "cc_executor's MCP server over stdio: run Claude Code tasks in fresh instances for an "
+    "orchestrating agent. Options not given here keep the library's defaults."
+)
+_PERMISSION_MODES = ", ".join(get_args(PermissionMode))
+
+
+def serve(
+    config: Annotated[
+        Optional[Path],  # noqa: UP045 - Typer reads the annotation at run time (Python 3.10)
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="JSON or YAML mapping of CCExecutorConfig fields (the options below override it).",
         ),
+    ] = None,
+    cwd: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--cwd",
+            metavar="DIR",
+            help="Where tasks run (default: the current directory); a tool call's cwd must "
+            "be inside it.",
+        ),
+    ] = None,
+    transcript_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--transcript-dir",
+            metavar="DIR",
+            help="Transcripts (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else the --cwd "
+            "project's folder in $CC_EXECUTOR_HOME or the per-user state directory).",
+        ),
+    ] = None,
+    state_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--state-dir",
+            metavar="DIR",
+            help="Task-list journal and execution history (default: the --cwd project's "
+            "folder in $CC_EXECUTOR_HOME or the per-user state directory).",
+        ),
+    ] = None,
+    permission_mode: Annotated[
+        Optional[PermissionMode],  # noqa: UP045
+        typer.Option(
+            "--permission-mode",
+            metavar="MODE",
+            help=f"The CLI's permission mode for every task: {_PERMISSION_MODES} "
+            "(default: acceptEdits).",
+        ),
+    ] = None,
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--model", metavar="MODEL", help="Model for every task unless a call names one."
+        ),
+    ] = None,
+    timeout: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help='Default timeout per task in seconds, or "auto" (default: 3600).',
+        ),
+    ] = None,
+    print_config: Annotated[
+        bool,
+        typer.Option(
+            "--print-config",
+            help="Print the .mcp.json that starts this server with these options on this "
+            "machine (stdout; the equivalent `claude mcp add-json` line on stderr) and exit.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        Optional[Literal["DEBUG", "INFO", "WARNING", "ERROR"]],  # noqa: UP045
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            help="Write cc_executor's log at this level (DEBUG, INFO, WARNING, ERROR) to "
+            "stderr, which MCP clients keep in their own log files (default: no log; "
+            "secrets are masked in it either way).",
+        ),
+    ] = None,
+) -> None:
+    """The MCP server for orchestrators, over stdio: run Claude Code tasks in fresh
+    instances for an orchestrating agent. Options not given keep the library's defaults.
+
+    Needs the extra: pip install 'cc_executor\\[mcp]'.
+    """
+    options = dict(locals())
+    if print_config:
+        try:
+            _print_config(_argv(options))
+        except (ConfigError, ModuleNotFoundError) as exc:
+            _exit_usage(exc)
+        return
+    try:
+        server = create_server(_config(options))
+    except (ConfigError, ModuleNotFoundError) as exc:
+        _exit_usage(exc)
+    if log_level is not None:
+        _log_to_stderr(log_level, find_secrets(_config(options)))
+    server.run("stdio")
+
+
+def _exit_usage(exc: Exception) -> NoReturn:
+    print(f"cc_executor.mcp: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def _command() -> Any:
+    """`serve` as a command: `cc-execute mcp` and `python -m cc_executor.mcp` share it."""
+    app = typer.Typer(
+        add_completion=False,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="JSON or YAML mapping of CCExecutorConfig fields (the flags below override it)",
-    )
-    parser.add_argument(
-        "--cwd",
-        type=Path,
-        metavar="DIR",
-        help="where tasks run (default: the current directory); a tool call's cwd must be "
-        "inside it",
-    )
-    parser.add_argument(
-        "--transcript-dir",
-        type=Path,
-        metavar="DIR",
-        help="transcripts (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else the --cwd project's "
-        "folder in $CC_EXECUTOR_HOME or the per-user state directory)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        metavar="DIR",
-        help="task-list journal and execution history (default: the --cwd project's folder "
-        "in $CC_EXECUTOR_HOME or the per-user state directory)",
-    )
-    parser.add_argument(
-        "--permission-mode",
-        choices=get_args(PermissionMode),
-        help="the CLI's permission mode for every task (default: acceptEdits)",
-    )
-    parser.add_argument("--model", help="model for every task unless a call names one")
-    parser.add_argument(
-        "--timeout", metavar="SECONDS", help='default timeout per task, or "auto" (default: 3600)'
-    )
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the .mcp.json that starts this server with these options on this machine "
-        "(stdout; the equivalent `claude mcp add-json` line on stderr) and exit",
-    )
-    parser.add_argument(
-        "--log-level",
-        default=None,
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="write cc_executor's log at this level to stderr, which MCP clients keep in "
-        "their own log files (default: no log; secrets are masked in it either way)",
-    )
-    return parser
+    app.command(name="mcp")(serve)
+    placeholders_in_words()
+    return typer.main.get_command(app)
+
+
+def _parse(argv: Sequence[str]) -> dict[str, Any]:
+    """The options in `argv` by name (None or False: not given). Raises `ConfigError`
+    for options the command line would refuse."""
+    command = _command()
+    try:
+        with command.make_context("mcp", list(argv), resilient_parsing=False) as ctx:
+            return dict(ctx.params)
+    except typer.Exit:  # --help
+        raise ConfigError("--help is not an option of the server's configuration") from None
+    except typer.TyperException as exc:  # a usage error: unknown option, refused value
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        raise ConfigError(message, field="argv") from None
+
+
+def _argv(options: dict[str, Any]) -> list[str]:
+    """`options` (by name, as `serve` receives them) back as command-line arguments."""
+    argv: list[str] = []
+    for param in _command().params:
+        value = options.get(param.name or "")
+        if value is None or value is False or not param.opts[0].startswith("--"):
+            continue
+        argv += [param.opts[0]] if value is True else [param.opts[0], str(value)]
+    return argv
 
 
 def server_config(argv: Sequence[str] | None = None) -> CCExecutorConfig:
-    """The `CCExecutorConfig` the server runs with, from its command line (see module doc)."""
-    return _config(_parser().parse_args(argv))
+    """The `CCExecutorConfig` the server runs with, from its command line (see module doc).
+
+    Raises `ConfigError` for an unknown option or a value the option refuses."""
+    return _config(_parse(sys.argv[1:] if argv is None else argv))
 
 
-def _config(args: argparse.Namespace) -> CCExecutorConfig:
-    fields: dict[str, Any] = _read_config_file(args.config) if args.config else {}
+def _config(options: dict[str, Any]) -> CCExecutorConfig:
+    fields: dict[str, Any] = _read_config_file(options["config"]) if options["config"] else {}
     for name in ("cwd", "transcript_dir", "state_dir", "permission_mode", "model", "timeout"):
-        value = getattr(args, name)
+        value = options[name]
         if value is not None:
             fields[name] = value
     return CCExecutorConfig(**fields)
@@ -146,19 +239,16 @@ def client_config(argv: Sequence[str] = ()) -> dict[str, Any]:
     """
     import math
 
-    args = _parser().parse_args(argv)
-    config = _config(args)
+    options = _parse(argv)
+    config = _config(options)
     server_args = ["-m", "cc_executor.mcp"]
-    for action in _parser()._actions:
-        name = action.dest
-        if name in ("help", "print_config") or not action.option_strings:
+    for param in _command().params:
+        value = options.get(param.name or "")
+        if param.name in ("print_config", "help") or value is None or value is False:
             continue
-        value = getattr(args, name)
-        if value is None or value == action.default:
-            continue
-        if name in _PATH_OPTIONS:
+        if param.name in _PATH_OPTIONS:
             value = Path(value).expanduser().absolute()
-        server_args += [action.option_strings[0], str(value)]
+        server_args += [param.opts[0], str(value)]
     per_attempt = config.timeout if config.timeout != "auto" else config.auto_timeout_max
     attempts = config.num_retries + 1
     seconds = per_attempt * attempts + config.retry_backoff.max * config.num_retries + 60
@@ -196,23 +286,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     `argv`: the server's options (default: `sys.argv[1:]`); `--help` lists them.
     A bad option or a missing `mcp` package exits with status 2 and a message.
     """
-    args = _parser().parse_args(argv)
-    if args.print_config:
-        try:
-            _print_config(sys.argv[1:] if argv is None else argv)
-        except (ConfigError, ModuleNotFoundError) as exc:
-            print(f"cc_executor.mcp: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        return
-    try:
-        config = _config(args)
-        server = create_server(config)
-    except (ConfigError, ModuleNotFoundError) as exc:
-        print(f"cc_executor.mcp: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    if args.log_level is not None:
-        _log_to_stderr(args.log_level, find_secrets(config))
-    server.run("stdio")
+    _command().main(
+        args=sys.argv[1:] if argv is None else list(argv), prog_name="python -m cc_executor.mcp"
+    )
 
 
 def _log_to_stderr(level: str, secrets: Secrets) -> None:

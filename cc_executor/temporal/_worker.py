@@ -6,7 +6,6 @@ whichever polls first, and moves to another when its worker is lost.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -86,21 +85,28 @@ async def run_worker(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cc_executor.temporal worker --address HOST:PORT --task-queue Q``."""
-    parser = argparse.ArgumentParser(prog="python -m cc_executor.temporal")
-    commands = parser.add_subparsers(dest="command", required=True)
-    worker = commands.add_parser("worker", help="run a worker for task-list workflows")
-    worker.add_argument("--address", required=True, help="Temporal frontend, HOST:PORT")
-    worker.add_argument("--task-queue", default=DEFAULT_TASK_QUEUE)
-    worker.add_argument("--namespace", default="default")
-    worker.add_argument("--max-concurrent-steps", type=int, default=DEFAULT_MAX_CONCURRENT_STEPS)
-    args = parser.parse_args(argv)
-    serve(
-        args.address,
-        args.task_queue,
-        namespace=args.namespace,
-        max_concurrent_steps=args.max_concurrent_steps,
+    """``python -m cc_executor.temporal worker --address HOST:PORT --task-queue Q``: the
+    command ``cc-execute worker`` (one definition, one help style)."""
+    import typer
+
+    from .._cli import worker
+    from .._help import placeholders_in_words
+
+    def group() -> None:
+        """Temporal workers for cc_executor's task-list workflows."""
+
+    app = typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
+    app.callback()(group)  # keeps `worker` a subcommand, as documented
+    app.command()(worker)
+    placeholders_in_words()
+    args = sys.argv[1:] if argv is None else list(argv)
+    typer.main.get_command(app).main(args=args, prog_name="python -m cc_executor.temporal")
     return 0
 
 

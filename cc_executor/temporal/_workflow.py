@@ -27,11 +27,10 @@ from temporalio.exceptions import (
 
 with workflow.unsafe.imports_passed_through():
     from .._policy import (
-        GraphStatus,
+        GraphRun,
         budget_cut,
         budget_stop,
         continued_session,
-        graph_next,
         isolation_bases,
         isolation_finals,
         list_verdict,
@@ -171,6 +170,7 @@ class TaskListWorkflow:
             steps=[self._outcomes[i] for i in prefix],
             prompts=[s.prompt for s in job.steps],
             labels=[s.label for s in job.steps],
+            names=[s.name for s in job.steps],
             failed_step=verdict.failed_step,
             skipped=verdict.skipped,
             total_cost_usd=self._spent,
@@ -209,10 +209,11 @@ class TaskListWorkflow:
 
     async def _run_graph(self, job: ListInput, edges: list[tuple[int, ...]]) -> None:
         """Each step once its dependencies succeeded, at most `max_concurrency` at once;
-        what `graph_next` (the rule the local runner follows too) says to skip, skipped."""
-        status: dict[int, GraphStatus] = {}
+        `GraphRun` (the state the local runner follows too) decides what starts and what
+        is skipped."""
+        graph = GraphRun(edges)
         done: list[int] = []
-        running: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = []
 
         async def run_one(i: int) -> None:
             try:
@@ -222,33 +223,32 @@ class TaskListWorkflow:
             finally:
                 done.append(i)
 
-        busy = 0
+        running = 0
         while True:
-            step = graph_next(
-                edges, status, self._skipped, free=job.max_concurrency - busy, stop=self._stop
-            )
-            for i, (via, cause) in step.skip.items():
-                status[i] = "skipped"
-                self._skip(job, i, via, cause)
-            for i in step.start:
+            ready = [] if self._stop else graph.start(job.max_concurrency - running)
+            for n, i in enumerate(ready):
                 if self._out_of_budget(job, i):
                     self._stop = True
+                    for k in ready[n:]:  # handed out, never started
+                        del graph.status[k]
                     break
-                status[i] = "running"
-                busy += 1
-                running.append(asyncio.create_task(run_one(i)))
-            if busy == 0:
+                running += 1
+                tasks.append(asyncio.create_task(run_one(i)))
+            if running == 0:
                 break
             await workflow.wait_condition(lambda: bool(done))
             while done:
                 i = done.pop(0)
-                busy -= 1
+                running -= 1
                 outcome = self._outcomes.get(i)
-                status[i] = "success" if outcome is not None and outcome.success else "failed"
-        await asyncio.gather(*running)
-        for i in range(len(job.steps)):  # the list stopped before these
-            if i not in status:
-                self._skip(job, i, i, i)
+                if outcome is not None and outcome.success:
+                    graph.succeeded(i)
+                else:
+                    for k, (via, cause) in graph.failed(i).items():
+                        self._skip(job, k, via, cause)
+        await asyncio.gather(*tasks)
+        for i in graph.not_started():  # the list stopped before these
+            self._skip(job, i, i, i)
 
     def _skip(self, job: ListInput, i: int, via: int, cause: int) -> None:
         """Step i of a graph is skipped: its dependency `via` failed or was skipped for
