@@ -608,3 +608,42 @@ async def test_copy_isolation_lays_several_bases_over_cwd_or_names_the_conflict(
     assert f.error_type == "MergeConflictError" and f.error_fields == {"files": ["b.txt"]}
     assert models["f"].main_requests == []
     assert sorted(p.name for p in plain.iterdir()) == ["shared.txt"]  # cwd untouched
+
+
+def test_the_bases_and_finals_rules() -> None:
+    """Which steps' work a step starts from, and which make the final state: pure rules
+    both engines call."""
+    from cc_executor._policy import isolation_bases, isolation_finals
+
+    diamond = [(), (0,), (0,), (1, 2)]
+    ok = {0: True, 1: True, 2: True}
+    assert isolation_bases(3, edges=diamond, sequential=True, succeeded=ok) == [1, 2]
+    assert isolation_bases(0, edges=diamond, sequential=True, succeeded={}) == []
+    assert isolation_finals(4, edges=diamond, sequential=True, succeeded={**ok, 3: True}) == [3]
+    two_sinks = [(), (0,), (0,)]
+    assert isolation_finals(3, edges=two_sinks, sequential=False, succeeded=ok) == [1, 2]
+    # A chain builds on the last step that succeeded; its last success is the result.
+    chain = {0: True, 1: False}
+    assert isolation_bases(2, edges=None, sequential=True, succeeded=chain) == [0]
+    assert isolation_finals(3, edges=None, sequential=True, succeeded={**chain, 2: True}) == [2]
+    # Concurrent steps all start from the start; every success is merged.
+    assert isolation_bases(2, edges=None, sequential=False, succeeded=chain) == []
+    assert isolation_finals(2, edges=None, sequential=False, succeeded=chain) == [0]
+
+
+async def test_a_cwd_in_a_subdirectory_maps_into_each_worktree(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "mod.py").write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pkg")
+    out = await cc_execute_list(
+        [step(models, "sub", bash("ls && printf 'n\\n' > new.txt"), text("ok"))],
+        config_for(repo / "pkg", tmp_path),
+        isolation="worktree",
+    )
+    assert out.success, out.summary()
+    assert "mod.py" in tool_output(models["sub"])  # it ran in pkg/ of its worktree
+    assert (repo / "pkg" / "new.txt").read_text() == "n\n" and not (repo / "new.txt").exists()
+    assert out["sub"].files_created == ["new.txt"]
