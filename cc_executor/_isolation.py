@@ -69,6 +69,7 @@ __all__ = [
     "GitError",
     "ListIsolation",
     "MergeConflict",
+    "NotEntered",
     "StepTree",
     "WorktreeRun",
     "branch_prefix",
@@ -116,12 +117,27 @@ class GitError(Exception):
         self.stderr = stderr
 
 
-class MergeConflict(Exception):
+class NotEntered(Exception):
+    """A step's isolated folder could not be made: the step fails without running, as a
+    `TaskFailedError` (git failed: a full disk, a commit gone)."""
+
+    error_type = "TaskFailedError"
+
+    def fields(self) -> dict[str, Any]:
+        return {}
+
+
+class MergeConflict(NotEntered):
     """Merging the bases of a step (or the final state) conflicted; `files` are in conflict."""
+
+    error_type = "MergeConflictError"
 
     def __init__(self, message: str, files: list[str]) -> None:
         super().__init__(message)
         self.files = files
+
+    def fields(self) -> dict[str, Any]:
+        return {"files": self.files}
 
 
 def git_env() -> dict[str, str]:
@@ -785,11 +801,16 @@ class ListIsolation:
         self, i: int, name: str | None, cwd: Any, label: str, refs: Sequence[str]
     ) -> dict[str, Any]:
         """`enter` given the bases' `ref`s; `cwd` is the step's own cwd option (or None)."""
-        if self.worktrees is not None:
-            tree = await self.worktrees.start_step(i, name, refs, label=label)
-        else:
-            assert self.copies is not None
-            tree = await self.copies.start_step(i, name, [Path(r) for r in refs], label=label)
+        try:
+            if self.worktrees is not None:
+                tree = await self.worktrees.start_step(i, name, refs, label=label)
+            else:
+                assert self.copies is not None
+                tree = await self.copies.start_step(i, name, [Path(r) for r in refs], label=label)
+        except (GitError, OSError) as exc:
+            raise NotEntered(
+                f"step {i + 1} ({label}) did not run: its {self.mode} could not be made: {exc}"
+            ) from exc
         return {"cwd": self._mapped(i, Path(cwd), tree.path) if cwd is not None else tree.cwd}
 
     async def leave(self, i: int, result: TaskResult, label: str, run_id: str) -> TaskResult:
@@ -894,15 +915,16 @@ def check_isolated_step(i: int, spec: TaskSpec, mode: str) -> None:
         )
 
 
-def conflict_result(prompt: str, conflict: MergeConflict, metadata: dict[str, Any]) -> TaskResult:
-    """The result of a step that did not run: its bases' work does not merge."""
+def conflict_result(prompt: str, conflict: NotEntered, metadata: dict[str, Any]) -> TaskResult:
+    """The result of a step that did not run: its bases' work does not merge, or its
+    folder could not be made."""
     now = datetime.now(timezone.utc)
     result = TaskResult(
         task=prompt,
         success=False,
-        error_type="MergeConflictError",
+        error_type=conflict.error_type,
         error_message=str(conflict),
-        error_fields={"files": conflict.files},
+        error_fields=conflict.fields(),
         execution_uuid=str(uuid.uuid4()),
         started_at=now,
         ended_at=now,

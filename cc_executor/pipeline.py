@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from . import _otel
 from ._api import run_sync
 from ._display import ListView, chain_hooks, with_live_view
-from ._isolation import ListIsolation, MergeConflict, conflict_result
+from ._isolation import ListIsolation, NotEntered, conflict_result
 from ._log import logger
 from ._models import (
     StepEvent,
@@ -644,7 +644,7 @@ class _ListRun:
         if self.isolation is not None:
             try:
                 place = await self.isolation.enter(i, spec, self.labels[i], self._bases(i))
-            except MergeConflict as conflict:
+            except NotEntered as conflict:  # its bases' work does not merge, or git failed
                 return await self._not_run(i, spec, conflict, drop_later=drop_later)
         try:
             config, timeout, timeout_capped = await self._step_config(i, spec, place)
@@ -680,9 +680,10 @@ class _ListRun:
         return result
 
     async def _not_run(
-        self, i: int, spec: TaskSpec, conflict: MergeConflict, *, drop_later: bool
+        self, i: int, spec: TaskSpec, conflict: NotEntered, *, drop_later: bool
     ) -> TaskResult:
-        """Step i failed before it started: the work it builds on does not merge."""
+        """Step i failed before it started: the work it builds on does not merge, or its
+        isolated folder could not be made."""
         logger.error("task list {}: {}", self.run_id, conflict)
         result = conflict_result(spec.prompt, conflict, self._step_metadata(spec))
         self.results[i] = result

@@ -647,3 +647,25 @@ async def test_a_cwd_in_a_subdirectory_maps_into_each_worktree(
     assert "mod.py" in tool_output(models["sub"])  # it ran in pkg/ of its worktree
     assert (repo / "pkg" / "new.txt").read_text() == "n\n" and not (repo / "new.txt").exists()
     assert out["sub"].files_created == ["new.txt"]
+
+
+async def test_a_worktree_that_cannot_be_made_fails_the_step_not_the_call(
+    repo: Path, tmp_path: Path, models: dict[str, ScriptedModel]
+) -> None:
+    """git or the disk failing while a step's worktree is made: the step fails without
+    running (a TaskFailedError saying why), the list ends normally, main is untouched."""
+    start = head(repo)
+    blocker = tmp_path / "state" / "worktrees" / "blocked"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the run's worktrees would go\n")
+    out = await cc_execute_list(
+        [step(models, "a", text("never"))],
+        config_for(repo, tmp_path),
+        isolation="worktree",
+        run_id="blocked",
+    )
+    assert not out.success
+    a = out["a"]
+    assert a.error_type == "TaskFailedError" and "could not be made" in (a.error_message or "")
+    assert models["a"].requests == []
+    assert_untouched(repo, start)

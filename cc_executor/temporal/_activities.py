@@ -40,7 +40,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .._command import session_saved
-from .._isolation import ListIsolation, MergeConflict, conflict_result
+from .._isolation import ListIsolation, NotEntered, conflict_result
 from .._journal import error_json
 from .._log import logger
 from .._policy import limit_too_far, limit_wait, resume_prompt, resume_session
@@ -126,7 +126,7 @@ class StepActivities:
             where = await isolation.enter_refs(
                 step.index, place.name, place.cwd, place.label, place.refs
             )
-        except MergeConflict as conflict:
+        except NotEntered as conflict:
             result = conflict_result(step.prompt, conflict, dict(config.metadata))
             return _outcome(step.index, result, activity.info().attempt)
         # The step's folder; its records where the list's are.
