@@ -886,6 +886,8 @@ class ListIsolation:
             merged_into, branch, error = await run.deliver(final)
         except MergeConflict as exc:
             error = exc
+        except GitError as exc:  # git itself failed: nothing merged, the branches kept
+            error = MergeConflict(f"not merged: {exc}", [])
         if error is None:
             await run.delete_branches(branches)
             return Delivery(merged_into=merged_into, branch=branch)
