@@ -420,6 +420,12 @@ def list_command(
     continue_on_failure: Annotated[
         bool, typer.Option("--continue-on-failure", help="Run every step even after a failure.")
     ] = False,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            metavar="N", help="Steps of a task graph (steps with depends_on) that run at once."
+        ),
+    ] = 3,
     max_cost: Annotated[
         float | None,
         typer.Option(metavar="USD", help="USD: no step starts once the list has spent this much."),
@@ -453,10 +459,12 @@ def list_command(
     task graph: each step starts once those finished, up to 3 at once. Ctrl-C stops it
     cleanly; `--run-id` resumes it where it stopped.
     """
+    from ._policy import check_list_options
     from .pipeline import generate_run_id, load_task_list
 
     try:
         specs = load_task_list(file)
+        check_list_options(max_concurrency=max_concurrency, run_id=run_id or new_run_id)
         config = _config(
             cwd=cwd,
             model=model,
@@ -477,6 +485,7 @@ def list_command(
         title=f"task list {file}",
         stop_on_failure=not continue_on_failure,
         resume_hint=resume,
+        max_concurrency=max_concurrency,
     )
     raise typer.Exit(code)
 
@@ -522,6 +531,7 @@ def _run_list(
     stop_on_failure: bool = True,
     resume_hint: str | None = None,
     on_event: Any = None,
+    max_concurrency: int = 3,
 ) -> tuple[int, TaskListResult | None]:
     """Run a list under the progress view and print its summary: (exit code, the result)."""
     from ._api import run_blocking
@@ -544,6 +554,7 @@ def _run_list(
                     run_id=run_id,
                     stop_on_failure=stop_on_failure,
                     on_step=view.on_step,
+                    max_concurrency=max_concurrency,
                 )
             )
     except KeyboardInterrupt:

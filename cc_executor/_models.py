@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .config import CCExecutorConfig, check_prompt, config_error, unknown_option_error
 from .errors import CCExecutorError, ConfigError
@@ -70,7 +70,13 @@ class TaskSpec(BaseModel):
     name: str | None = None
     continue_session: bool = False
     depends_on: tuple[str, ...] = ()
-    """Names of the steps this one waits for (a list or tuple of str)."""
+    """Names of the steps this one waits for (a list or tuple of str; one name alone
+    may be given as a str)."""
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _one_name(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
 
     def __init__(self, prompt: str | None = None, /, **data: Any) -> None:
         if prompt is not None:

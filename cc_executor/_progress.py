@@ -146,6 +146,7 @@ class ListProgress:
         self._live: Live | None = None
         self._t0 = time.monotonic()
         self.current: _Step | None = None
+        self._running: dict[int, _Step] = {}
         self.spent = 0.0
         self.done_tokens = (0, 0)
         self.finished: list[StepEvent] = []
@@ -183,13 +184,16 @@ class ListProgress:
         self.spent = event.total_cost_usd
         k = f"{event.index + 1}/{event.total}"
         if event.status == "started":
-            self.current = _Step(event.index, event.label)
+            self.current = self._running[event.index] = _Step(event.index, event.label)
             if not self.interactive:
                 self._line(Text(f"▶ {k} {event.label}", style="bold"))
             self._refresh_now()
             return
-        if event.status != "skipped":  # a skipped graph step never was the current one
-            self.current = None
+        if event.status != "skipped":  # a skipped graph step never ran
+            # Steps of a task graph run at once: the live region follows the one started
+            # last of those still running.
+            self._running.pop(event.index, None)
+            self.current = next(reversed(self._running.values()), None)
         self.finished.append(event)
         result = event.result
         if result is not None:

@@ -407,7 +407,10 @@ def test_list_runs_a_yaml_task_graph_and_shows_the_skipped_step(
         "  - {name: ship, prompt: Ship it, depends_on: [build]}\n"
     )
     model.add(tool_use("Bash", {"command": "true"}))  # then max_turns=1 ends step 1
-    proc = cc("list", "graph.yaml", "--cwd", str(work), cwd=tmp_path, env=cli_env(**model.env()))
+    env = cli_env(**model.env())
+    proc = cc(
+        "list", "graph.yaml", "--cwd", str(work), "--max-concurrency", "1", cwd=tmp_path, env=env
+    )
     assert proc.returncode == 12, proc.stderr  # MaxTurnsError, the failed step's
     assert re.search(
         r"^⊘ 2/2 ship · DependencyFailedError: step 2 \(ship\) was skipped: its dependency "
@@ -417,6 +420,7 @@ def test_list_runs_a_yaml_task_graph_and_shows_the_skipped_step(
     ), proc.stdout
     assert re.search(r"^\s*2\s+skipped", proc.stdout, re.MULTILINE)  # the summary table
     assert model.prompts == ["Build it"]
+    assert cc("list", "graph.yaml", "--max-concurrency", "0", cwd=tmp_path).returncode == 2
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,8 @@ from cc_executor._policy import GraphRun, check_graph, topological_order
 from cc_executor._process import find_marked_processes
 from cc_executor.testing import ScriptedModel, hang, text, tool_use
 
-from .conftest import ROOT
-from .test_process_faults import process_state
+from .conftest import ROOT, read_pids
+from .test_process_faults import assert_all_gone, process_state
 
 
 @pytest.fixture
@@ -285,6 +286,30 @@ async def test_a_spent_budget_starts_nothing_new_and_says_so(
     assert "max_total_cost_usd" in str(b)
     assert isinstance(c, DependencyFailedError) and c.dependency == "A"
     assert model.prompts == ["base"]
+
+
+async def test_cancelling_a_graph_ends_every_running_step(
+    fake_cli: Callable[..., CCExecutorConfig], pidfile: Path, state_dir: Path
+) -> None:
+    tasks = [
+        TaskSpec("hang a", name="A"),
+        TaskSpec("hang b", name="B"),
+        TaskSpec("hang c", name="C"),
+        TaskSpec("never", name="D", depends_on=["A", "B"]),
+    ]
+    config = fake_cli("hang_silent", state_dir=state_dir)
+    task = asyncio.create_task(cc_execute_list(tasks, config, max_concurrency=2, run_id="c"))
+    deadline = time.monotonic() + 15
+    while len(read_pids(pidfile)) < 2:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pids = read_pids(pidfile)
+    assert len(pids) == 2  # never more than max_concurrency started
+    assert_all_gone(pids)
+    assert _journal_rows(state_dir, "c") == [(0, "A", "started"), (1, "B", "started")]
 
 
 _ORCHESTRATOR = """

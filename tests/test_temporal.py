@@ -466,6 +466,31 @@ async def test_cancelling_the_workflow_ends_the_cli_and_its_tool_processes(
     assert worker.poll() is None  # the worker itself goes on
 
 
+async def test_cancelling_a_graph_workflow_ends_every_running_step_first(
+    client: Client, model: ScriptedModel, workers: Workers, task_queue: str
+) -> None:
+    slow = text("still working " * 40, chunks=80, delay=0.25)  # ~20 s of stream events
+    model.add(slow, slow)
+    (worker,) = workers(1)
+    tasks = [
+        TaskSpec("left", name="A"),
+        TaskSpec("right", name="B"),
+        TaskSpec("never", name="C", depends_on=["A", "B"]),
+    ]
+    handle = await submit_task_list(
+        client, tasks, run_id=f"cancel-graph-{task_queue}", task_queue=task_queue
+    )
+    await _until(lambda: len(model.main_requests) == 2, "both steps to stream")
+    await _until(lambda: len(_task_processes(worker.pid)) >= 2, "both steps' processes")
+    pids = _task_processes(worker.pid)
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    # The workflow waited for both steps' cancellation: their processes are gone already.
+    assert {pid: process_state(pid) for pid in pids} == dict.fromkeys(pids, "gone")
+    assert sorted(model.prompts) == ["left", "right"]
+
+
 async def test_steps_that_cannot_travel_to_a_worker_are_refused(
     client: Client, task_queue: str
 ) -> None:

@@ -224,28 +224,36 @@ class TaskListWorkflow:
                 done.append(i)
 
         running = 0
-        while True:
-            ready = [] if self._stop else graph.start(job.max_concurrency - running)
-            for n, i in enumerate(ready):
-                if self._out_of_budget(job, i):
-                    self._stop = True
-                    for k in ready[n:]:  # handed out, never started
-                        del graph.status[k]
+        try:
+            while True:
+                ready = [] if self._stop else graph.start(job.max_concurrency - running)
+                for n, i in enumerate(ready):
+                    if self._out_of_budget(job, i):
+                        self._stop = True
+                        for k in ready[n:]:  # handed out, never started
+                            del graph.status[k]
+                        break
+                    running += 1
+                    tasks.append(asyncio.create_task(run_one(i)))
+                if running == 0:
                     break
-                running += 1
-                tasks.append(asyncio.create_task(run_one(i)))
-            if running == 0:
-                break
-            await workflow.wait_condition(lambda: bool(done))
-            while done:
-                i = done.pop(0)
-                running -= 1
-                outcome = self._outcomes.get(i)
-                if outcome is not None and outcome.success:
-                    graph.succeeded(i)
-                else:
-                    for k, (via, cause) in graph.failed(i).items():
-                        self._skip(job, k, via, cause)
+                await workflow.wait_condition(lambda: bool(done))
+                while done:
+                    i = done.pop(0)
+                    running -= 1
+                    outcome = self._outcomes.get(i)
+                    if outcome is not None and outcome.success:
+                        graph.succeeded(i)
+                    else:
+                        for k, (via, cause) in graph.failed(i).items():
+                            self._skip(job, k, via, cause)
+        except asyncio.CancelledError:
+            # The workflow was cancelled: every running step's activity is cancelled and
+            # waited for (its CLI and tools gone) before the workflow ends cancelled.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         await asyncio.gather(*tasks)
         for i in graph.not_started():  # the list stopped before these
             self._skip(job, i, i, i)
