@@ -31,6 +31,7 @@ from rich.text import Text
 from ._help import placeholders_in_words
 from ._log import log_to_stderr
 from ._version import __version__
+from ._worker_cli import worker_command
 from .config import CCExecutorConfig
 from .errors import (
     APIError,
@@ -1037,32 +1038,15 @@ def prompt() -> None:
     sys.stdout.write(orchestrator_prompt())
 
 
-@app.command()
-def worker(
-    address: Annotated[
-        str, typer.Option("--address", metavar="HOST:PORT", help="Temporal frontend.")
-    ],
-    task_queue: Annotated[
-        str, typer.Option("--task-queue", metavar="NAME", help="Task queue shared by the workers.")
-    ] = "cc-executor",
-    namespace: Annotated[
-        str, typer.Option("--namespace", metavar="NAME", help="Temporal namespace.")
-    ] = "default",
-    max_concurrent_steps: Annotated[
-        int,
-        typer.Option("--max-concurrent-steps", metavar="N", help="Steps this worker runs at once."),
-    ] = 4,
-) -> None:
-    """A Temporal worker for task-list workflows (needs: pip install 'cc_executor\\[temporal]').
-
-    Several workers on several machines can share one queue; SIGINT / SIGTERM end
-    it cleanly (its running steps' CLIs are ended, Temporal retries them elsewhere).
-    """
+def _serve_worker(*args: Any, **kwargs: Any) -> None:
     try:
         from .temporal import serve
     except ModuleNotFoundError as exc:
         _fail(ConfigError(f"{exc}: install the extra, pip install 'cc_executor[temporal]'"))
-    serve(address, task_queue, namespace=namespace, max_concurrent_steps=max_concurrent_steps)
+    serve(*args, **kwargs)
+
+
+app.command(name="worker")(worker_command(_serve_worker))
 
 
 if __name__ == "__main__":

@@ -89,8 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command ``cc-execute worker`` (one definition, one help style)."""
     import typer
 
-    from .._cli import worker
     from .._help import placeholders_in_words
+    from .._worker_cli import worker_command
 
     def group() -> None:
         """Temporal workers for cc_executor's task-list workflows."""
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(group)  # keeps `worker` a subcommand, as documented
-    app.command()(worker)
+    app.command(name="worker")(worker_command(serve))
     placeholders_in_words()
     args = sys.argv[1:] if argv is None else list(argv)
     typer.main.get_command(app).main(args=args, prog_name="python -m cc_executor.temporal")
