@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _otel
 from ._command import session_saved
+from ._gitchanges import keep_diff, net_diff
 from ._history import record_history
 from ._log import logger
 from ._policy import RESUME_PROMPT, limit_too_far, limit_wait, resume_prompt, resume_session
@@ -78,6 +79,7 @@ class RetryingRun:
         self.result: TaskResult | None = None
         self._results: list[TaskResult] = []
         self._attempts: list[Attempt] = []
+        self._trees: list[list[tuple[str, str, str]]] = []  # each attempt's git trees
         self._delay = 0.0
         self._reason: Literal["backoff", "limit_reset"] = "backoff"
         self._resuming: str | None = None  # the session the next attempt continues
@@ -162,7 +164,7 @@ class RetryingRun:
             assert execution.result is not None
             self._record(execution, waited)
             attempt.retry_state.set_result(execution.result)
-        self.result = self._final()
+        self.result = self._final(await self._net_diff())
         await record_history(self.result, self.config)  # never raises
         await self._callbacks(self.result)
 
@@ -262,6 +264,7 @@ class RetryingRun:
         result = execution.result
         assert result is not None
         self._results.append(result)
+        self._trees.append(execution.git_trees)
         self._attempts.append(
             Attempt(
                 number=execution.attempt,
@@ -280,8 +283,21 @@ class RetryingRun:
             )
         )
 
-    def _final(self) -> TaskResult:
-        """The last attempt's result, with every attempt on it and the totals of all."""
+    async def _net_diff(self) -> dict[str, Any]:
+        """For a task with several attempts: its diff over all of them (first tree before
+        to last tree after), in place of the last attempt's, in that attempt's file."""
+        if len(self._trees) < 2:
+            return {}
+        diff = await net_diff(self._trees[0], self._trees[-1])
+        last = self._results[-1]
+        text, path = await asyncio.to_thread(
+            keep_diff, diff, last.transcript_path, self._execution.command.secrets, replace=True
+        )
+        return {"diff": text, "diff_path": path}
+
+    def _final(self, diff: dict[str, Any]) -> TaskResult:
+        """The last attempt's result, with every attempt on it and the totals of all;
+        `diff`: the fields of the diff over every attempt (empty for one attempt)."""
         results, attempts = self._results, self._attempts
         last = results[-1]
         # A resumed CLI reports the session's cost so far, carried over from the
@@ -331,6 +347,7 @@ class RetryingRun:
                 "tool_uses": [t for r in results for t in r.tool_uses],
                 "api_retries": [e for r in results for e in r.api_retries],
                 "transcript_complete": all(r.transcript_complete for r in results),
+                **diff,
             }
         )
         return final

@@ -17,11 +17,13 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
+from ._gitchanges import keep_diff
 from ._log import logger
 from ._process import CLIProcess
 from ._runtime import require_asyncio
@@ -96,6 +98,8 @@ class Execution:
         # The task's timeout, resolved once for all its attempts (`RetryingRun` sets it).
         self.timeout_s: float | None = None
         self.timeout_source: TimeoutSource = "explicit"
+        # The trees git recorded before and after the run (a retried task's diff spans them).
+        self.git_trees: list[tuple[str, str, str]] = []
         self._files = FileTracker(
             self.command.cwd,
             config.add_dirs,
@@ -151,6 +155,7 @@ class Execution:
         proc: CLIProcess | None = None
         status = "not_started"
         changes = FileChanges()
+        diff: tuple[str | None, Path | None] = (None, None)
         # The run owns the temp files of its file arguments: gone once its process is.
         arguments = contextlib.ExitStack()
         try:
@@ -182,6 +187,11 @@ class Execution:
                     yield events
             exit_code = await proc.wait()
             changes = await self._files.finish()
+            self.git_trees = self._files.git_trees
+            # Masking a big diff is CPU work, writing it I/O: off the event loop.
+            diff = await asyncio.to_thread(
+                keep_diff, self._files.diff, transcript.path, self.command.secrets
+            )
             if config.return_json or config.json_schema is not None:
                 # A big answer against a big schema is CPU work: off the event loop.
                 self._structured = await asyncio.to_thread(
@@ -194,6 +204,7 @@ class Execution:
             raise
         finally:
             arguments.close()
+            self._files.close()
             ended_at = datetime.now(timezone.utc)
             if status == "finished":
                 assert proc is not None
@@ -205,6 +216,7 @@ class Execution:
                     time.monotonic() - t0,
                     transcript,
                     changes,
+                    diff,
                 )
             footer = self._footer(proc, status, started_at, ended_at, time.monotonic() - t0)
             transcript.record("footer", footer)
@@ -278,6 +290,7 @@ class Execution:
         duration_s: float,
         transcript: Transcript | NullTranscript,
         changes: FileChanges,
+        diff: tuple[str | None, Path | None] = (None, None),
     ) -> TaskResult:
         facts = self.facts
         res = facts.final_result
@@ -343,6 +356,8 @@ class Execution:
             files_created=changes.created,
             files_modified=changes.modified,
             files_deleted=changes.deleted,
+            diff=diff[0],
+            diff_path=diff[1],
         )
         return result
 

@@ -25,6 +25,7 @@ unreadable directory or file is logged and skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -33,8 +34,9 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from ._gitchanges import GitChanges
 from ._log import logger
 from .events import AssistantEvent, Event, UserEvent
 
@@ -196,11 +198,18 @@ def _roots(paths: Iterable[Path]) -> list[str]:
     return kept
 
 
-def take_snapshot(roots: Sequence[str], ignore: _Ignore, *, hash_racy: bool = True) -> Snapshot:
-    """Walk `roots`; with `hash_racy` (the first walk), hash the files size and mtime
-    may not tell apart later (modified within the racy window of the walk, or after)."""
+def take_snapshot(
+    roots: Sequence[str], ignore: _Ignore, *, hash_racy: bool = True, single: Sequence[str] = ()
+) -> Snapshot:
+    """Walk `roots` and lstat the `single` files; with `hash_racy` (the first walk), hash
+    the files size and mtime may not tell apart later (modified within the racy window
+    of the walk, or after)."""
     started_ns = time.time_ns()
     files = _walk(roots, ignore)
+    for path in single:
+        with contextlib.suppress(OSError):  # gone: not there
+            st = os.lstat(path)
+            files[path] = (st.st_size, st.st_mtime_ns)
     hashes: dict[str, bytes | None] = {}
     if hash_racy:
         fine = started_ns - RACY_WINDOW_NS
@@ -233,25 +242,76 @@ class FileTracker:
         cwd: Path,
         add_dirs: Iterable[Path],
         *,
-        enabled: bool,
+        enabled: bool | Literal["auto", "git", "walk"],
         ignore: Iterable[str],
         exclude: Iterable[Path] = (),
     ) -> None:
+        """`enabled`: True or "auto" — git for the roots in a git work tree, a walk for
+        the others; "git" — the same, with a warning for a root git cannot follow;
+        "walk" — always walk; False — the file tools' calls only."""
         self._cwd = os.path.normpath(os.path.abspath(cwd))
         self._cwd_real = os.path.realpath(self._cwd)
         self._roots = _roots([cwd, *add_dirs]) if enabled else []
+        self._walk_roots = self._roots
         self._ignore = _Ignore(ignore, exclude)
+        self._mode = "auto" if enabled is True else enabled
+        self._git = (
+            GitChanges(self._ignore.names | set(self._ignore.globs), self._ignore.exclude)
+            if self._roots and self._mode in ("auto", "git")
+            else None
+        )
+        self.diff: str | None = None
+        """The unified diff of what git followed (None without git), once finished."""
+        self._ignored: tuple[list[str], list[str]] = ([], [])  # git-ignored (dirs, files)
         self._before: Snapshot | None = None
         self._calls: dict[str, tuple[str, str]] = {}  # tool_use id → (tool, absolute path)
         self._done: dict[str, str | None] = {}  # tool_use id → "create"/"update"/None
 
+    @property
+    def git(self) -> GitChanges | None:
+        """The git side, when it follows at least one root."""
+        return self._git if self._git is not None and self._git.active else None
+
+    @property
+    def git_trees(self) -> list[tuple[str, str, str]]:
+        """(work tree, tree before, tree after) per repository git followed, once finished."""
+        return self._git.trees if self._git is not None else []
+
     async def start(self) -> None:
         if not self._roots:
             return
+        if self._git is not None:
+            try:
+                # What git ignores is walked, as snapshot mode would.
+                self._walk_roots, self._ignored = await self._git.start(self._roots)
+            except Exception as exc:  # never fail a run for bookkeeping
+                logger.debug("file changes from git failed ({!r}); walking instead", exc)
+                self._git.close()
+                self._git = None
+                self._walk_roots = self._roots
+                self._ignored = ([], [])
+            if self._mode == "git" and self._walk_roots:
+                logger.warning(
+                    "snapshot_files='git': git cannot follow {}; walking it instead",
+                    ", ".join(self._walk_roots),
+                )
+        roots, single = self._walked(self._ignored)
+        if not roots and not single:
+            return
         try:
-            self._before = await asyncio.to_thread(take_snapshot, self._roots, self._ignore)
+            self._before = await asyncio.to_thread(
+                take_snapshot, roots, self._ignore, single=single
+            )
         except Exception:  # never fail a run for bookkeeping
             logger.exception("snapshot before the run failed; file changes come from tools only")
+
+    def _walked(self, *ignored: tuple[list[str], list[str]]) -> tuple[list[str], list[str]]:
+        """The directories to walk and the single files to stat: the roots git does not
+        follow, and what git ignores in those it does (before, and after, the run)."""
+        dirs = [*self._walk_roots, *(d for entry in ignored for d in entry[0])]
+        roots = _roots(Path(d) for d in dirs)
+        single = {f for entry in ignored for f in entry[1] if not any(_inside(f, r) for r in roots)}
+        return roots, sorted(single)
 
     def observe(self, event: Event) -> None:
         if isinstance(event, AssistantEvent):
@@ -274,31 +334,64 @@ class FileTracker:
                     self._done[tool_id] = kind
 
     async def finish(self) -> FileChanges:
+        from_git: tuple[list[str], list[str], list[str]] | None = None
+        git_roots: list[str] = []
+        ignored_after = self._ignored
+        git = self.git
+        if git is not None:
+            try:
+                created, modified, deleted, self.diff, ignored_after = await git.finish()
+                from_git = (created, modified, deleted)
+                git_roots = git.followed
+            except Exception as exc:  # never fail a run for bookkeeping
+                logger.warning(
+                    "file changes from git failed after the run ({}); for {} they come from "
+                    "the file tools' calls only",
+                    exc,
+                    ", ".join(git.followed),
+                )
+                self.diff = None
+            finally:
+                git.close()
         try:
-            return await asyncio.to_thread(self._changes)
+            return await asyncio.to_thread(self._changes, from_git, git_roots, ignored_after)
         except Exception:  # never fail a run for bookkeeping
             logger.exception("detecting the task's file changes failed; reporting none")
             return FileChanges()
 
-    def _changes(self) -> FileChanges:
+    def close(self) -> None:
+        """Remove the temporary files of the git side (also when the run never finished)."""
+        if self._git is not None:
+            self._git.close()
+
+    def _changes(
+        self,
+        from_git: tuple[list[str], list[str], list[str]] | None = None,
+        git_roots: Sequence[str] = (),
+        ignored_after: tuple[list[str], list[str]] = ([], []),
+    ) -> FileChanges:
         created: set[str] = set()
         modified: set[str] = set()
         deleted: set[str] = set()
-        covered: list[str] = []
-        covered_real: list[str] = []
+        covered: list[str] = list(git_roots)
+        if from_git is not None:
+            created.update(from_git[0])
+            modified.update(from_git[1])
+            deleted.update(from_git[2])
         if self._before is not None:
-            after = take_snapshot(self._roots, self._ignore, hash_racy=False)
+            roots, single = self._walked(self._ignored, ignored_after)
+            after = take_snapshot(roots, self._ignore, hash_racy=False, single=single)
             c, m, d = diff(self._before, after)
             created.update(c)
             modified.update(m)
             deleted.update(d)
-            covered = self._roots
-            covered_real = [os.path.realpath(r) for r in self._roots]
+            covered += self._walk_roots
+        covered_real = [os.path.realpath(r) for r in covered]
         for tool_id, kind in self._done.items():
             tool, path = self._calls[tool_id]
             real = os.path.realpath(path)
             if self._ignore.covers(path, covered) or self._ignore.covers(real, covered_real):
-                continue  # the snapshot saw it, and it has the last word
+                continue  # the snapshot or git saw it, and has the last word
             if not os.path.lexists(path):
                 continue  # claimed, or written and removed again: not a change that stands
             if tool == "Write" and kind == "create" and path not in modified:

@@ -284,11 +284,14 @@ class CCExecutorConfig(BaseModel):
         None,
         description="A JSON schema (dict) or a pydantic model class the answer must match.",
     )
-    snapshot_files: bool = Field(
+    snapshot_files: bool | Literal["auto", "git", "walk"] = Field(
         True,
         description=(
-            "Snapshot cwd and add_dirs before and after the run to find the files it "
-            "created, modified and deleted (False: from the file tools' calls only)."
+            "Record cwd and add_dirs before and after the run to find the files it "
+            "created, modified and deleted, and the diff: True / 'auto' — with git where "
+            "a root is in a git work tree (and TaskResult.diff), else by walking it; "
+            "'git' — the same, warning when git cannot follow a root; 'walk' — always "
+            "walk (no diff); False — from the file tools' calls only."
         ),
     )
     snapshot_ignore: tuple[str, ...] = Field(
@@ -552,6 +555,16 @@ class CCExecutorConfig(BaseModel):
         raise ValueError(
             "json_schema takes a JSON schema as a dict or a pydantic model class "
             f"(a subclass of pydantic.BaseModel), not {type(value).__name__}"
+        )
+
+    @field_validator("snapshot_files", mode="before")
+    @classmethod
+    def _file_changes_mode(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value in ("auto", "git", "walk"):
+            return value
+        raise ValueError(
+            f"snapshot_files takes True (or 'auto': git in a git work tree, else a walk), "
+            f"'git', 'walk' or False (file tool calls only), not {value!r}"
         )
 
     @field_validator("snapshot_ignore")

@@ -177,6 +177,22 @@ class TaskResult(BaseModel):
     files_created: list[str] = Field(default_factory=list)
     files_modified: list[str] = Field(default_factory=list)
     files_deleted: list[str] = Field(default_factory=list)
+    diff: str | None = Field(
+        default=None,
+        description=(
+            "The unified diff of the task's changes (`git diff` form, binary files named "
+            "as such), from git; None when cwd is not in a git work tree or git was not "
+            "used (snapshot_files). At most DIFF_CAP_BYTES (256 KiB), then a line saying "
+            "it was cut and where the whole diff is (diff_path). Secrets are masked."
+        ),
+    )
+    diff_path: Path | None = Field(
+        default=None,
+        description=(
+            "The whole diff (masked), next to the transcript: <transcript_dir>/"
+            "<stamp>_<execution_uuid>.diff, mode 0600; None without a diff or transcript."
+        ),
+    )
     attempts: list[Attempt] = Field(default_factory=list)
     """Every run of the CLI for this task, in order (one when nothing was retried)."""
     timeout_s: float | None = Field(default=None, description="The timeout the run had.")

@@ -268,7 +268,10 @@ async def test_400_is_never_retried(
 async def test_usage_limit_waits_until_the_reset_then_succeeds(
     model: ScriptedModel, subscriber: CCExecutorConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    reset = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=3)
+    # The reset must still be ahead when the first attempt ends, so that the library
+    # waits for it: a loaded machine takes seconds to start the CLI (a reset already
+    # past is retried at once, as a backoff).
+    reset = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=10)
     model.add(_usage_limit(reset), text("after the reset"))
     events: list[Any] = []
     result = await cc_run("x", subscriber, on_event=events.append, stream_output=True)

@@ -243,6 +243,7 @@ def test_structured_output_retries_subtype_maps_to_structured_output_error() -> 
         ({"return_json": True, "json_schema": Release}, "json_schema", "choose one"),
         ({"return_json": True, "extra_args": ["--json-schema", "{}"]}, "return_json", "extra_args"),
         ({"snapshot_ignore": ["build/out"]}, "snapshot_ignore", "glob"),
+        ({"snapshot_files": "snapshot"}, "snapshot_files", "'walk'"),
     ],
 )
 def test_bad_structured_options_are_config_errors(
