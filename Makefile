@@ -1,6 +1,6 @@
 # The two commands of the README:  make demo  ·  make test
 # `make demo` needs Python >= 3.10 and npm, nothing else; `make test` adds the
-# test extras and redis-server (installed with apt-get when missing, as root).
+# test extras, redis-server and chromium (installed with apt-get when missing, as root).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +9,7 @@ CLI_VERSION := $(shell sed -n 's/^PINNED_CLI_VERSION = "\(.*\)"$$/\1/p' cc_execu
 CLI := $(CURDIR)/.claude-cli/node_modules/.bin/claude
 LATEST_CLI := $(CURDIR)/.claude-cli-latest/node_modules/.bin/claude
 
-.PHONY: install install-test demo test test-latest lint docs bench redis
+.PHONY: install install-test demo test test-latest lint docs bench redis chromium
 
 # The package and the pinned CLI, linked into the venv: `.venv/bin/cc-execute`,
 # `.venv/bin/python examples/…` and the library find it there without any variable.
@@ -53,6 +53,19 @@ redis:
 		exit 1; \
 	fi
 
+# The dashboard's browser tests (tests/test_ui_browser.py) drive the system's Chromium
+# through Playwright (never `playwright install`: it downloads a browser of its own).
+chromium:
+	@if command -v chromium >/dev/null; then \
+		echo "chromium (test dependency): $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "chromium (test dependency) is missing: installing it with apt-get"; \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is needed by the tests: install it (Debian: apt-get install -y chromium, as root)" >&2; \
+		exit 1; \
+	fi
+
 lint: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -62,7 +75,7 @@ lint: install-test
 docs: install-test
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
 
-test: lint docs redis
+test: lint docs redis chromium
 	$(PY) -m pytest
 
 # The real-CLI tests against the newest CLI on npm, in a prefix of its own. Not part of
@@ -80,9 +93,11 @@ bench: install-test
 	$(PY) bench/bench_stream.py 200
 	$(PY) bench/bench_parse.py
 	$(PY) bench/bench_memory.py 500
+	$(PY) bench/bench_memory.py --line 100
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_pipeline.py 1000
 	$(PY) bench/bench_predict.py
 	$(PY) bench/bench_mcp.py
 	$(PY) bench/bench_snapshot.py 100000 7
 	$(PY) bench/bench_temporal.py 100
+	$(PY) bench/bench_ui.py 1000

@@ -1,7 +1,7 @@
 """`cc-execute`: the command line (Typer for the arguments, Rich for the output).
 
 Subcommands: `run`, `list`, `doctor`, `history`, `show`, `demo`, `scripted-model`, `mcp`,
-`prompt`, `worker`. Each is a
+`prompt`, `ui`, `worker`. Each is a
 function decorated with `@app.command()`; adding one is that function and, if
 it can fail, an `exit_code_for` of its error. Exit codes come from one table,
 `EXIT_CODES`, through one function, `exit_code_for`, and the `--help` text is
@@ -1036,6 +1036,44 @@ def prompt() -> None:
     from .prompts import orchestrator_prompt
 
     sys.stdout.write(orchestrator_prompt())
+
+
+@app.command()
+def ui(
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR", help="Folder of the state store (default: this project's records)."
+        ),
+    ] = None,
+    transcript_dir: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="The transcript dir to read (default: $CC_EXECUTOR_TRANSCRIPT_DIR, else every "
+            "project's transcripts).",
+        ),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(metavar="ADDRESS", help="Address to listen on (beyond loopback: a token)."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port (0: any free one).")] = 8765,
+) -> None:
+    """A read-only web dashboard of runs, steps and transcripts, live.
+
+    Needs the extra: pip install 'cc-executor\\[ui]'. Reads the state store and
+    the transcripts, writes nothing. On loopback by default; bound elsewhere,
+    the printed URL carries an access token. Ctrl-C stops it.
+    """
+    from .ui import serve
+
+    try:
+        serve(state_dir, transcript_dir, host=host, port=port)
+    except ConfigError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def _serve_worker(*args: Any, **kwargs: Any) -> None:

@@ -32,6 +32,7 @@ import os
 import socket
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -173,13 +174,21 @@ class Journal:
         return await run_sync(self._load, run_id)
 
     async def start(
-        self, run_id: str, index: int, name: str | None, prompt_hash: str, *, drop_later: bool
+        self,
+        run_id: str,
+        index: int,
+        name: str | None,
+        prompt_hash: str,
+        *,
+        drop_later: bool,
+        depends_on: Sequence[str] = (),
     ) -> None:
         """Record that step `index` starts. `drop_later` forgets the steps after it
-        (in a sequential list they were built on what this step is about to redo)."""
+        (in a sequential list they were built on what this step is about to redo);
+        `depends_on`: the names a graph step waits for."""
         now = datetime.now(timezone.utc).isoformat()
         statements: list[tuple[str, tuple[Any, ...]]] = [
-            (_START, (run_id, index, name, prompt_hash, now))
+            (_START, (run_id, index, name, prompt_hash, now, _names(depends_on)))
         ]
         if drop_later:
             statements.append((_DROP_LATER, (run_id, index)))
@@ -225,7 +234,14 @@ class Journal:
         raise error from first
 
     async def skip(
-        self, run_id: str, index: int, name: str | None, prompt_hash: str, result: TaskResult
+        self,
+        run_id: str,
+        index: int,
+        name: str | None,
+        prompt_hash: str,
+        result: TaskResult,
+        *,
+        depends_on: Sequence[str] = (),
     ) -> None:
         """Record that step `index` of a task graph was skipped (it never started), with
         its result saying why; a resume runs it."""
@@ -238,6 +254,7 @@ class Journal:
             error_json(result),
             result.ended_at.isoformat(),
             result.ended_at.isoformat(),
+            _names(depends_on),
         )
         doing = f"recording that step {index + 1} of run {run_id!r} was skipped"
         await run_sync(self._write_or_raise, doing, (_SKIP, row))
@@ -264,19 +281,21 @@ class Journal:
 
 
 _START = """
-INSERT INTO steps (run_id, step, name, prompt_hash, status, started_at)
-VALUES (?, ?, ?, ?, 'started', ?)
+INSERT INTO steps (run_id, step, name, prompt_hash, status, started_at, depends_on)
+VALUES (?, ?, ?, ?, 'started', ?, ?)
 ON CONFLICT (run_id, step) DO UPDATE SET
     name = excluded.name, prompt_hash = excluded.prompt_hash, status = 'started',
+    depends_on = excluded.depends_on,
     attempts = attempts + 1, result_json = NULL, error_json = NULL, cost_usd = NULL,
     transcript_path = NULL, started_at = excluded.started_at, ended_at = NULL
 """
 _SKIP = """
 INSERT INTO steps (run_id, step, name, prompt_hash, status, attempts, result_json, error_json,
-    started_at, ended_at)
-VALUES (?, ?, ?, ?, 'skipped', 0, ?, ?, ?, ?)
+    started_at, ended_at, depends_on)
+VALUES (?, ?, ?, ?, 'skipped', 0, ?, ?, ?, ?, ?)
 ON CONFLICT (run_id, step) DO UPDATE SET
     name = excluded.name, prompt_hash = excluded.prompt_hash, status = 'skipped',
+    depends_on = excluded.depends_on,
     result_json = excluded.result_json, error_json = excluded.error_json, cost_usd = NULL,
     transcript_path = NULL, started_at = excluded.started_at, ended_at = excluded.ended_at
 """
@@ -299,7 +318,14 @@ class NullJournal:
         return {}
 
     async def start(
-        self, run_id: str, index: int, name: str | None, prompt_hash: str, *, drop_later: bool
+        self,
+        run_id: str,
+        index: int,
+        name: str | None,
+        prompt_hash: str,
+        *,
+        drop_later: bool,
+        depends_on: Sequence[str] = (),
     ) -> None:
         return None
 
@@ -309,12 +335,24 @@ class NullJournal:
         return None
 
     async def skip(
-        self, run_id: str, index: int, name: str | None, prompt_hash: str, result: TaskResult
+        self,
+        run_id: str,
+        index: int,
+        name: str | None,
+        prompt_hash: str,
+        result: TaskResult,
+        *,
+        depends_on: Sequence[str] = (),
     ) -> None:
         return None
 
     async def close(self) -> None:
         return None
+
+
+def _names(depends_on: Sequence[str]) -> str | None:
+    """The `depends_on` column: a JSON list of step names, NULL for a step outside a graph."""
+    return json.dumps(list(depends_on)) if depends_on else None
 
 
 def error_json(result: TaskResult) -> str | None:

@@ -67,6 +67,11 @@ def _trace() -> Any | None:
     return trace
 
 
+def tracing() -> bool:
+    """Whether a real tracer provider is configured (spans are recorded)."""
+    return _trace() is not None
+
+
 def _tracer(trace: Any) -> Any:
     return trace.get_tracer("cc_executor", __version__)
 

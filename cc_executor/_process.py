@@ -40,6 +40,7 @@ from typing import Any
 
 from ._command import MARKER_VAR, Command
 from ._contain import Child, spawn
+from ._lines import LineSplitter
 from ._log import logger
 from .result import StopReason
 
@@ -57,18 +58,7 @@ _GONE_TIMEOUT = 5.0
 class CLIProcess:
     """One running CLI process with its watchdog. Created by `start`."""
 
-    def __init__(
-        self,
-        proc: Child,
-        command: Command,
-        marker: str,
-        *,
-        timeout: float,
-        idle_timeout: float | None,
-        kill_grace: float,
-        result_exit_grace: float,
-        keep_background: bool,
-    ) -> None:
+    def __init__(self, proc: Child, command: Command, marker: str, *, kill_grace: float) -> None:
         self._proc = proc
         self.pid = proc.pid
         self.containment = proc.containment
@@ -76,11 +66,12 @@ class CLIProcess:
         self._marker = f"{MARKER_VAR}={marker}".encode()
         self._loop = asyncio.get_running_loop()
         now = self._loop.time()
-        self._deadline = now + timeout
-        self._idle_timeout = idle_timeout
+        # The watch knobs are set by `send`: a pre-started CLI waits without a deadline.
+        self._deadline = float("inf")
+        self._idle_timeout: float | None = None
         self._kill_grace = kill_grace
-        self._result_exit_grace = result_exit_grace
-        self._keep_background = keep_background
+        self._result_exit_grace = float("inf")
+        self._keep_background = False
         self.last_output = now
         self._with_consumer = False
         self._idle_paused = False
@@ -91,6 +82,8 @@ class CLIProcess:
         self._wake: asyncio.Future[None] = self._loop.create_future()
         self._known_pids: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stderr_reader: asyncio.Task[None] | None = None
+        self._sent = False
         self._terminating: asyncio.Task[None] | None = None
 
     @classmethod
@@ -106,24 +99,64 @@ class CLIProcess:
         result_exit_grace: float,
         keep_background: bool,
     ) -> CLIProcess:
-        proc = await spawn(command, marker, limit=_STREAM_LIMIT)
-        logger.debug("started CLI pid {} in {} ({})", proc.pid, command.cwd, proc.containment)
-        self = cls(
-            proc,
-            command,
-            marker,
+        """Spawn the CLI and write `stdin` (the prompt) to it at once."""
+        self = await cls.spawn(command, marker, kill_grace=kill_grace)
+        self.send(
+            stdin,
             timeout=timeout,
             idle_timeout=idle_timeout,
-            kill_grace=kill_grace,
             result_exit_grace=result_exit_grace,
             keep_background=keep_background,
         )
-        self._tasks = [
+        return self
+
+    @classmethod
+    async def spawn(cls, command: Command, marker: str, *, kill_grace: float) -> CLIProcess:
+        """Spawn the CLI and leave it waiting for its prompt on stdin (a pre-started CLI).
+
+        Its stderr is read from now on; nothing watches it until `send`. OSError if it
+        cannot be executed.
+        """
+        proc = await spawn(command, marker, limit=_STREAM_LIMIT)
+        logger.debug("started CLI pid {} in {} ({})", proc.pid, command.cwd, proc.containment)
+        self = cls(proc, command, marker, kill_grace=kill_grace)
+        self._stderr_reader = asyncio.create_task(self._read_stderr())
+        self._tasks = [self._stderr_reader]
+        return self
+
+    def write_early(self, data: bytes) -> None:
+        """Write the start of the prompt now and keep stdin open (a pre-started CLI
+        given no stdin data within 3 s proceeds without a prompt and exits 1; once some
+        data came it reads to the end of stdin before it acts on any of it)."""
+        stdin = self._proc.stdin
+        assert stdin is not None and not self._sent
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.write(data)
+
+    def send(
+        self,
+        stdin: bytes,
+        *,
+        timeout: float,
+        idle_timeout: float | None,
+        result_exit_grace: float,
+        keep_background: bool,
+    ) -> None:
+        """Write `stdin` (the prompt) and close it; the watchdog and `timeout` (seconds)
+        count from now. Once per process."""
+        if self._sent:
+            raise RuntimeError("the CLI already got its prompt")
+        self._sent = True
+        now = self._loop.time()
+        self._deadline = now + timeout
+        self._idle_timeout = idle_timeout
+        self._result_exit_grace = result_exit_grace
+        self._keep_background = keep_background
+        self.last_output = now
+        self._tasks += [
             asyncio.create_task(self._write_stdin(stdin)),
-            asyncio.create_task(self._read_stderr()),
             asyncio.create_task(self._watch()),
         ]
-        return self
 
     # -- reading ---------------------------------------------------------------
 
@@ -131,53 +164,40 @@ class CLIProcess:
         """Yield `(block, parse)`: `block` is one or more complete lines ending in b"\\n".
 
         `parse` is False for pieces of a line longer than MAX_LINE_BYTES, which
-        are passed on (for the transcript) but not parsed.
+        are passed on (for the transcript) but not parsed. A line longer than a
+        chunk comes alone, a block of its own (see `_lines.LineSplitter`).
         """
         stdout = self._proc.stdout
         assert stdout is not None
-        pending = bytearray()
-        oversized = False
+        splitter = LineSplitter(MAX_LINE_BYTES)
+        warned = False  # about the line over the limit being passed on
         loop_time = self._loop.time
         while True:
             data = await stdout.read(_CHUNK)
             if not data:
                 break
             self.last_output = loop_time()
-            cut = data.rfind(b"\n")
-            if oversized:
-                head = data if cut < 0 else data[: data.find(b"\n") + 1]
-                yield head, False
-                if cut < 0:
-                    continue
-                oversized = False
-                data = data[len(head) :]
-                cut = data.rfind(b"\n")
-            if cut < 0:
-                pending += data
-                if len(pending) > MAX_LINE_BYTES:
-                    logger.warning("a stdout line exceeds {} bytes; not parsing it", MAX_LINE_BYTES)
-                    yield bytes(pending), False
-                    pending.clear()
-                    oversized = True
+            blocks = splitter.feed(data)
+            del data
+            if not blocks:
                 continue
-            if pending:
-                pending += data[: cut + 1]
-                block = bytes(pending)
-                pending.clear()
-            else:
-                block = data[: cut + 1] if cut + 1 < len(data) else data
-            pending += data[cut + 1 :]
             # While the consumer handles the block, the CLI may be printing into the
             # pipe unread: that is a slow consumer, not an idle CLI.
             self._with_consumer = True
-            yield block, True
+            while blocks:
+                block, parse = blocks.pop(0)  # no reference left here to a long line
+                if not parse and not warned:
+                    logger.warning("a stdout line exceeds {} bytes; not parsing it", MAX_LINE_BYTES)
+                warned = not parse
+                yield block, parse
+                del block
             self._with_consumer = False
             self.last_output = loop_time()
             if self._idle_paused:
                 self._idle_paused = False
                 self._poke()
-        if pending:  # a last line without a newline
-            yield bytes(pending) + b"\n", not oversized
+        for block, parse in splitter.end():
+            yield block, parse
 
     async def _read_stderr(self) -> None:
         stderr = self._proc.stderr
@@ -342,8 +362,8 @@ class CLIProcess:
 
     async def _close_tasks(self) -> None:
         # The stderr reader gets a moment to take the last bytes after exit.
-        stdin_writer, stderr_reader, _watchdog = self._tasks
-        await asyncio.wait({stderr_reader}, timeout=_EOF_GRACE)
+        if self._stderr_reader is not None:
+            await asyncio.wait({self._stderr_reader}, timeout=_EOF_GRACE)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -52,6 +52,8 @@ from .result import Attempt, TaskResult, is_transient
 if TYPE_CHECKING:
     from tenacity import RetryCallState
 
+    from ._prestart import Prestarted
+
 __all__ = ["RESUME_PROMPT", "RetryingRun", "resolve_timeout", "run_task"]
 
 
@@ -66,16 +68,20 @@ class RetryingRun:
         prompt: str | None = None,
         attempt: int = 1,
         timeout: TimeoutPrediction | None = None,
+        prestarted: Prestarted | None = None,
     ) -> None:
         """`prompt` and `attempt` are for a caller that continues attempts made elsewhere
         (the Temporal activity: its first attempt here may resume an earlier one's session).
         `timeout` is for a caller that resolved the task's timeout already (a task list
-        caps it at what the list has left); else it is resolved before the first attempt."""
+        caps it at what the list has left); else it is resolved before the first attempt.
+        `prestarted`: a CLI a task list spawned ahead for the first attempt (`_prestart`)."""
         self.task = task
         self.config = config
         self.timeout = timeout
         # Built now, so a bad option or a missing CLI raises before anything runs.
-        self._execution = Execution(task, config, prompt=prompt, attempt=attempt)
+        self._execution = Execution(
+            task, config, prompt=prompt, attempt=attempt, prestarted=prestarted
+        )
         self.result: TaskResult | None = None
         self._results: list[TaskResult] = []
         self._attempts: list[Attempt] = []
@@ -340,6 +346,7 @@ class RetryingRun:
                 "structured": structured,
                 "attempts": attempts,
                 "started_at": results[0].started_at,
+                "prestarted_at": results[0].prestarted_at,
                 "duration_s": (last.ended_at - results[0].started_at).total_seconds(),
                 "total_cost_usd": sum(costs) if costs else None,
                 "usage": usage,
@@ -369,12 +376,16 @@ class RetryingRun:
 
 
 async def run_task(
-    task: str, config: CCExecutorConfig, *, timeout: TimeoutPrediction | None = None
+    task: str,
+    config: CCExecutorConfig,
+    *,
+    timeout: TimeoutPrediction | None = None,
+    prestarted: Prestarted | None = None,
 ) -> TaskResult:
     """Every attempt of `task`, consumed; its `TaskResult`. What `cc_run` runs, and the
-    runner an agent timeout prediction is given (`_predict.predict`). `timeout`: see
-    `RetryingRun`."""
-    run = RetryingRun(task, config, timeout=timeout)
+    runner an agent timeout prediction is given (`_predict.predict`). `timeout`,
+    `prestarted`: see `RetryingRun`."""
+    run = RetryingRun(task, config, timeout=timeout, prestarted=prestarted)
     batches = run.batches()
     try:
         async for _ in batches:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from ._command import Command, arg_files, build_command, spawn_error
 from ._contain import containment_mode
 from ._gitchanges import keep_diff
+from ._lines import LineReader
 from ._log import logger
 from ._process import CLIProcess
 from ._runtime import require_asyncio
@@ -37,16 +38,15 @@ from .events import (
     ApiRetryEvent,
     AssistantEvent,
     Event,
-    InvalidLineError,
     ResultEvent,
     RetryEvent,
     StreamEvent,
-    parse_event,
 )
 from .result import StreamFacts, TaskResult, TimeoutSource, ToolUse, classify, sum_usage
 
 if TYPE_CHECKING:
     from ._predict import TimeoutPrediction
+    from ._prestart import Prestarted
 
 __all__ = ["Execution", "TaskStream"]
 
@@ -74,8 +74,16 @@ class Execution:
     """State of one run. Create, iterate `batches()` once, then read `result`."""
 
     def __init__(
-        self, task: str, config: CCExecutorConfig, *, prompt: str | None = None, attempt: int = 1
+        self,
+        task: str,
+        config: CCExecutorConfig,
+        *,
+        prompt: str | None = None,
+        attempt: int = 1,
+        prestarted: Prestarted | None = None,
     ) -> None:
+        """`prestarted`: a CLI spawned ahead for this run, checked usable with this config
+        by its holder (`_prestart`); a discarded one is only named in the transcript."""
         if not isinstance(task, str):
             raise ConfigError(f"task must be a str, got {type(task).__name__}", field="task")
         check_prompt(task)
@@ -86,8 +94,15 @@ class Execution:
         self.prompt = task if prompt is None else prompt
         self.attempt = attempt
         self.config = config
-        self.execution_uuid = str(uuid.uuid4())
-        self.command: Command = build_command(config, self.execution_uuid)
+        self.prestarted = prestarted
+        if prestarted is not None and not prestarted.fits(self.prompt):
+            prestarted.discarded = "the prompt is not the one it was started for"
+        if prestarted is not None and prestarted.discarded is None:
+            self.execution_uuid = prestarted.execution_uuid
+            self.command: Command = prestarted.command
+        else:
+            self.execution_uuid = str(uuid.uuid4())
+            self.command = build_command(config, self.execution_uuid)
         # The attempt span's W3C context (TRACEPARENT), set by the caller when tracing.
         self.trace_env: dict[str, str] = {}
         self.result: TaskResult | None = None
@@ -95,6 +110,7 @@ class Execution:
         self.tool_uses: list[ToolUse] = []
         self.facts = StreamFacts()
         self.invalid_lines = 0
+        self._lines = LineReader()
         # The task's timeout, resolved once for all its attempts (`RetryingRun` sets it).
         self.timeout_s: float | None = None
         self.timeout_source: TimeoutSource = "explicit"
@@ -116,7 +132,7 @@ class Execution:
         """Run with the task's resolved timeout (seconds, and where it came from)."""
         self.timeout_s, self.timeout_source = timeout.seconds, timeout.source
 
-    async def batches(self) -> AsyncGenerator[list[Event], None]:
+    async def batches(self) -> AsyncGenerator[Sequence[Event], None]:
         config = self.config
         if self.timeout_s is None:
             raise RuntimeError("the task's timeout is resolved before its run (set_timeout)")
@@ -148,6 +164,7 @@ class Execution:
                 "timeout_s": self.timeout_s,
                 "timeout_source": self.timeout_source,
                 "started_at": started_at.isoformat(),
+                **self._prestart_header(),
                 "cc_executor_version": __version__,
                 **({"metadata": dict(config.metadata)} if config.metadata else {}),
             },
@@ -158,31 +175,28 @@ class Execution:
         diff: tuple[str | None, Path | None] = (None, None)
         # The run owns the temp files of its file arguments: gone once its process is.
         arguments = contextlib.ExitStack()
+        pre = self.prestarted
         try:
             await self._files.start()
-            command = arguments.enter_context(arg_files(self.command))
-            if self.trace_env:  # an explicit env=TRACEPARENT wins
-                env = {**command.env, **self.trace_env, **config.env}
-                command = dataclasses.replace(command, env=env)
-            try:
-                proc = await CLIProcess.start(
-                    command,
-                    self.prompt.encode("utf-8", "surrogateescape"),
-                    self.execution_uuid,
+            if pre is not None and pre.discarded is None and pre.process is not None:
+                # The pre-started CLI is this run's now: its files, its process, its end.
+                pre.taken = True
+                arguments.enter_context(pre.files)
+                proc = pre.process
+                proc.send(
+                    pre.rest(self.prompt),
                     timeout=self.timeout_s,
                     idle_timeout=config.idle_timeout,
-                    kill_grace=config.kill_grace,
                     result_exit_grace=config.result_exit_grace,
                     keep_background=config.keep_background_processes,
                 )
-            except OSError as exc:
-                raise spawn_error(exc, self.command) from exc
+            else:
+                proc = await self._spawn(arguments)
             status = "cancelled"
             async for block, parse in proc.blocks():
                 transcript.write(block)
-                if not parse:
-                    continue
-                events = self._parse_block(block, proc)
+                events = self._parse_block(block, proc) if parse else None
+                del block  # a 100 MB line is not kept while its events are consumed
                 if events:
                     yield events
             exit_code = await proc.wait()
@@ -224,6 +238,42 @@ class Execution:
             if self.result is not None:
                 self.result.transcript_complete = transcript.complete
 
+    async def _spawn(self, arguments: contextlib.ExitStack) -> CLIProcess:
+        """Start the CLI with the prompt on stdin at once."""
+        config = self.config
+        assert self.timeout_s is not None
+        command = arguments.enter_context(arg_files(self.command))
+        if self.trace_env:  # an explicit env=TRACEPARENT wins
+            env = {**command.env, **self.trace_env, **config.env}
+            command = dataclasses.replace(command, env=env)
+        try:
+            return await CLIProcess.start(
+                command,
+                self.prompt.encode("utf-8", "surrogateescape"),
+                self.execution_uuid,
+                timeout=self.timeout_s,
+                idle_timeout=config.idle_timeout,
+                kill_grace=config.kill_grace,
+                result_exit_grace=config.result_exit_grace,
+                keep_background=config.keep_background_processes,
+            )
+        except OSError as exc:
+            raise spawn_error(exc, self.command) from exc
+
+    def _prestart_header(self) -> dict[str, object]:
+        pre = self.prestarted
+        if pre is None:
+            return {"prestarted": False}
+        if pre.discarded is not None:
+            return {"prestarted": False, "prestart_discarded": pre.discarded}
+        return {"prestarted": True, "prestarted_at": pre.spawned_at.isoformat()}
+
+    @property
+    def prestarted_at(self) -> datetime | None:
+        """When this run's CLI was spawned, if it was pre-started (else None)."""
+        pre = self.prestarted
+        return pre.spawned_at if pre is not None and pre.discarded is None else None
+
     @property
     def api_retries(self) -> list[ApiRetryEvent]:
         return self.facts.api_retries
@@ -238,23 +288,18 @@ class Execution:
         """The CLI session: the init line's, else the first one any line carried."""
         return self.facts.session_id
 
-    def _parse_block(self, block: bytes, proc: CLIProcess) -> list[Event]:
+    def _parse_block(self, block: bytes, proc: CLIProcess) -> Sequence[Event]:
         self.facts.stdout_seen = True
-        events: list[Event] = []
-        for line in block.split(b"\n"):
-            if not line or line.isspace():
-                continue
-            try:
-                event = parse_event(line)
-            except InvalidLineError:
-                self.invalid_lines += 1
-                preview = self.command.secrets.mask_bytes(line)[:200]
-                logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
-                continue
-            if type(event) is not StreamEvent:
-                self._observe(event, proc)
-            events.append(event)
-        return events
+        items, invalid = self._lines.read_block(block)
+        for line in invalid:
+            self.invalid_lines += 1
+            preview = self.command.secrets.mask_bytes(line)[:200]
+            logger.warning("skipping a stdout line of the CLI, not JSON: {!r}", preview)
+        for item in items:
+            # The outcome never depends on a stream_event line (a dict: typed when read).
+            if type(item) is not dict and type(item) is not StreamEvent:
+                self._observe(item, proc)  # type: ignore[arg-type]
+        return self._lines.batch(items)
 
     def _observe(self, event: Event, proc: CLIProcess) -> None:
         facts = self.facts
@@ -346,6 +391,7 @@ class Execution:
             transcript_path=transcript.path,
             execution_uuid=self.execution_uuid,
             started_at=started_at,
+            prestarted_at=self.prestarted_at,
             ended_at=ended_at,
             stopped_by=stopped_by,
             structured_output=res.structured_output if res else None,
@@ -462,10 +508,11 @@ class TaskStream:
         return self
 
     async def __anext__(self) -> Event | RetryEvent:
-        require_asyncio("cc_stream")
-        while self._index >= len(self._pending):
-            self._pending = await self._batches.__anext__()
-            self._index = 0
+        if self._index >= len(self._pending):
+            require_asyncio("cc_stream")  # checked where it awaits, not per buffered event
+            while self._index >= len(self._pending):
+                self._pending = await self._batches.__anext__()
+                self._index = 0
         event = self._pending[self._index]
         self._index += 1
         return event

@@ -114,6 +114,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE history ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
     """,
+    # 4: the names a task-graph step depends on (a JSON list; NULL outside graphs), so
+    # a reader of the journal (the dashboard) can draw the graph.
+    """
+    ALTER TABLE steps ADD COLUMN depends_on TEXT;
+    """,
 )
 """The schema, one step per version: a file at ``user_version`` N gets steps N+1 ... on
 `connect`. Append a step to change it; never edit one that has shipped."""

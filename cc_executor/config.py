@@ -330,6 +330,23 @@ class CCExecutorConfig(BaseModel):
             "branch (auto) or leave it on the branch cc-executor/<run_id>/result (branch)."
         ),
     )
+    prestart: bool = Field(
+        True,
+        description=(
+            "Task lists: spawn the next step's CLI while a step runs; it waits for its prompt "
+            "(~120-240 MB while idle) and is used only if nothing it read at start changed. "
+            "A single call never pre-starts. False on a step: that step is not pre-started."
+        ),
+    )
+    mcp_prestart_pool: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description=(
+            "MCP server: CLIs kept pre-started for execute_task calls with the server's "
+            "options (each ~120 MB while idle); 0 keeps none."
+        ),
+    )
 
     # -- failures and retries --
     num_retries: int = Field(

@@ -559,6 +559,14 @@ def parse_event(line: bytes | str) -> Event:
         raise InvalidLineError(line, str(exc) or type(exc).__name__) from None
     if not isinstance(data, dict):
         raise InvalidLineError(line, f"a JSON {type(data).__name__}, not an object")
+    return parse_object(data, line)
+
+
+def parse_object(data: dict[str, Any], line: bytes | str = b"") -> Event:
+    """`parse_event` for a line already read as a JSON object (`data`).
+
+    Raises `InvalidLineError` (naming `line`) when `data` cannot be typed at all.
+    """
     try:
         event = _adapter.validate_python(data)
     except (ValidationError, RecursionError) as exc:

@@ -1,6 +1,8 @@
 """Task lists: `cc_execute_list` runs many tasks, each in a fresh CLI process and session,
 strictly one after another (or at most `max_concurrency` at a time), and records every
 step boundary in a SQLite journal so that a list killed mid-way resumes where it stopped.
+A sequential list spawns step N+1's CLI while step N runs (`_prestart`); it gets its
+prompt only after step N has fully ended.
 
 Resume: a list has a `run_id`. Each step's start and end are committed to the
 journal (`state_dir/state.db`, see `_journal.py`) before the list moves on.
@@ -28,6 +30,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _otel
@@ -66,7 +69,9 @@ from ._policy import (
     topological_order,
 )
 from ._predict import ExecutionStrategy, TaskPlan, TimeoutPrediction
+from ._prestart import Prestarted, Prestarter
 from ._retry import call_hook, resolve_timeout, run_task
+from ._run import uncancellable
 from ._runtime import require_asyncio
 from ._secrets import find_secrets
 from ._tasklist import load_task_list
@@ -104,10 +109,13 @@ async def cc_execute_list(
 ) -> TaskListResult:
     """Run `tasks` (prompts, `TaskSpec`s, or callables building one from the results so far).
 
-    Sequential (default): step N+1's CLI starts only after step N's CLI and
-    every process it started have exited and its transcript is closed; each
-    step is a fresh process and session unless its spec has
-    `continue_session=True`. `stop_on_failure=False` goes on after a failed
+    Sequential (default): step N+1 receives its prompt only after step N's CLI
+    and every process it started have exited and its transcript is closed;
+    each step is a fresh process and session unless its spec has
+    `continue_session=True`. With `prestart=True` (the default) step N+1's CLI
+    is spawned while step N runs and waits for its prompt; it is used only if
+    nothing it read at start changed (see docs/prestart.md), and ended on every
+    way out of the list. `stop_on_failure=False` goes on after a failed
     step. `sequential=False` runs at most `max_concurrency` steps at a time,
     started in list order.
 
@@ -343,6 +351,9 @@ class _ListRun:
             for i, item in enumerate(items):
                 if isinstance(item, TaskSpec):
                     isolation.check(i, item, config)
+        # Sequential lists: the CLI of the step after the running one, spawned ahead.
+        self.prestarter = Prestarter()
+        self.cwds: dict[int, Path] = {}
 
     async def load(self) -> None:
         self.records = await self.journal.load(self.run_id)
@@ -354,6 +365,12 @@ class _ListRun:
         )
 
     async def run_sequential(self) -> None:
+        try:
+            await self._run_sequential()
+        finally:  # every way out: list end, stop, budget, error, cancellation
+            await uncancellable(self.prestarter.aclose())
+
+    async def _run_sequential(self) -> None:
         restoring = bool(self.records)
         for i in range(len(self.items)):
             if not restoring and self._check_budget(i):
@@ -480,7 +497,9 @@ class _ListRun:
         spec = self.specs[i]
         result = self._skipped_result(i, via, cause)
         self.results[i] = result
-        await self.journal.skip(self.run_id, i, spec.name, self._hash(i, spec), result)
+        await self.journal.skip(
+            self.run_id, i, spec.name, self._hash(i, spec), result, depends_on=spec.depends_on
+        )
         logger.info("task list {}: {}", self.run_id, result.error_message)
         await self._emit(i, "skipped", result)
 
@@ -649,12 +668,35 @@ class _ListRun:
         try:
             config, timeout, timeout_capped = await self._step_config(i, spec, place)
             prompt_hash = self._hash(i, spec)
-            await self.journal.start(self.run_id, i, spec.name, prompt_hash, drop_later=drop_later)
+            await self.journal.start(
+                self.run_id,
+                i,
+                spec.name,
+                prompt_hash,
+                drop_later=drop_later,
+                depends_on=spec.depends_on,
+            )
             await self._emit(i, "started")
-            with _otel.step_span(i, spec.name, config) as span:
-                # stream_output: the step's live view subscribes here, as cc_run's does.
-                result = await run_task(spec.prompt, with_live_view(config), timeout=timeout)
-                _otel.step_result(span, result)
+            prestarted: Prestarted | None = None
+            # Graph nodes are not pre-started yet, nor isolated steps (their folder is
+            # made when they start).
+            if self.sequential and self.edges is None and self.isolation is None:
+                # Checked after on_step ran: what a hook changed counts too.
+                prestarted = await self.prestarter.take(
+                    i, config, spec.prompt, self._changed_by(i - 1)
+                )
+                self._prestart(i + 1)
+            try:
+                with _otel.step_span(i, spec.name, config) as span:
+                    # stream_output: the step's live view subscribes here, as cc_run's does.
+                    result = await run_task(
+                        spec.prompt, with_live_view(config), timeout=timeout, prestarted=prestarted
+                    )
+                    _otel.step_result(span, result)
+            finally:
+                if prestarted is not None:  # a no-op once the step's run took it over
+                    await uncancellable(prestarted.aclose())
+            self.cwds[i] = (config.cwd or Path.cwd()).absolute()
             if self.isolation is not None:
                 result = await self.isolation.leave(i, result, self.labels[i], self.run_id)
         except BaseException:
@@ -688,7 +730,12 @@ class _ListRun:
         result = conflict_result(spec.prompt, conflict, self._step_metadata(spec))
         self.results[i] = result
         await self.journal.start(
-            self.run_id, i, spec.name, self._hash(i, spec), drop_later=drop_later
+            self.run_id,
+            i,
+            spec.name,
+            self._hash(i, spec),
+            drop_later=drop_later,
+            depends_on=spec.depends_on,
         )
         await self.journal.finish(self.run_id, i, result, find_secrets(self.config))
         if self.stop_on_failure:
@@ -714,6 +761,30 @@ class _ListRun:
 
     def _succeeded(self) -> dict[int, bool]:
         return {j: r.success for j, r in self.results.items()}
+
+    def _prestart(self, i: int) -> None:
+        """Spawn step i's CLI now, while the step before it runs, when its command is
+        known already: a static step (not a callable) that reads no session at start
+        (continue_session, resume, continue_conversation), its `prestart` on, and no list
+        cost budget (it caps each step's --max-budget-usd at what is left) or tracing
+        (each attempt's TRACEPARENT is known only when it starts)."""
+        if i >= len(self.items) or self.config.max_total_cost_usd is not None:
+            return
+        item = self.items[i]
+        if not isinstance(item, TaskSpec) or item.continue_session or _otel.tracing():
+            return
+        config = self.config.with_overrides(**item.overrides_over(self.config))
+        if not config.prestart or config.resume is not None or config.continue_conversation:
+            return
+        self.prestarter.begin(i, config, item.prompt)
+
+    def _changed_by(self, i: int) -> list[Path]:
+        """The files step i changed (its verified changes), as absolute paths."""
+        result, cwd = self.results.get(i), self.cwds.get(i)
+        if result is None or cwd is None:
+            return []
+        paths = [*result.files_created, *result.files_modified, *result.files_deleted]
+        return [cwd / p for p in paths]  # an absolute p stays as it is
 
     async def _emit(self, i: int, status: StepStatus, result: TaskResult | None = None) -> None:
         if self.on_step is None:

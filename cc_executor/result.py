@@ -160,7 +160,16 @@ class TaskResult(BaseModel):
     )
     execution_uuid: str
     started_at: datetime
+    """When the task's CLI got its prompt (the start of its first attempt)."""
     ended_at: datetime
+    prestarted_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When the task's CLI was spawned, if it was pre-started (a task list spawns the "
+            "next step's CLI while a step runs; it waits for its prompt until started_at); "
+            "None when the CLI was spawned with its prompt."
+        ),
+    )
     stopped_by: StopReason | None = Field(
         default=None, description="Set when the library ended the CLI itself, and why."
     )

@@ -77,7 +77,7 @@ async def main(live: bool) -> int:
     print(results.summary())
     print(f"\ngreet.py on disk: {(workdir / 'greet.py').read_text().strip()!r}")
     print(f"last answer: {results[-1].output}")
-    for k in range(1, len(results)):  # strictly sequential
+    for k in range(1, len(results)):  # step k got its prompt after step k-1 ended
         assert results[k].started_at >= results[k - 1].ended_at
     print(f"journal: {workdir / '.state' / 'state.db'} (run id 'greeter')")
     return 0 if results.success else 1

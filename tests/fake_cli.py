@@ -139,6 +139,51 @@ def main() -> None:
         size = int(os.environ.get("FAKE_CLI_BYTES", str(100 * 1024 * 1024)))
         init()
         result("x" * size)
+    elif MODE == "long_line_secret":
+        # One long result line with the secret every 65,521 bytes, written in pieces.
+        size = int(os.environ.get("FAKE_CLI_BYTES", str(3 << 20)))
+        secret = os.environ.get("FAKE_API_KEY", "")
+        filler = "y" * (65521 - len(secret))
+        text = ((filler + secret) * (size // 65521 + 1))[:size]
+        line = json.dumps(
+            {
+                "type": "result",
+                "subtype": "success",
+                "is_error": False,
+                "result": text,
+                "session_id": SESSION,
+                "num_turns": 1,
+            }
+        )
+        init()
+        out = sys.stdout.buffer
+        data = (line + "\n").encode()
+        for start in range(0, len(data), 100_000):
+            out.write(data[start : start + 100_000])
+            out.flush()
+    elif MODE == "long_lines":
+        # Stream events between lines of several MB, each written in pieces.
+        size = int(os.environ.get("FAKE_CLI_BYTES", str(3 << 20)))
+        init()
+        out = sys.stdout.buffer
+        for i in range(6):
+            delta = {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": f"delta {i}"},
+            }
+            emit({"type": "stream_event", "event": delta, "session_id": SESSION})
+            if i in (1, 3):
+                big = {
+                    "type": "user",
+                    "message": {"role": "user", "content": "u" * size},
+                    "session_id": SESSION,
+                }
+                data = (json.dumps(big) + "\n").encode()
+                for start in range(0, len(data), 300_000):
+                    out.write(data[start : start + 300_000])
+                    out.flush()
+        result("z" * size)
     elif MODE == "flood":
         # Many ordinary lines: a partial-message stream of `total` bytes.
         total = int(os.environ.get("FAKE_CLI_BYTES", str(50 * 1024 * 1024)))

@@ -102,6 +102,15 @@ def serve(
             help='Default timeout per task in seconds, or "auto" (default: 3600).',
         ),
     ] = None,
+    prestart: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            "--prestart",
+            metavar="N",
+            help="Keep N Claude Code CLIs pre-started for execute_task calls with the "
+            "server's options (0 to 8; each ~120 MB while idle; default 0: none).",
+        ),
+    ] = None,
     print_config: Annotated[
         bool,
         typer.Option(
@@ -198,6 +207,8 @@ def _config(options: dict[str, Any]) -> CCExecutorConfig:
         value = options[name]
         if value is not None:
             fields[name] = value
+    if options.get("prestart") is not None:
+        fields["mcp_prestart_pool"] = options["prestart"]
     return CCExecutorConfig(**fields)
 
 

@@ -19,10 +19,11 @@ and every process it started before the cancellation completes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
@@ -31,8 +32,8 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._api import cc_stream
 from .._cost import json_cost
+from .._display import with_live_view
 from .._history import HistoryRecord, get_execution_history, load_candidates
 from .._log import logger
 from .._predict import (
@@ -41,6 +42,9 @@ from .._predict import (
     get_task_complexity,
     suggest_execution_strategy,
 )
+from .._prestart import PrestartPool
+from .._retry import RetryingRun
+from .._run import TaskStream, uncancellable
 from .._secrets import Secrets, find_secrets
 from .._version import __version__
 from ..config import CCExecutorConfig
@@ -179,6 +183,8 @@ class _Tools:
             transcript_dir=config.resolved_transcript_dir().absolute(),
         )
         self.secrets = find_secrets(self.config)
+        # execute_task's pre-started CLIs (mcp_prestart_pool), started on the first call.
+        self.pool = PrestartPool(self.config, self.config.mcp_prestart_pool)
         self.running_tasks = 0
         self.running_task_lists = 0
 
@@ -309,8 +315,10 @@ class _Tools:
         config = self.config.with_overrides(**overrides)
         progress = _Progress(ctx, self.secrets)
         self.running_tasks += 1
+        prestarted = await self.pool.take(config) if self.pool.size else None
         try:
-            async with cc_stream(task, config) as stream:
+            run = RetryingRun(task, with_live_view(config), prestarted=prestarted)
+            async with TaskStream(run) as stream:
                 await progress(f"started · execution {stream.execution_uuid}")
                 async for batch in stream.batches():
                     for event in batch:
@@ -319,6 +327,8 @@ class _Tools:
             result = stream.result
         finally:
             self.running_tasks -= 1
+            if prestarted is not None:  # a no-op once the run took it over
+                await uncancellable(prestarted.aclose())
         return _tool_result(_task_report(result, MAX_OUTPUT_CHARS), result)
 
     @_tool_errors
@@ -566,10 +576,21 @@ def create_server(config: CCExecutorConfig | None = None) -> MCPServer[Any]:
     is also the directory a tool call's `cwd` must stay inside.
     """
     tools = _Tools(config or CCExecutorConfig())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: MCPServer[Any]) -> AsyncIterator[dict[str, Any]]:
+        # The pool (mcp_prestart_pool) lives while the server runs, not longer.
+        tools.pool.fill()
+        try:
+            yield {}
+        finally:
+            await uncancellable(tools.pool.aclose())
+
     server: MCPServer[Any] = MCPServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=__version__,
+        lifespan=lifespan,
         # The SDK's own log (stdlib logging, on stderr): errors only, unless the server
         # was started with --log-level (cc_executor.mcp.main raises it then).
         log_level="ERROR",
