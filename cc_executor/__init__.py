@@ -29,6 +29,7 @@ from .errors import (
     DependencyFailedError,
     IdleTimeoutError,
     MaxTurnsError,
+    MergeConflictError,
     OverloadedError,
     PermissionDeniedError,
     ProcessCrashedError,
@@ -52,6 +53,12 @@ if TYPE_CHECKING:
         cc_stream,
         predict_timeout,
     )
+    from ._best_of import (
+        BestOfAttempt,
+        BestOfResult,
+        cc_execute_best_of,
+        cc_execute_best_of_sync,
+    )
     from ._history import HistoryRecord, get_execution_history
     from ._predict import (
         ExecutionStrategy,
@@ -74,6 +81,8 @@ __all__ = [
     "Attempt",
     "AuthenticationError",
     "BadRequestError",
+    "BestOfAttempt",
+    "BestOfResult",
     "BillingError",
     "BudgetExceededError",
     "CCExecutorConfig",
@@ -87,6 +96,7 @@ __all__ = [
     "HistoryRecord",
     "IdleTimeoutError",
     "MaxTurnsError",
+    "MergeConflictError",
     "OverloadedError",
     "PermissionDeniedError",
     "ProcessCrashedError",
@@ -111,6 +121,8 @@ __all__ = [
     "UnknownEvent",
     "__version__",
     "cc_execute",
+    "cc_execute_best_of",
+    "cc_execute_best_of_sync",
     "cc_execute_list",
     "cc_execute_list_sync",
     "cc_execute_plan",
@@ -132,6 +144,10 @@ __all__ = [
 
 # Imported on first use: the runner and what only it needs.
 _LAZY = {
+    "BestOfAttempt": "._best_of",
+    "BestOfResult": "._best_of",
+    "cc_execute_best_of": "._best_of",
+    "cc_execute_best_of_sync": "._best_of",
     "cc_execute": "._api",
     "cc_execute_sync": "._api",
     "cc_run": "._api",

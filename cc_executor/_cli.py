@@ -48,6 +48,7 @@ from .errors import (
     DependencyFailedError,
     IdleTimeoutError,
     MaxTurnsError,
+    MergeConflictError,
     OverloadedError,
     PermissionDeniedError,
     ProcessCrashedError,
@@ -89,6 +90,7 @@ EXIT_CODES: tuple[tuple[int, type[BaseException] | None, str], ...] = (
     (19, RunLockedError, "the run id is being run by another call"),
     (20, StepSkippedError, "a step of a task graph never started (the list stopped)"),
     (21, DependencyFailedError, "a step of a task graph was skipped: a dependency failed"),
+    (22, MergeConflictError, "isolated steps' work conflicts; nothing was merged"),
     (130, KeyboardInterrupt, "Ctrl-C; every process of the task was ended"),
 )
 _CODE_OF: dict[type[BaseException], int] = {
@@ -481,6 +483,15 @@ def list_command(
             metavar="DIR", help="Folder of the journal (default: this project's records folder)."
         ),
     ] = None,
+    isolation: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODE",
+            help="worktree: each step in its own git worktree and branch, the result merged "
+            "into the checked-out branch; copy: each step in a copy of the directory "
+            "(docs/graphs.md). Default: none.",
+        ),
+    ] = None,
 ) -> None:
     """Run a task list, one step after another, with a live progress view.
 
@@ -501,6 +512,7 @@ def list_command(
             permission_mode=permission_mode,
             state_dir=state_dir,
             max_total_cost_usd=max_cost,
+            isolation=isolation,
         )
         _check_run_id(config.state_dir, resume=run_id, new=new_run_id)
     except CCExecutorError as exc:

@@ -32,7 +32,15 @@ __all__ = [
 ]
 
 # Options of the whole list: a step cannot override them.
-_LIST_FIELDS = frozenset({"state_dir", "max_total_cost_usd", "max_total_duration"})
+_LIST_FIELDS = frozenset(
+    {
+        "state_dir",
+        "max_total_cost_usd",
+        "max_total_duration",
+        "isolation",
+        "isolation_merge",
+    }
+)
 # What a step accepts: its own fields and every config field a step may override.
 _STEP_OPTIONS = (
     frozenset({"prompt", "name", "continue_session", "depends_on"})
@@ -187,6 +195,16 @@ class TaskListResult:
     """A short label per step (its name, or its prompt's first line), skipped ones included."""
     names: list[str | None] = field(default_factory=list)
     """Each step's `name` (None when it has none), skipped ones included."""
+    merged_into: str | None = None
+    """isolation="worktree", isolation_merge="auto": the branch the final state was merged
+    into (the one checked out at the start; ``"HEAD"`` for a detached HEAD); else None."""
+    branch: str | None = None
+    """isolation="worktree": the branch holding the final state when it was not merged
+    (isolation_merge="branch", or the merge was refused: see `error`); else None."""
+    branches: list[str] = field(default_factory=list)
+    """isolation="worktree", list not merged: the step branches kept (each step's work, its
+    `TaskResult.branch`); emptied (and the branches deleted) once the final state is merged
+    or on its `branch`."""
 
     def __iter__(self) -> Iterator[TaskResult]:
         return iter(self.results)
@@ -246,6 +264,12 @@ class TaskListResult:
         verdict = f"{ok}/{len(self.labels)} ok · run {self.run_id}"
         if self.error is not None and self.error is not self._step_error():
             verdict += f" · {type(self.error).__name__}: {first_line(str(self.error), 100)}"
+        if self.merged_into is not None:
+            verdict += f" · merged into {self.merged_into}"
+        elif self.branch is not None:
+            verdict += f" · result on branch {self.branch}"
+        if self.branches:
+            verdict += f" · branches kept: {', '.join(self.branches)}"
         rows.append(
             ("total", "", f"${self.total_cost_usd:.4f}", f"{self.duration_s:.1f}s", verdict)
         )

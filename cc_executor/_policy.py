@@ -18,7 +18,9 @@ same questions; the answers live here, as pure functions of what they are given:
   checks and edges (`check_graph`), the order it is restored in (`topological_order`),
   which steps start or are skipped as steps end (`GraphRun`: deterministic state, no
   I/O), why a step is skipped (`skip_reason`, `stop_reason`), and its outcome
-  (`graph_outcome`).
+  (`graph_outcome`);
+- isolated steps (`isolation="worktree"`/`"copy"`): which steps' work a step starts from
+  (`isolation_bases`) and which steps' work is the list's final state (`isolation_finals`).
 
 No I/O and no clock: the caller passes the time (`elapsed`, `now`) and anything read
 from disk (`is_saved`), so the Temporal workflow can call these during replay and get
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import difflib
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypedDict
@@ -56,6 +58,8 @@ __all__ = [
     "continued_session",
     "graph_outcome",
     "is_graph",
+    "isolation_bases",
+    "isolation_finals",
     "limit_too_far",
     "limit_wait",
     "list_error",
@@ -510,6 +514,46 @@ def graph_outcome(
     return OutcomeFields(
         success=success, failed_step=failed_step, skipped=sorted(skipped_set), error=error
     )
+
+
+# -- isolated steps -----------------------------------------------------------------------
+
+
+def isolation_bases(
+    i: int,
+    *,
+    edges: Sequence[Sequence[int]] | None,
+    sequential: bool,
+    succeeded: Mapping[int, bool],
+) -> list[int]:
+    """The steps whose work step i starts from under isolation (none: the list's starting
+    commit or directory): in a task graph its dependencies; in a sequential list the last
+    step before it that succeeded; in a concurrent list none. `succeeded` holds the steps
+    that ended (or were restored) so far: step -> whether it succeeded."""
+    if edges is not None:
+        return [j for j in edges[i] if j in succeeded]
+    if not sequential:
+        return []
+    done = [j for j, ok in succeeded.items() if j < i and ok]
+    return [max(done)] if done else []
+
+
+def isolation_finals(
+    total: int,
+    *,
+    edges: Sequence[Sequence[int]] | None,
+    sequential: bool,
+    succeeded: Mapping[int, bool],
+) -> list[int]:
+    """The steps whose merged work is the list's final state under isolation: a task
+    graph's successful steps no other step depends on, a sequential list's last successful
+    step, a concurrent list's every successful step."""
+    if edges is not None:
+        needed = {j for deps in edges for j in deps}
+        return [j for j in range(total) if j not in needed and succeeded.get(j)]
+    if sequential:
+        return isolation_bases(total, edges=None, sequential=True, succeeded=succeeded)
+    return [j for j in sorted(succeeded) if succeeded[j]]
 
 
 # -- the next attempt of a task ------------------------------------------------------------

@@ -315,6 +315,21 @@ class CCExecutorConfig(BaseModel):
     max_total_duration: float | None = Field(
         None, gt=0, description="No step of a list starts after this many seconds."
     )
+    isolation: Literal["none", "worktree", "copy"] = Field(
+        "none",
+        description=(
+            "Task lists: where each step works. none: in cwd, shared; worktree: its own git "
+            "worktree and branch, merged at the end (cwd in a git repository); copy: its own "
+            "copy of cwd, nothing merged back. See docs/graphs.md."
+        ),
+    )
+    isolation_merge: Literal["auto", "branch"] = Field(
+        "auto",
+        description=(
+            'isolation="worktree": on success merge the final state into the checked-out '
+            "branch (auto) or leave it on the branch cc-executor/<run_id>/result (branch)."
+        ),
+    )
     prestart: bool = Field(
         True,
         description=(

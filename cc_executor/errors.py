@@ -23,8 +23,9 @@
         ├── BudgetExceededError
         ├── PermissionDeniedError   a tool was denied and on_permission_denied="fail"
         ├── StructuredOutputError   answer missing or not valid   .raw .validation_errors
-        └── StepSkippedError        a step of a task graph that never started  .reason
-            └── DependencyFailedError   a step it depends on failed         .dependency
+        ├── StepSkippedError        a step of a task graph that never started  .reason
+        │   └── DependencyFailedError   a step it depends on failed         .dependency
+        └── MergeConflictError      isolated steps' work does not merge    .files
 
 A `TaskFailedError` that is none of the subclasses is a failure the CLI reported
 without saying more (an unknown subtype, a local slash command that failed...);
@@ -65,6 +66,7 @@ __all__ = [
     "DependencyFailedError",
     "IdleTimeoutError",
     "MaxTurnsError",
+    "MergeConflictError",
     "OverloadedError",
     "PermissionDeniedError",
     "ProcessCrashedError",
@@ -326,3 +328,19 @@ class DependencyFailedError(StepSkippedError):
     def __init__(self, message: str, *, dependency: str, reason: str = "") -> None:
         super().__init__(message, reason=reason)
         self.dependency = dependency
+
+
+class MergeConflictError(TaskFailedError):
+    """The work of isolated steps (``isolation="worktree"`` or ``"copy"``) does not merge.
+
+    On a step: the branches of the steps it depends on conflict, so it did not run (its
+    result has no session and costs nothing) and the steps depending on it are skipped.
+    On a list: its final state could not be merged into the starting branch (it moved
+    during the run, or a local change is in the way); the state is left on a branch.
+    `files` names the files in conflict (relative to the repository; may be empty when
+    git refused for another reason, given in the message). Nothing is left half-merged.
+    """
+
+    def __init__(self, message: str, *, files: list[str]) -> None:
+        super().__init__(message)
+        self.files = files

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from . import _otel
 from ._api import run_sync
 from ._display import ListView, chain_hooks, with_live_view
+from ._isolation import ListIsolation, NotEntered, conflict_result
 from ._log import logger
 from ._models import (
     StepEvent,
@@ -59,6 +60,8 @@ from ._policy import (
     continued_session,
     graph_outcome,
     is_graph,
+    isolation_bases,
+    isolation_finals,
     list_outcome,
     skip_reason,
     step_limits,
@@ -168,8 +171,11 @@ async def cc_execute_list(
         on_step = chain_hooks(ListView(base).on_step, on_step)
     journal = await _open_journal(base)
     lock: RunLock | None = None
+    isolation: ListIsolation | None = None
     try:
         lock = await _lock_run(base, journal, run_id, float(wait_for_lease))
+        # After the lock: opening removes what a crash of this run left (worktrees).
+        isolation = await ListIsolation.open(base, run_id)
         run = _ListRun(
             items,
             base,
@@ -178,6 +184,7 @@ async def cc_execute_list(
             on_step=on_step,
             stop_on_failure=stop_on_failure,
             sequential=sequential,
+            isolation=isolation,
             edges=edges,
         )
         try:
@@ -192,13 +199,20 @@ async def cc_execute_list(
         except StateStoreError as exc:
             exc.list_result = run.outcome()
             raise
-        return run.outcome()
+        outcome = run.outcome()
+        if isolation is not None:
+            outcome = await isolation.finish(outcome, run.finals())
+        return outcome
     finally:
         try:
-            await journal.close()
+            if isolation is not None:
+                await isolation.close()
         finally:
-            if lock is not None:
-                lock.release()
+            try:
+                await journal.close()
+            finally:
+                if lock is not None:
+                    lock.release()
 
 
 def cc_execute_list_sync(
@@ -306,6 +320,7 @@ class _ListRun:
         on_step: Callable[[StepEvent], Any] | None,
         stop_on_failure: bool,
         sequential: bool,
+        isolation: ListIsolation | None = None,
         edges: list[tuple[int, ...]] | None = None,
     ) -> None:
         self.items = items
@@ -331,6 +346,11 @@ class _ListRun:
         self.skipped: dict[int, int] = {}
         """A task graph's skipped steps: step -> the failed step it was skipped for
         (itself when the list stopped before it)."""
+        self.isolation = isolation
+        if isolation is not None:
+            for i, item in enumerate(items):
+                if isinstance(item, TaskSpec):
+                    isolation.check(i, item, config)
         # Sequential lists: the CLI of the step after the running one, spawned ahead.
         self.prestarter = Prestarter()
         self.cwds: dict[int, Path] = {}
@@ -534,6 +554,8 @@ class _ListRun:
                 field="tasks",
             )
         check_continue(i, made.continue_session, sequential=self.sequential)
+        if self.isolation is not None:
+            self.isolation.check(i, made, self.config)
         self.labels[i] = step_label(made)
         self.specs[i] = made
         return made
@@ -558,6 +580,13 @@ class _ListRun:
             )
             return False
         result = record.result
+        if self.isolation is not None and not await self.isolation.can_restore(result):
+            logger.info(
+                "task list {}: the work of step {} is gone (branch or copy); running it",
+                self.run_id,
+                i + 1,
+            )
+            return False
         self.results[i] = result
         self.restored.append(i)
         self.spent += result.total_cost_usd or 0.0
@@ -587,7 +616,7 @@ class _ListRun:
         return dict(spec.overrides_over(self.config).get("metadata", self.config.metadata))
 
     async def _step_config(
-        self, i: int, spec: TaskSpec
+        self, i: int, spec: TaskSpec, place: dict[str, Any] | None = None
     ) -> tuple[CCExecutorConfig, TimeoutPrediction, bool]:
         """The step's config and its timeout (resolved once, before its first attempt),
         with its `--max-budget-usd` and timeout capped at what the list has left. The bool
@@ -608,6 +637,11 @@ class _ListRun:
                 i + 1,
                 i,
             )
+        if place:  # an isolated step: its folder, the list's records
+            overrides.update(place)
+            overrides["state_dir"] = self.config.state_dir
+            if self.config.given_transcript_dir() is None:
+                overrides["transcript_dir"] = self.config.resolved_transcript_dir()
         config = self.config.with_overrides(**overrides)
         timeout = await resolve_timeout(spec.prompt, config)
         limits = step_limits(
@@ -625,33 +659,50 @@ class _ListRun:
         return config, timeout, limits.timeout_capped
 
     async def _run(self, i: int, spec: TaskSpec, *, drop_later: bool) -> TaskResult:
-        config, timeout, timeout_capped = await self._step_config(i, spec)
-        prompt_hash = self._hash(i, spec)
-        await self.journal.start(
-            self.run_id,
-            i,
-            spec.name,
-            prompt_hash,
-            drop_later=drop_later,
-            depends_on=spec.depends_on,
-        )
-        await self._emit(i, "started")
-        prestarted: Prestarted | None = None
-        if self.sequential and self.edges is None:  # graph nodes are not pre-started yet
-            # Checked after on_step ran: what a hook changed counts too.
-            prestarted = await self.prestarter.take(i, config, spec.prompt, self._changed_by(i - 1))
-            self._prestart(i + 1)
+        place: dict[str, Any] | None = None
+        if self.isolation is not None:
+            try:
+                place = await self.isolation.enter(i, spec, self.labels[i], self._bases(i))
+            except NotEntered as conflict:  # its bases' work does not merge, or git failed
+                return await self._not_run(i, spec, conflict, drop_later=drop_later)
         try:
-            with _otel.step_span(i, spec.name, config) as span:
-                # stream_output: the step's live view subscribes here, as cc_run's does.
-                result = await run_task(
-                    spec.prompt, with_live_view(config), timeout=timeout, prestarted=prestarted
+            config, timeout, timeout_capped = await self._step_config(i, spec, place)
+            prompt_hash = self._hash(i, spec)
+            await self.journal.start(
+                self.run_id,
+                i,
+                spec.name,
+                prompt_hash,
+                drop_later=drop_later,
+                depends_on=spec.depends_on,
+            )
+            await self._emit(i, "started")
+            prestarted: Prestarted | None = None
+            # Graph nodes are not pre-started yet, nor isolated steps (their folder is
+            # made when they start).
+            if self.sequential and self.edges is None and self.isolation is None:
+                # Checked after on_step ran: what a hook changed counts too.
+                prestarted = await self.prestarter.take(
+                    i, config, spec.prompt, self._changed_by(i - 1)
                 )
-                _otel.step_result(span, result)
-        finally:
-            if prestarted is not None:  # a no-op once the step's run took it over
-                await uncancellable(prestarted.aclose())
-        self.cwds[i] = (config.cwd or Path.cwd()).absolute()
+                self._prestart(i + 1)
+            try:
+                with _otel.step_span(i, spec.name, config) as span:
+                    # stream_output: the step's live view subscribes here, as cc_run's does.
+                    result = await run_task(
+                        spec.prompt, with_live_view(config), timeout=timeout, prestarted=prestarted
+                    )
+                    _otel.step_result(span, result)
+            finally:
+                if prestarted is not None:  # a no-op once the step's run took it over
+                    await uncancellable(prestarted.aclose())
+            self.cwds[i] = (config.cwd or Path.cwd()).absolute()
+            if self.isolation is not None:
+                result = await self.isolation.leave(i, result, self.labels[i], self.run_id)
+        except BaseException:
+            if self.isolation is not None:
+                await self.isolation.abandon(i)
+            raise
         # Kept before the journal write: a failing store still hands the result back.
         self.results[i] = result
         self.spent += result.total_cost_usd or 0.0
@@ -669,6 +720,47 @@ class _ListRun:
                 self.stop = True
         await self._emit(i, "success" if result.success else "failed", result)
         return result
+
+    async def _not_run(
+        self, i: int, spec: TaskSpec, conflict: NotEntered, *, drop_later: bool
+    ) -> TaskResult:
+        """Step i failed before it started: the work it builds on does not merge, or its
+        isolated folder could not be made."""
+        logger.error("task list {}: {}", self.run_id, conflict)
+        result = conflict_result(spec.prompt, conflict, self._step_metadata(spec))
+        self.results[i] = result
+        await self.journal.start(
+            self.run_id,
+            i,
+            spec.name,
+            self._hash(i, spec),
+            drop_later=drop_later,
+            depends_on=spec.depends_on,
+        )
+        await self.journal.finish(self.run_id, i, result, find_secrets(self.config))
+        if self.stop_on_failure:
+            self.stop = True
+        await self._emit(i, "failed", result)
+        return result
+
+    def _bases(self, i: int) -> list[TaskResult]:
+        """The results step i builds on under isolation (`_policy.isolation_bases`)."""
+        bases = isolation_bases(
+            i, edges=self.edges, sequential=self.sequential, succeeded=self._succeeded()
+        )
+        return [self.results[j] for j in bases]
+
+    def finals(self) -> list[TaskResult]:
+        """The results whose merge is the list's final state under isolation
+        (`_policy.isolation_finals`)."""
+        total, succeeded = len(self.items), self._succeeded()
+        finals = isolation_finals(
+            total, edges=self.edges, sequential=self.sequential, succeeded=succeeded
+        )
+        return [self.results[j] for j in finals]
+
+    def _succeeded(self) -> dict[int, bool]:
+        return {j: r.success for j, r in self.results.items()}
 
     def _prestart(self, i: int) -> None:
         """Spawn step i's CLI now, while the step before it runs, when its command is

@@ -212,6 +212,24 @@ class TaskResult(BaseModel):
         default_factory=dict,
         description="The task's `metadata` option: your labels ({name: text, number, bool}).",
     )
+    branch: str | None = Field(
+        default=None,
+        description=(
+            'A list step under isolation="worktree": the git branch its work is committed '
+            "on (cc-executor/<run_id>/<n>-<name>)."
+        ),
+    )
+    commit: str | None = Field(
+        default=None,
+        description='isolation="worktree": the commit (sha) of the step\'s work on `branch`.',
+    )
+    workdir: Path | None = Field(
+        default=None,
+        description=(
+            "A list step under isolation: the folder it ran in (its worktree, removed when "
+            'it ended; or its copy under isolation="copy", kept).'
+        ),
+    )
 
     _error: TaskFailedError | None = PrivateAttr(default=None)
 

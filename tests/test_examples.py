@@ -112,11 +112,19 @@ def test_resume_pipeline_restores_the_finished_step(claude_cli: str, tmp_path: P
     assert "restored steps: [1], success: True" in out  # 1-based, as in the table
 
 
-def test_concurrent_competition_compares_three_solutions(claude_cli: str, tmp_path: Path) -> None:
+def test_concurrent_competition_merges_the_solution_that_passes(
+    claude_cli: str, tmp_path: Path
+) -> None:
     out = run_example("concurrent_competition.py", tmp_path, claude_cli, "--keep")
-    assert re.search(r"instance A: correct", out)
-    assert re.search(r"instance B: correct", out)
+    assert "instance A: too slow: fib(10000) recursed too deep" in out
+    assert re.search(r"instance B: correct +on cc-executor/fib/2-B", out)
     assert "instance C: wrong: fib(1) = 0, expected 1" in out
-    assert re.search(r"winner: instance [AB] \(correct, fastest", out)
-    root = Path(re.search(r"solutions in (\S+)", out)[1])  # type: ignore[index]
-    assert sorted(p.parent.name for p in root.glob("*/fib.py")) == ["A", "B", "C"]
+    assert "winner: instance B (passed the test), merged into main" in out
+    repo = Path(re.search(r"repository in (\S+)", out)[1])  # type: ignore[index]
+    assert "range(n):" in (repo / "fib.py").read_text()
+    # Every attempt ran in its own worktree: all removed, only main left.
+    assert "branches left: ['main']" in out
+    worktrees = subprocess.run(
+        ["git", "worktree", "list", "--porcelain"], cwd=repo, capture_output=True, text=True
+    ).stdout
+    assert worktrees.count("worktree ") == 1

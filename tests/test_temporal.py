@@ -729,3 +729,132 @@ async def test_both_engines_give_the_same_task_list_result(
     if name == "resume_after_transient_failure":
         assert local.success and local[0].output == "recovered"
         assert (tmp_path / "a.txt").read_text() == "attempt one"
+
+
+# -- isolated steps on a worker ------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=Dev", "-c", "user.email=dev@example.invalid", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "shared.txt").write_text("one line\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "start")
+    return repo
+
+
+def _worktrees(repo: Path) -> list[str]:
+    listing = _git(repo, "worktree", "list", "--porcelain")
+    return [line.split(" ", 1)[1] for line in listing.splitlines() if line.startswith("worktree ")]
+
+
+async def test_an_isolated_graph_runs_each_step_in_a_worktree_on_the_worker(
+    client: Client, model: ScriptedModel, workers: Workers, task_queue: str, tmp_path: Path
+) -> None:
+    """The diamond with isolation="worktree" on Temporal: each step in its own worktree on
+    the worker (one step at a time, so the one scripted model answers in step order), D
+    sees A's, B's and C's files, and the result is merged into main."""
+    repo = _repo(tmp_path)
+    bash = {"allowed_tools": ["Bash"], "timeout": 120}
+    tasks = [
+        TaskSpec("make a", name="a", **bash),
+        TaskSpec("make b", name="b", depends_on=["a"], **bash),
+        TaskSpec("make c", name="c", depends_on=["a"], **bash),
+        TaskSpec("join", name="d", depends_on=["b", "c"], **bash),
+    ]
+    for name in "abc":
+        model.add(_bash(f"printf '{name}\\n' > {name}.txt"), text(f"{name} done"))
+    model.add(_bash("ls"), text("d done"))
+    workers(1)
+    handle = await submit_task_list(
+        client,
+        tasks,
+        run_id=f"iso-{task_queue}",
+        task_queue=task_queue,
+        cwd=str(repo),
+        isolation="worktree",
+        max_concurrency=1,
+    )
+    out = await result(handle)
+    assert out.success, out.summary()
+    assert out.merged_into == "main" and out.branches == []
+    listing = json.dumps(model.main_requests[-1].body)
+    assert all(f"{n}.txt" in listing for n in "abc")
+    assert sorted(p.name for p in repo.glob("*.txt")) == ["a.txt", "b.txt", "c.txt", "shared.txt"]
+    assert out["b"].branch == f"cc-executor/iso-{task_queue}/2-b" and out["b"].commit
+    assert _worktrees(repo) == [str(repo)]
+    assert _git(repo, "branch", "--list", "cc-executor/*") == ""
+    assert _git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+async def test_an_isolated_conflict_on_temporal_is_a_merge_conflict_error(
+    client: Client, model: ScriptedModel, workers: Workers, task_queue: str, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path)
+    start = _git(repo, "rev-parse", "HEAD")
+    bash = {"allowed_tools": ["Bash"], "timeout": 120}
+    tasks = [
+        TaskSpec("edit as b", name="b", **bash),
+        TaskSpec("edit as c", name="c", **bash),
+        TaskSpec("join", name="d", depends_on=["b", "c"]),
+    ]
+    for name in "bc":
+        model.add(_bash(f"printf 'from {name}\\n' > shared.txt"), text("ok"))
+    workers(1)
+    handle = await submit_task_list(
+        client,
+        tasks,
+        run_id=f"clash-{task_queue}",
+        task_queue=task_queue,
+        cwd=str(repo),
+        isolation="worktree",
+        max_concurrency=1,
+    )
+    out = await result(handle)
+    assert not out.success
+    d = out["d"]
+    assert d.error_type == "MergeConflictError" and d.error_fields == {"files": ["shared.txt"]}
+    assert len(model.main_requests) == 4  # d never reached the model
+    assert out.branches == [f"cc-executor/clash-{task_queue}/{s}" for s in ("1-b", "2-c")]
+    assert _git(repo, "rev-parse", "HEAD") == start
+    assert _worktrees(repo) == [str(repo)]
+    assert _git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+async def test_isolation_outside_git_fails_the_workflow_with_the_config_error(
+    client: Client, model: ScriptedModel, workers: Workers, task_queue: str, tmp_path: Path
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(ConfigError, match="continue_session"):  # checked before submitting
+        await submit_task_list(
+            client,
+            ["a", TaskSpec("b", continue_session=True)],
+            task_queue=task_queue,
+            cwd=str(plain),
+            isolation="worktree",
+        )
+    workers(1)
+    handle = await submit_task_list(
+        client, ["a"], run_id=f"plain-{task_queue}", task_queue=task_queue, cwd=str(plain),
+        isolation="worktree",
+    )  # fmt: skip
+    with pytest.raises(WorkflowFailureError) as caught:
+        await result(handle)
+    chain, cause = [], caught.value.cause
+    while cause is not None:
+        chain.append(str(cause))
+        cause = cause.__cause__
+    assert any('isolation="copy"' in text for text in chain), chain
+    assert model.main_requests == []  # no step started

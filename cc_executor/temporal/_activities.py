@@ -19,6 +19,12 @@ one (the activity's own `num_retries` is 0, so attempts are never nested):
   outcome, so Temporal does not retry it.
 - cancellation reaches the activity as asyncio cancellation (delivered with a
   heartbeat's response); the runner then ends the CLI and its tool processes.
+- an isolated step (`StepInput.isolation`) gets its worktree or copy on this worker,
+  from the refs of the steps it builds on (a conflict: a failed outcome with
+  `MergeConflictError`, not retried); its work is committed and the worktree removed
+  when the attempt ends, and its ref travels back on the outcome. `open_isolation` and
+  `finish_isolation` check and clean up before the list, and deliver its final state
+  after it (the same `ListIsolation` the local runner uses).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from .._command import session_saved
+from .._isolation import ListIsolation, NotEntered, conflict_result
 from .._journal import error_json
 from .._log import logger
 from .._policy import limit_too_far, limit_wait, resume_prompt, resume_session
@@ -43,7 +50,19 @@ from ..config import CCExecutorConfig
 from ..errors import CLINotFoundError, ConfigError, RateLimitError
 from ..events import InitEvent
 from ..result import TaskResult, TimeoutSource, is_transient
-from ._models import PREDICT_TIMEOUT, RUN_STEP, PredictInput, Prediction, StepInput, StepOutcome
+from ._models import (
+    FINISH_ISOLATION,
+    OPEN_ISOLATION,
+    PREDICT_TIMEOUT,
+    RUN_STEP,
+    IsolationDelivery,
+    IsolationFinish,
+    IsolationOpen,
+    PredictInput,
+    Prediction,
+    StepInput,
+    StepOutcome,
+)
 
 __all__ = ["StepActivities"]
 
@@ -70,10 +89,68 @@ class StepActivities:
         prediction = await predict(job.prompt, self._step_config(job.config), run_task)
         return Prediction(seconds=prediction.seconds, source=prediction.source)
 
+    @activity.defn(name=OPEN_ISOLATION)
+    async def open_isolation(self, job: IsolationOpen) -> dict[str, Any]:
+        """Check the list's repository (or directory) on this worker and remove what a
+        crash of the run left; the isolation's state for the steps."""
+        config = self._step_config(job.config)
+        try:
+            isolation = await ListIsolation.open(config, job.run_id)
+        except ConfigError as exc:
+            raise ApplicationError(str(exc), type="ConfigError", non_retryable=True) from exc
+        assert isolation is not None
+        return isolation.state()
+
+    @activity.defn(name=FINISH_ISOLATION)
+    async def finish_isolation(self, job: IsolationFinish) -> IsolationDelivery:
+        """The list ended: its final state merged (or on a branch), or its branches kept."""
+        isolation = ListIsolation.attach(job.state)
+        delivery = await isolation.deliver(job.success, job.finals, job.branches)
+        error = delivery.error
+        return IsolationDelivery(
+            merged_into=delivery.merged_into,
+            branch=delivery.branch,
+            branches=delivery.branches,
+            error_message=str(error) if error is not None else None,
+            files=error.files if error is not None else [],
+        )
+
     @activity.defn(name=RUN_STEP)
     async def run_step(self, step: StepInput) -> StepOutcome:
-        info = activity.info()
+        if step.isolation is None:
+            return await self._run_step(step, self._step_config(step.config))
+        place = step.isolation
+        isolation = ListIsolation.attach(place.state)
         config = self._step_config(step.config)
+        try:
+            where = await isolation.enter_refs(
+                step.index, place.name, place.cwd, place.label, place.refs
+            )
+        except NotEntered as conflict:
+            result = conflict_result(step.prompt, conflict, dict(config.metadata))
+            return _outcome(step.index, result, activity.info().attempt)
+        # The step's folder; its records where the list's are.
+        where["state_dir"] = config.state_dir
+        if config.given_transcript_dir() is None:
+            where["transcript_dir"] = config.resolved_transcript_dir()
+        try:
+            outcome = await self._run_step(
+                step, config.with_overrides(**where), isolation=isolation, label=place.label
+            )
+        except BaseException:
+            await isolation.abandon(step.index)
+            raise
+        return outcome
+
+    async def _run_step(
+        self,
+        step: StepInput,
+        config: CCExecutorConfig,
+        *,
+        isolation: ListIsolation | None = None,
+        label: str = "",
+    ) -> StepOutcome:
+        info = activity.info()
         idle = min(config.idle_timeout or math.inf, step.heartbeat_timeout_s)
         config = config.with_overrides(num_retries=0, idle_timeout=idle)
         prompt = None
@@ -125,7 +202,13 @@ class StepActivities:
             await batches.aclose()
         result = run.result
         assert result is not None
+        if isolation is not None:  # committed on its branch (or its copy kept) first
+            result = await isolation.leave(step.index, result, label, step.run_id)
         outcome = _outcome(step.index, result, info.attempt)
+        if isolation is not None:
+            outcome = outcome.model_copy(
+                update={"ref": isolation.ref(result), "branch": result.branch}
+            )
         if not result.success and is_transient(result.error):
             error = result.error
             reset = error.reset_at if isinstance(error, RateLimitError) else None

@@ -12,12 +12,13 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from .._isolation import check_isolated_step
 from .._journal import restore_result
 from .._log import logger
 from .._policy import check_list_options, graph_outcome, list_outcome
 from .._secrets import ALWAYS_SECRET, SECRET_NAME
 from ..config import CCExecutorConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, MergeConflictError
 from ..pipeline import (
     Task,
     TaskListResult,
@@ -109,6 +110,7 @@ async def submit_task_list(
         max_total_duration=base.max_total_duration,
         heartbeat_timeout_s=heartbeat_timeout,
         edges=[list(e) for e in edges] if edges is not None else None,
+        isolation=_isolation(base, items),
     )
     client = _with_pydantic(client)
     try:
@@ -141,6 +143,22 @@ async def result(handle: WorkflowHandle[Any, Any]) -> TaskListResult:
 
 
 def to_task_list_result(outcome: ListOutcome) -> TaskListResult:
+    out = _list_result(outcome)
+    delivery = outcome.delivery
+    if delivery is None:
+        return out
+    out = dataclasses.replace(
+        out, merged_into=delivery.merged_into, branch=delivery.branch, branches=delivery.branches
+    )
+    if delivery.error_message is None:
+        return out
+    error = MergeConflictError(delivery.error_message, files=delivery.files)
+    if out.results:
+        error.result = out.results[-1]
+    return dataclasses.replace(out, success=False, error=error)
+
+
+def _list_result(outcome: ListOutcome) -> TaskListResult:
     results = [_step_result(step, outcome.prompts[step.index]) for step in outcome.steps]
     if outcome.graph:
         return TaskListResult(
@@ -161,6 +179,17 @@ def to_task_list_result(outcome: ListOutcome) -> TaskListResult:
         labels=list(outcome.labels),
         names=list(outcome.names),
     )
+
+
+def _isolation(base: CCExecutorConfig, items: list[Any]) -> dict[str, Any] | None:
+    """What opens the list's isolation on a worker: its config fields as given (cwd is
+    resolved there); None without isolation. The steps' own options checked here."""
+    if base.isolation == "none":
+        return None
+    for i, item in enumerate(items):
+        check_isolated_step(i, item, base.isolation)
+    names = {"cwd", "isolation", "isolation_merge", "state_dir", "snapshot_ignore"}
+    return base.model_dump(mode="json", include=names & set(base.model_fields_set))
 
 
 def _step_result(step: StepOutcome, prompt: str) -> TaskResult:

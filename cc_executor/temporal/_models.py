@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict
 WORKFLOW_NAME = "cc_executor.TaskList"
 RUN_STEP = "cc_executor.run_step"
 PREDICT_TIMEOUT = "cc_executor.predict_timeout"
+OPEN_ISOLATION = "cc_executor.open_isolation"
+FINISH_ISOLATION = "cc_executor.finish_isolation"
 
 
 class _Model(BaseModel):
@@ -57,6 +59,20 @@ class ListInput(_Model):
     edges: list[list[int]] | None = None
     """A task graph's direct dependencies per step (indices, checked by the client with
     `_policy.check_graph`); None for a plain list."""
+    isolation: dict[str, Any] | None = None
+    """isolation="worktree"/"copy": the list's config fields that open it on a worker
+    (cwd, isolation, isolation_merge, state_dir, snapshot_ignore, as given); else None."""
+
+
+class StepIsolation(_Model):
+    """An isolated step's place: the list's isolation (`ListIsolation.state`), the `ref`s
+    of the steps it starts from (commits, or copies), its name, label and cwd option."""
+
+    state: dict[str, Any]
+    refs: list[str] = []
+    name: str | None = None
+    label: str
+    cwd: str | None = None
 
 
 class StepInput(_Model):
@@ -69,6 +85,31 @@ class StepInput(_Model):
     heartbeat_timeout_s: float
     timeout_source: str | None = None
     """Where the workflow's predicted timeout came from, when the step had timeout="auto"."""
+    isolation: StepIsolation | None = None
+    """Set when the list isolates its steps: where this step starts from."""
+
+
+class IsolationOpen(_Model):
+    run_id: str
+    config: dict[str, Any]
+
+
+class IsolationFinish(_Model):
+    state: dict[str, Any]
+    success: bool
+    finals: list[str]
+    """The refs whose merge is the final state."""
+    branches: list[str]
+
+
+class IsolationDelivery(_Model):
+    """Where the final state went (`ListIsolation.deliver`)."""
+
+    merged_into: str | None = None
+    branch: str | None = None
+    branches: list[str] = []
+    error_message: str | None = None
+    files: list[str] = []
 
 
 class PredictInput(_Model):
@@ -100,6 +141,10 @@ class StepOutcome(_Model):
     error_json: str | None = None
     error_state: dict[str, Any] | None = None
     """For an outcome without result_json: attributes of the error to rebuild."""
+    ref: str | None = None
+    """An isolated step's work, for the steps built on it: its commit, or its copy."""
+    branch: str | None = None
+    """isolation="worktree": the branch holding the step's work."""
 
 
 class ListOutcome(_Model):
@@ -120,3 +165,5 @@ class ListOutcome(_Model):
     duration_s: float = 0.0
     budget_error: str | None = None
     """Set when max_total_cost_usd / max_total_duration stopped the list."""
+    delivery: IsolationDelivery | None = None
+    """isolation="worktree": where the final state went."""

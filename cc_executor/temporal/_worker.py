@@ -51,7 +51,12 @@ async def run_worker(
         client,
         task_queue=task_queue,
         workflows=[TaskListWorkflow],
-        activities=[activities.run_step, activities.predict_timeout],
+        activities=[
+            activities.run_step,
+            activities.predict_timeout,
+            activities.open_isolation,
+            activities.finish_isolation,
+        ],
         max_concurrent_activities=max_concurrent_steps,
         # The workflow imports only pydantic models of this package, no I/O.
         workflow_runner=SandboxedWorkflowRunner(

@@ -31,20 +31,28 @@ with workflow.unsafe.imports_passed_through():
         budget_cut,
         budget_stop,
         continued_session,
+        isolation_bases,
+        isolation_finals,
         list_verdict,
         skip_reason,
         step_limits,
         stop_reason,
     )
     from ._models import (
+        FINISH_ISOLATION,
+        OPEN_ISOLATION,
         PREDICT_TIMEOUT,
         RUN_STEP,
         WORKFLOW_NAME,
+        IsolationDelivery,
+        IsolationFinish,
+        IsolationOpen,
         ListInput,
         ListOutcome,
         PredictInput,
         Prediction,
         StepInput,
+        StepIsolation,
         StepOutcome,
         StepPlan,
     )
@@ -56,6 +64,7 @@ START_MARGIN_S = 60.0
 # this long is given up on (and its worker presumed lost).
 DEFAULT_HEARTBEAT_TIMEOUT_S = 900.0
 PREDICT_START_TO_CLOSE_S = 180.0
+ISOLATION_START_TO_CLOSE_S = 600.0
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -68,17 +77,65 @@ class TaskListWorkflow:
         self._stop = False
         self._skipped: dict[int, int] = {}
         """A task graph's skipped steps: step -> the failed step it was skipped for."""
+        self._isolation: dict[str, Any] | None = None
+        """The list's isolation (`ListIsolation.state`), opened on a worker; or None."""
+        self._delivery: IsolationDelivery | None = None
 
     @workflow.run
     async def run(self, job: ListInput) -> ListOutcome:
         self._job = job
+        if job.isolation is not None:
+            self._isolation = await workflow.execute_activity(
+                OPEN_ISOLATION,
+                IsolationOpen(run_id=job.run_id, config=job.isolation),
+                result_type=dict,
+                activity_id="isolation-open",
+                start_to_close_timeout=timedelta(seconds=ISOLATION_START_TO_CLOSE_S),
+                retry_policy=RetryPolicy(
+                    maximum_attempts=3, non_retryable_error_types=["ConfigError"]
+                ),
+            )
         if job.edges is not None:
             await self._run_graph(job, [tuple(e) for e in job.edges])
         elif job.sequential:
             await self._run_sequential(job)
         else:
             await self._run_concurrent(job)
+        if self._isolation is not None:
+            await self._deliver(job, self._isolation)
         return self.progress()
+
+    def _succeeded(self) -> dict[int, bool]:
+        return {i: o.success for i, o in self._outcomes.items() if i not in self._skipped}
+
+    def _edges(self, job: ListInput) -> list[tuple[int, ...]] | None:
+        return [tuple(e) for e in job.edges] if job.edges is not None else None
+
+    async def _deliver(self, job: ListInput, isolation: dict[str, Any]) -> None:
+        """The list's final state merged (or left on a branch) on a worker, as locally."""
+        succeeded = self._succeeded()
+        success = (
+            self._budget_error is None
+            and len(succeeded) == len(job.steps)
+            and all(succeeded.values())
+        )
+        finals = isolation_finals(
+            len(job.steps), edges=self._edges(job), sequential=job.sequential, succeeded=succeeded
+        )
+        outcomes = [self._outcomes[i] for i in sorted(self._outcomes)]
+        self._delivery = await workflow.execute_activity(
+            FINISH_ISOLATION,
+            IsolationFinish(
+                state=isolation,
+                success=success,
+                finals=[r for r in (self._outcomes[i].ref for i in finals) if r],
+                branches=[o.branch for o in outcomes if o.branch],
+            ),
+            result_type=IsolationDelivery,
+            activity_id="isolation-finish",
+            start_to_close_timeout=timedelta(seconds=ISOLATION_START_TO_CLOSE_S),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
 
     @workflow.query
     def progress(self) -> ListOutcome:
@@ -97,6 +154,7 @@ class TaskListWorkflow:
                 total_cost_usd=self._spent,
                 duration_s=(workflow.now() - workflow.info().start_time).total_seconds(),
                 budget_error=self._budget_error,
+                delivery=self._delivery,
             )
         ran = sorted(self._outcomes)
         # Running steps are not in the outcome yet; the finished ones form a prefix
@@ -118,6 +176,7 @@ class TaskListWorkflow:
             total_cost_usd=self._spent,
             duration_s=(workflow.now() - workflow.info().start_time).total_seconds(),
             budget_error=self._budget_error,
+            delivery=self._delivery,
         )
 
     async def _run_sequential(self, job: ListInput) -> None:
@@ -302,6 +361,18 @@ class TaskListWorkflow:
             config["max_budget_usd"] = limits.max_budget_usd
         config["timeout"] = timeout
         heartbeat = job.heartbeat_timeout_s or step.idle_timeout or DEFAULT_HEARTBEAT_TIMEOUT_S
+        place = None
+        if self._isolation is not None:
+            bases = isolation_bases(
+                i, edges=self._edges(job), sequential=job.sequential, succeeded=self._succeeded()
+            )
+            place = StepIsolation(
+                state=self._isolation,
+                refs=[r for r in (self._outcomes[j].ref for j in bases) if r],
+                name=step.name,
+                label=step.label,
+                cwd=step.config.get("cwd"),
+            )
         try:
             outcome: StepOutcome = await workflow.execute_activity(
                 RUN_STEP,
@@ -312,6 +383,7 @@ class TaskListWorkflow:
                     config=config,
                     heartbeat_timeout_s=heartbeat,
                     timeout_source=source,
+                    isolation=place,
                 ),
                 result_type=StepOutcome,
                 activity_id=f"step-{i}",
