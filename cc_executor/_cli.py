@@ -1134,7 +1134,7 @@ def ui(
 ) -> None:
     """A read-only web dashboard of runs, steps and transcripts, live.
 
-    Needs the extra: pip install 'cc-executor\\[ui]'. Reads the state store and
+    Needs the extra: pip install 'cc_executor\\[ui]'. Reads the state store and
     the transcripts, writes nothing. On loopback by default; bound elsewhere,
     the printed URL carries an access token. Ctrl-C stops it.
     """

@@ -1,6 +1,6 @@
 """`cc-execute ui`: a read-only local web dashboard of task lists, steps and transcripts.
 
-Needs the extra: ``pip install 'cc-executor[ui]'`` (Starlette, Uvicorn, Jinja2). `serve`
+Needs the extra: ``pip install 'cc_executor[ui]'`` (Starlette, Uvicorn, Jinja2). `serve`
 runs it until Ctrl-C; `create_app` is the ASGI app itself (for another ASGI server, or
 a test). Without the extra both raise `ConfigError` naming the install command.
 """
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._extras import install_command
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "is_loopback", "serve"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-INSTALL_HINT = "pip install 'cc-executor[ui]'"
 
 
 def _require_extra() -> None:
@@ -36,7 +36,7 @@ def _require_extra() -> None:
     if missing:
         raise ConfigError(
             f"cc-execute ui needs the ui extra ({', '.join(missing)} not installed): "
-            f"{INSTALL_HINT}",
+            f"{install_command('ui')}",
             field="ui",
         )
 
